@@ -1,0 +1,224 @@
+//! Semantic checks on a config that deserialized: names, addresses,
+//! duplicates, and settings the bridge must own itself.
+
+use std::collections::HashMap;
+
+use super::BridgeConfig;
+use super::load::Problems;
+use super::locate::Segment;
+
+/// librdkafka settings the bridge sets itself; a user value would break
+/// checkpointing or contradict the dedicated key.
+const BRIDGE_OWNED_PROPERTIES: &[(&str, &str)] = &[
+    ("bootstrap.servers", "use kafka.bootstrap_servers"),
+    ("group.id", "use kafka.group_id"),
+    (
+        "enable.auto.commit",
+        "the bridge commits only acknowledged offsets, so auto-commit stays off",
+    ),
+    (
+        "enable.auto.offset.store",
+        "the bridge stores offsets itself after RocketMQ acknowledges them",
+    ),
+];
+
+pub(super) fn validate(config: &BridgeConfig, problems: &mut Problems) {
+    validate_kafka(config, problems);
+    validate_rocketmq(config, problems);
+    validate_mappings(config, problems);
+}
+
+fn key(name: &str) -> Segment {
+    Segment::Key(name.to_string())
+}
+
+fn validate_kafka(config: &BridgeConfig, problems: &mut Problems) {
+    let kafka = &config.kafka;
+    let servers_path = [key("kafka"), key("bootstrap_servers")];
+    check_host_ports(
+        &kafka.bootstrap_servers,
+        ',',
+        &servers_path,
+        "127.0.0.1:9092",
+        problems,
+    );
+    if kafka.group_id.trim().is_empty() {
+        problems.push(&[key("kafka"), key("group_id")], "must not be empty");
+    }
+    for (name, hint) in BRIDGE_OWNED_PROPERTIES {
+        if kafka.properties.contains_key(*name) {
+            let path = [key("kafka"), key("properties"), key(name)];
+            problems.push(
+                &path,
+                format!("is set by the bridge and cannot be overridden: {hint}"),
+            );
+        }
+    }
+}
+
+fn validate_rocketmq(config: &BridgeConfig, problems: &mut Problems) {
+    let rocketmq = &config.rocketmq;
+    let path = [key("rocketmq"), key("name_server")];
+    check_host_ports(
+        &rocketmq.name_server,
+        ';',
+        &path,
+        "127.0.0.1:9876",
+        problems,
+    );
+    if !is_legal_rocketmq_topic(&rocketmq.producer_group) {
+        problems.push(
+            &[key("rocketmq"), key("producer_group")],
+            "must be 1-255 characters from letters, digits, `%`, `|`, `_` and `-`",
+        );
+    }
+    match (&rocketmq.access_key, &rocketmq.secret_key) {
+        (Some(_), None) => problems.push(
+            &[key("rocketmq"), key("access_key")],
+            "is set but secret_key is not: set both or neither",
+        ),
+        (None, Some(_)) => problems.push(
+            &[key("rocketmq"), key("secret_key")],
+            "is set but access_key is not: set both or neither",
+        ),
+        _ => {}
+    }
+}
+
+fn validate_mappings(config: &BridgeConfig, problems: &mut Problems) {
+    if config.mappings.is_empty() {
+        problems.push(
+            &[key("mappings")],
+            "is empty: add at least one kafka_topic -> rocketmq_topic mapping",
+        );
+    }
+    let mut sources: HashMap<&str, usize> = HashMap::new();
+    let mut targets: HashMap<&str, usize> = HashMap::new();
+    let mut labels: HashMap<&str, usize> = HashMap::new();
+    for (index, mapping) in config.mappings.iter().enumerate() {
+        let at = |field: &str| [key("mappings"), Segment::Index(index), key(field)];
+        if !is_legal_kafka_topic(&mapping.kafka_topic) {
+            problems.push(
+                &at("kafka_topic"),
+                format!("`{}` is not a legal Kafka topic name (1-249 of letters, digits, `.`, `_`, `-`)", mapping.kafka_topic),
+            );
+        }
+        if !is_legal_rocketmq_topic(&mapping.rocketmq_topic) {
+            problems.push(
+                &at("rocketmq_topic"),
+                format!(
+                    "`{}` is not a legal RocketMQ topic name (1-127 of letters, digits, `%`, `|`, `_`, `-`): use `{}`",
+                    mapping.rocketmq_topic,
+                    suggest_rocketmq_topic(&mapping.rocketmq_topic)
+                ),
+            );
+        }
+        if let Some(first) = sources.insert(&mapping.kafka_topic, index) {
+            problems.push(
+                &at("kafka_topic"),
+                format!("`{}` is already mapped by mappings[{first}]: each Kafka topic may be mapped once", mapping.kafka_topic),
+            );
+        }
+        if let Some(first) = targets.insert(&mapping.rocketmq_topic, index) {
+            problems.push(
+                &at("rocketmq_topic"),
+                format!(
+                    "`{}` is already the target of mappings[{first}]: two sources in one RocketMQ topic would break ordering and the count-match",
+                    mapping.rocketmq_topic
+                ),
+            );
+        }
+        if let Some(first) = labels
+            .insert(mapping.label(), index)
+            .filter(|_| mapping.name.is_some())
+        {
+            problems.push(
+                &at("name"),
+                format!(
+                    "`{}` is already the name of mappings[{first}]",
+                    mapping.label()
+                ),
+            );
+        }
+    }
+}
+
+fn check_host_ports(
+    list: &str,
+    separator: char,
+    path: &[Segment],
+    example: &str,
+    problems: &mut Problems,
+) {
+    if list.trim().is_empty() {
+        problems.push(
+            path,
+            format!("must not be empty: write host:port, for example {example}"),
+        );
+        return;
+    }
+    for entry in list.split(separator).map(str::trim) {
+        let valid = entry.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+        if !valid {
+            problems.push(
+                path,
+                format!("`{entry}` is not host:port, for example {example}"),
+            );
+        }
+    }
+}
+
+fn is_legal_kafka_topic(name: &str) -> bool {
+    (1..=249).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// RocketMQ's topic rule: `[%|a-zA-Z0-9_-]{1,127}`.
+pub fn is_legal_rocketmq_topic(name: &str) -> bool {
+    (1..=127).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '%' | '|' | '_' | '-'))
+}
+
+/// A legal RocketMQ name close to `name`: illegal characters become `_`.
+pub fn suggest_rocketmq_topic(name: &str) -> String {
+    let replaced: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '%' | '|' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(127)
+        .collect();
+    if replaced.is_empty() {
+        "topic".to_string()
+    } else {
+        replaced
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rocketmq_topic_rule() {
+        assert!(is_legal_rocketmq_topic("orders_v1"));
+        assert!(is_legal_rocketmq_topic("%RETRY%g|x-1"));
+        assert!(!is_legal_rocketmq_topic("orders.v1"));
+        assert!(!is_legal_rocketmq_topic(""));
+        assert!(!is_legal_rocketmq_topic(&"a".repeat(128)));
+        assert_eq!(suggest_rocketmq_topic("orders.v1"), "orders_v1");
+        assert_eq!(suggest_rocketmq_topic("é.x"), "__x");
+    }
+}

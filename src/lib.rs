@@ -1,0 +1,8 @@
+//! kafka-rocketmq-bridge: mirrors Apache Kafka topics into Apache RocketMQ so
+//! a company can migrate without changing its producers.
+//!
+//! The binary (`src/main.rs`) is a thin CLI over this library. Data flows one
+//! way: Kafka source -> record mapping -> queue routing -> RocketMQ sink ->
+//! checkpoint. See `docs/architecture.md`.
+
+pub mod config;

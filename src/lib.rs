@@ -5,4 +5,10 @@
 //! way: Kafka source -> record mapping -> queue routing -> RocketMQ sink ->
 //! checkpoint. See `docs/architecture.md`.
 
+#![recursion_limit = "256"]
+
 pub mod config;
+pub mod kafka_source;
+pub mod plan;
+pub mod rocketmq_sink;
+pub mod topics;

@@ -1,1 +1,207 @@
-fn main() {}
+//! The `kafka-rocketmq-bridge` command line: a thin layer that parses
+//! arguments, sets up logging and hands over to the library.
+
+#![recursion_limit = "256"]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kafka_rocketmq_bridge::{config, plan, topics};
+
+#[derive(Parser)]
+#[command(
+    name = "kafka-rocketmq-bridge",
+    version,
+    about = "Mirror Kafka topics into RocketMQ for a zero-downtime migration"
+)]
+struct Cli {
+    /// Log output format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the config, connect to both clusters and print the plan.
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// How long to wait for each cluster to answer.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+    /// Create the mapped topics that are missing, on both sides.
+    CreateTopics {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Partitions for each missing Kafka topic.
+        #[arg(long, default_value_t = 8)]
+        partitions: u32,
+        /// Read and write queues for each missing RocketMQ topic.
+        #[arg(long, default_value_t = 8)]
+        queues: u32,
+        /// RocketMQ cluster to create topics on.
+        #[arg(long, default_value = "DefaultCluster")]
+        cluster: String,
+        /// Only create topics on this side.
+        #[arg(long, value_enum)]
+        only: Option<SideArg>,
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+    /// Mirror the mapped topics (coming with the bridge issue).
+    Run {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Compare Kafka and RocketMQ per day (coming with the count-match issue).
+    Verify {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SideArg {
+    Kafka,
+    Rocketmq,
+}
+
+impl From<SideArg> for topics::Side {
+    fn from(side: SideArg) -> Self {
+        match side {
+            SideArg::Kafka => topics::Side::Kafka,
+            SideArg::Rocketmq => topics::Side::RocketMq,
+        }
+    }
+}
+
+#[derive(Args)]
+struct ConfigArg {
+    /// Topic-mapping YAML file.
+    #[arg(long, env = "BRIDGE_CONFIG")]
+    config: PathBuf,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 10s or 500ms"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(value)),
+        "s" | "" => Ok(Duration::from_secs(value)),
+        "m" => Ok(Duration::from_secs(value * 60)),
+        _ => Err(format!("`{text}` is not a duration like 10s or 500ms")),
+    }
+}
+
+/// The client libraries log every connection at INFO; the bridge reports
+/// what matters itself, with context, so theirs start at ERROR.
+const DEFAULT_LOG_FILTER: &str = "info,rocketmq_client_rust=error,rocketmq_transport=error,rocketmq_runtime=error,\
+                                  rocketmq_observability=error,rdkafka=warn";
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BRIDGE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(dispatch(cli.command))
+}
+
+async fn dispatch(command: Command) -> ExitCode {
+    match command {
+        Command::Check {
+            config: config_path,
+            timeout,
+        } => {
+            let Some(config) = load(&config_path.config) else {
+                return ExitCode::from(1);
+            };
+            let path = config_path.config.display().to_string();
+            let report = plan::check(&config, &path, timeout).await;
+            print!("{}", report.render());
+            if report.is_ready() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Command::CreateTopics {
+            config,
+            partitions,
+            queues,
+            cluster,
+            only,
+            timeout,
+        } => {
+            let Some(config) = load(&config.config) else {
+                return ExitCode::from(1);
+            };
+            let request = topics::CreateRequest {
+                partitions,
+                queues,
+                cluster,
+                only: only.map(Into::into),
+                timeout,
+            };
+            match topics::create_missing(&config, &request).await {
+                Ok(lines) => {
+                    lines.iter().for_each(|line| println!("{line}"));
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Run { .. } | Command::Verify { .. } => {
+            eprintln!("error: this command is not available yet in this version");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn load(path: &std::path::Path) -> Option<config::BridgeConfig> {
+    match config::load_file(path) {
+        Ok(config) => Some(config),
+        Err(error) => {
+            eprintln!("error: {error}");
+            None
+        }
+    }
+}

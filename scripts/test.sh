@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, clippy, unit tests and the integration
+# tests against real local brokers (Tansu and rocketmq-rust).
+#
+# It starts test brokers on their own ports (so a developer's brokers on the
+# default ports are left alone), runs everything, and stops and deletes what it
+# started. A first run on a fresh machine also builds the RocketMQ broker
+# (about 20-30 minutes on 2 cores) into a cache reused by later runs.
+#
+# Extra arguments go to `cargo test`, e.g. `scripts/test.sh --test check`.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$HERE")
+cd "$REPO"
+
+export BRIDGE_KAFKA_PORT=${BRIDGE_TEST_KAFKA_PORT:-29092}
+export BRIDGE_NAMESRV_PORT=${BRIDGE_TEST_NAMESRV_PORT:-29876}
+export BRIDGE_BROKER_PORT=${BRIDGE_TEST_BROKER_PORT:-30911}
+export BRIDGE_BROKERS_DIR=${BRIDGE_TEST_BROKERS_DIR:-$REPO/target/test-brokers}
+# What the integration tests connect to, and how they restart a broker.
+export BRIDGE_TEST_KAFKA=127.0.0.1:$BRIDGE_KAFKA_PORT
+export BRIDGE_TEST_NAMESRV=127.0.0.1:$BRIDGE_NAMESRV_PORT
+export BRIDGE_TEST_BROKERS_SCRIPT=$HERE/brokers.sh
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain: $(rustc --version)"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+
+step "building tests"
+cargo test --locked --no-run
+
+started_brokers=0
+cleanup() {
+    if [ "$started_brokers" = 1 ]; then
+        step "stopping the test brokers and deleting their data"
+        "$HERE/brokers.sh" clean || true
+    fi
+}
+trap cleanup EXIT
+
+step "test brokers (Kafka $BRIDGE_TEST_KAFKA, RocketMQ name server $BRIDGE_TEST_NAMESRV)"
+if "$HERE/brokers.sh" status | grep -q 'stopped'; then
+    started_brokers=1
+    "$HERE/brokers.sh" start >/dev/null
+fi
+"$HERE/brokers.sh" status
+
+step "cargo test"
+cargo test --locked "$@"

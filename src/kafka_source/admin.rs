@@ -1,0 +1,113 @@
+//! Kafka metadata and topic creation with a deadline, for `check` and
+//! `create-topics`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+use crate::config::KafkaConfig;
+
+/// A Kafka call that failed; the text names the cluster and what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaAdminError {
+    #[error(
+        "cannot reach Kafka at {bootstrap} within {seconds}s ({cause}): check kafka.bootstrap_servers, \
+         the security settings in kafka.properties, and that the brokers are up"
+    )]
+    Unreachable {
+        bootstrap: String,
+        seconds: u64,
+        cause: String,
+    },
+    #[error("Kafka at {bootstrap} refused to create topic `{topic}`: {cause}")]
+    CreateTopic {
+        bootstrap: String,
+        topic: String,
+        cause: String,
+    },
+    #[error("invalid Kafka client settings: {0}")]
+    Settings(String),
+}
+
+/// A client context that keeps librdkafka quiet. Admin commands return
+/// their failure with context; librdkafka would otherwise log the same
+/// connection error dozens of times.
+struct QuietContext;
+
+impl ClientContext for QuietContext {
+    fn log(&self, _level: RDKafkaLogLevel, _fac: &str, _log_message: &str) {}
+    fn error(&self, _error: KafkaError, _reason: &str) {}
+}
+
+impl ConsumerContext for QuietContext {}
+
+/// Partition count of each topic in `topics`, `None` for a topic that does
+/// not exist. Asks for all topics so that no broker auto-creates one.
+pub async fn partition_counts(
+    kafka: &KafkaConfig,
+    topics: &[String],
+    deadline: Duration,
+) -> Result<BTreeMap<String, Option<usize>>, KafkaAdminError> {
+    let config = super::quick_client_config(kafka, deadline);
+    let bootstrap = kafka.bootstrap_servers.clone();
+    let topics = topics.to_vec();
+    let unreachable = move |cause: String| KafkaAdminError::Unreachable {
+        bootstrap: bootstrap.clone(),
+        seconds: deadline.as_secs().max(1),
+        cause,
+    };
+    let consumer: BaseConsumer<QuietContext> = config
+        .create_with_context(QuietContext)
+        .map_err(|e| KafkaAdminError::Settings(e.to_string()))?;
+    let metadata = tokio::task::spawn_blocking(move || consumer.fetch_metadata(None, deadline))
+        .await
+        .map_err(|e| unreachable(e.to_string()))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    let found: BTreeMap<&str, usize> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .map(|t| (t.name(), t.partitions().len()))
+        .collect();
+    Ok(topics
+        .iter()
+        .map(|t| (t.clone(), found.get(t.as_str()).copied()))
+        .collect())
+}
+
+/// Creates `topic` with `partitions` partitions; an existing topic is fine.
+pub async fn create_topic(
+    kafka: &KafkaConfig,
+    topic: &str,
+    partitions: i32,
+    deadline: Duration,
+) -> Result<(), KafkaAdminError> {
+    let admin: AdminClient<QuietContext> = super::quick_client_config(kafka, deadline)
+        .create_with_context(QuietContext)
+        .map_err(|e| KafkaAdminError::Settings(e.to_string()))?;
+    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let options = AdminOptions::new()
+        .operation_timeout(Some(deadline))
+        .request_timeout(Some(deadline));
+    let failed = |cause: String| KafkaAdminError::CreateTopic {
+        bootstrap: kafka.bootstrap_servers.clone(),
+        topic: topic.to_string(),
+        cause,
+    };
+    let results = admin
+        .create_topics([&new_topic], &options)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => return Err(failed(code.to_string())),
+        }
+    }
+    Ok(())
+}

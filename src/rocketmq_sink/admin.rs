@@ -1,0 +1,198 @@
+//! RocketMQ admin calls with a deadline: queue counts for `check`, topic
+//! creation for `create-topics`. The client's own admin timeouts are long
+//! (up to 60 s), so every call here is wrapped in `tokio::time::timeout`.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cheetah_string::CheetahString;
+use rocketmq_client_rust::{AclClientRPCHook, ClientError, ClientRuntime, SessionCredentials};
+use rocketmq_client_rust::{DefaultMQAdminExt, RouteAdmin, TopicAdmin};
+use rocketmq_model::topic::TopicConfig;
+
+use super::client::error_text;
+use crate::config::RocketMqConfig;
+
+/// Broker answer for a topic with no route (`TOPIC_NOT_EXIST`).
+const TOPIC_NOT_EXIST: i32 = 17;
+
+/// A RocketMQ admin call that failed; the text names the address and topic.
+#[derive(Debug, thiserror::Error)]
+pub enum RocketMqAdminError {
+    #[error(
+        "cannot reach the RocketMQ name server at {name_server} within {seconds}s: check rocketmq.name_server \
+         and that the name server is up"
+    )]
+    Timeout { name_server: String, seconds: u64 },
+    #[error(
+        "RocketMQ name server {name_server}: {operation} failed: {cause}. Check rocketmq.name_server, the ACL \
+         credentials, and that the name server and brokers are up"
+    )]
+    Call {
+        name_server: String,
+        operation: String,
+        cause: String,
+    },
+    #[error("no RocketMQ broker of cluster `{cluster}` is registered at name server {name_server}")]
+    NoBroker {
+        name_server: String,
+        cluster: String,
+    },
+}
+
+/// An admin client for one name server list, started and ready.
+pub struct RocketMqAdmin {
+    admin: DefaultMQAdminExt,
+    name_server: String,
+    deadline: Duration,
+}
+
+impl RocketMqAdmin {
+    pub async fn connect(
+        runtime: Arc<ClientRuntime>,
+        config: &RocketMqConfig,
+        deadline: Duration,
+    ) -> Result<Self, RocketMqAdminError> {
+        let timeout = deadline.max(Duration::from_millis(100));
+        let mut admin = match (&config.access_key, &config.secret_key) {
+            (Some(access), Some(secret)) => {
+                let credentials = SessionCredentials::with_keys(access.expose(), secret.expose());
+                DefaultMQAdminExt::with_rpc_hook_and_timeout(
+                    runtime,
+                    Arc::new(AclClientRPCHook::new(credentials)),
+                    timeout,
+                )
+            }
+            _ => DefaultMQAdminExt::with_timeout(runtime, timeout),
+        };
+        admin.set_namesrv_addr(config.name_server.as_str());
+        let name_server = config.name_server.clone();
+        let started = tokio::time::timeout(deadline, admin.start()).await;
+        let this = RocketMqAdmin {
+            admin,
+            name_server,
+            deadline,
+        };
+        match started {
+            Ok(Ok(())) => Ok(this),
+            Ok(Err(error)) => Err(this.call_failed("start the admin client", &error)),
+            Err(_) => Err(this.timeout()),
+        }
+    }
+
+    /// Write-queue count of each topic, `None` for a topic without a route.
+    pub async fn queue_counts(
+        &self,
+        topics: &[String],
+    ) -> Result<BTreeMap<String, Option<usize>>, RocketMqAdminError> {
+        let mut counts = BTreeMap::new();
+        for topic in topics {
+            counts.insert(topic.clone(), self.queue_count(topic).await?);
+        }
+        Ok(counts)
+    }
+
+    async fn queue_count(&self, topic: &str) -> Result<Option<usize>, RocketMqAdminError> {
+        let millis = self.deadline.as_millis() as u64;
+        let route = self
+            .bounded_raw(
+                self.admin
+                    .examine_topic_route_info_with_timeout(CheetahString::from(topic), millis),
+            )
+            .await?;
+        match route {
+            Ok(Some(route)) => {
+                let queues: u32 = route.queue_datas.iter().map(|q| q.write_queue_nums).sum();
+                Ok((queues > 0).then_some(queues as usize))
+            }
+            Ok(None) => Ok(None),
+            Err(error) if error.broker_response_code() == Some(TOPIC_NOT_EXIST) => Ok(None),
+            Err(error) => Err(self.call_failed(&format!("route of topic `{topic}`"), &error)),
+        }
+    }
+
+    /// Creates `topic` with `queues` read and write queues on every master
+    /// broker of `cluster`. Updating an existing topic's queue count is
+    /// refused, since that would re-route keys.
+    pub async fn create_topic(
+        &self,
+        topic: &str,
+        queues: u32,
+        cluster: &str,
+    ) -> Result<(), RocketMqAdminError> {
+        let info = self
+            .bounded(
+                "read the cluster's brokers",
+                self.admin.examine_broker_cluster_info(),
+            )
+            .await?;
+        let brokers = info
+            .cluster_addr_table
+            .as_ref()
+            .and_then(|clusters| clusters.get(cluster))
+            .into_iter()
+            .flatten()
+            .filter_map(|name| {
+                info.broker_addr_table
+                    .as_ref()?
+                    .get(name)?
+                    .broker_addrs()
+                    .get(&0)
+                    .cloned()
+            })
+            .collect::<Vec<_>>();
+        if brokers.is_empty() {
+            return Err(RocketMqAdminError::NoBroker {
+                name_server: self.name_server.clone(),
+                cluster: cluster.to_string(),
+            });
+        }
+        for broker in brokers {
+            let config = TopicConfig::with_queues(topic, queues, queues);
+            self.bounded(
+                &format!("create topic `{topic}` on broker {broker}"),
+                self.admin
+                    .create_and_update_topic_config(broker.clone(), config),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn shutdown(mut self) {
+        self.admin.shutdown().await;
+    }
+
+    async fn bounded<T>(
+        &self,
+        operation: &str,
+        call: impl Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, RocketMqAdminError> {
+        self.bounded_raw(call)
+            .await?
+            .map_err(|e| self.call_failed(operation, &e))
+    }
+
+    async fn bounded_raw<T>(&self, call: impl Future<Output = T>) -> Result<T, RocketMqAdminError> {
+        tokio::time::timeout(self.deadline, call)
+            .await
+            .map_err(|_| self.timeout())
+    }
+
+    fn timeout(&self) -> RocketMqAdminError {
+        RocketMqAdminError::Timeout {
+            name_server: self.name_server.clone(),
+            seconds: self.deadline.as_secs().max(1),
+        }
+    }
+
+    fn call_failed(&self, operation: &str, error: &ClientError) -> RocketMqAdminError {
+        RocketMqAdminError::Call {
+            name_server: self.name_server.clone(),
+            operation: operation.to_string(),
+            cause: error_text(error),
+        }
+    }
+}

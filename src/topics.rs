@@ -1,0 +1,128 @@
+//! `create-topics`: creates the mapped topics that do not exist yet, on
+//! either side, so a new deployment (or the demo) can start in one step.
+//! Existing topics are never changed: a new queue count would re-route keys.
+
+use std::time::Duration;
+
+use crate::config::BridgeConfig;
+use crate::kafka_source::{self, KafkaAdminError};
+use crate::rocketmq_sink::{RocketMqAdmin, RocketMqAdminError, RocketMqRuntime};
+
+/// Which side to create topics on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Kafka,
+    RocketMq,
+}
+
+/// What to create.
+#[derive(Debug, Clone)]
+pub struct CreateRequest {
+    pub partitions: u32,
+    pub queues: u32,
+    /// RocketMQ cluster name, `DefaultCluster` on a stock broker.
+    pub cluster: String,
+    /// Both sides when `None`.
+    pub only: Option<Side>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateTopicsError {
+    #[error(transparent)]
+    Kafka(#[from] KafkaAdminError),
+    #[error(transparent)]
+    RocketMq(#[from] RocketMqAdminError),
+    #[error("{0}")]
+    Runtime(String),
+}
+
+/// Creates every missing mapped topic; returns one line per topic.
+pub async fn create_missing(
+    config: &BridgeConfig,
+    request: &CreateRequest,
+) -> Result<Vec<String>, CreateTopicsError> {
+    let mut lines = Vec::new();
+    if request.only != Some(Side::RocketMq) {
+        lines.extend(create_kafka(config, request).await?);
+    }
+    if request.only != Some(Side::Kafka) {
+        lines.extend(create_rocketmq(config, request).await?);
+    }
+    Ok(lines)
+}
+
+async fn create_kafka(
+    config: &BridgeConfig,
+    request: &CreateRequest,
+) -> Result<Vec<String>, CreateTopicsError> {
+    let topics: Vec<String> = config
+        .mappings
+        .iter()
+        .map(|m| m.kafka_topic.clone())
+        .collect();
+    let existing = kafka_source::partition_counts(&config.kafka, &topics, request.timeout).await?;
+    let mut lines = Vec::new();
+    for (topic, partitions) in existing {
+        if let Some(partitions) = partitions {
+            lines.push(format!(
+                "kafka     {topic}: exists with {partitions} partitions, left as is"
+            ));
+            continue;
+        }
+        let count = i32::try_from(request.partitions).unwrap_or(i32::MAX);
+        kafka_source::create_topic(&config.kafka, &topic, count, request.timeout).await?;
+        lines.push(format!(
+            "kafka     {topic}: created with {} partitions",
+            request.partitions
+        ));
+    }
+    Ok(lines)
+}
+
+async fn create_rocketmq(
+    config: &BridgeConfig,
+    request: &CreateRequest,
+) -> Result<Vec<String>, CreateTopicsError> {
+    let runtime = RocketMqRuntime::start(1).map_err(CreateTopicsError::Runtime)?;
+    let result = async {
+        let admin =
+            RocketMqAdmin::connect(runtime.client_runtime(), &config.rocketmq, request.timeout)
+                .await?;
+        let result = create_with(&admin, config, request).await;
+        admin.shutdown().await;
+        result
+    }
+    .await;
+    runtime.shutdown().await;
+    result
+}
+
+async fn create_with(
+    admin: &RocketMqAdmin,
+    config: &BridgeConfig,
+    request: &CreateRequest,
+) -> Result<Vec<String>, CreateTopicsError> {
+    let topics: Vec<String> = config
+        .mappings
+        .iter()
+        .map(|m| m.rocketmq_topic.clone())
+        .collect();
+    let mut lines = Vec::new();
+    for (topic, queues) in admin.queue_counts(&topics).await? {
+        if let Some(queues) = queues {
+            lines.push(format!(
+                "rocketmq  {topic}: exists with {queues} queues, left as is"
+            ));
+            continue;
+        }
+        admin
+            .create_topic(&topic, request.queues, &request.cluster)
+            .await?;
+        lines.push(format!(
+            "rocketmq  {topic}: created with {} queues on cluster {}",
+            request.queues, request.cluster
+        ));
+    }
+    Ok(lines)
+}

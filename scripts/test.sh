@@ -47,7 +47,9 @@ cleanup() {
 trap cleanup EXIT
 
 step "test brokers (Kafka $BRIDGE_TEST_KAFKA, RocketMQ name server $BRIDGE_TEST_NAMESRV)"
-if "$HERE/brokers.sh" status | grep -q 'stopped'; then
+# Not `status | grep -q`: with pipefail, grep's early exit makes the pipeline fail.
+broker_status=$("$HERE/brokers.sh" status)
+if [[ $broker_status == *stopped* ]]; then
     started_brokers=1
     "$HERE/brokers.sh" start >/dev/null
 fi

@@ -7,8 +7,13 @@
 
 #![recursion_limit = "256"]
 
+pub mod bridge;
+pub mod checkpoint;
 pub mod config;
+pub mod dead_letter;
 pub mod kafka_source;
+pub mod mapping;
 pub mod plan;
 pub mod rocketmq_sink;
+pub mod router;
 pub mod topics;

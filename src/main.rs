@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use kafka_rocketmq_bridge::bridge::{self, RunOutcome};
 use kafka_rocketmq_bridge::{config, plan, topics};
+use tokio::sync::watch;
 
 #[derive(Parser)]
 #[command(
@@ -59,7 +61,7 @@ enum Command {
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         timeout: Duration,
     },
-    /// Mirror the mapped topics (coming with the bridge issue).
+    /// Mirror the mapped topics until SIGTERM or SIGINT.
     Run {
         #[command(flatten)]
         config: ConfigArg,
@@ -189,9 +191,78 @@ async fn dispatch(command: Command) -> ExitCode {
                 }
             }
         }
-        Command::Run { .. } | Command::Verify { .. } => {
+        Command::Run { config } => {
+            let Some(config) = load(&config.config) else {
+                return ExitCode::from(1);
+            };
+            run(config).await
+        }
+        Command::Verify { .. } => {
             eprintln!("error: this command is not available yet in this version");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// Exit code when a record hit a `fail` policy.
+const EXIT_RECORD_FAILED: u8 = 3;
+/// Exit code of a second signal: out at once, nothing more committed.
+const EXIT_SECOND_SIGNAL: u8 = 130;
+
+async fn run(config: config::BridgeConfig) -> ExitCode {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(watch_signals(stop_tx));
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        match bridge::run(config.clone(), stop_rx.clone()).await {
+            Ok(RunOutcome::Stopped(summary)) => {
+                tracing::info!(?summary, "stopped");
+                return ExitCode::SUCCESS;
+            }
+            Ok(RunOutcome::RecordFailed { summary, reason }) => {
+                tracing::error!(?summary, "stopped by a record policy");
+                eprintln!("error: {reason}");
+                return ExitCode::from(EXIT_RECORD_FAILED);
+            }
+            Err(error) => {
+                // Clusters can be down at start-up too; keep trying rather than exit.
+                tracing::error!(%error, retry_in_s = backoff.as_secs(), "cannot start the bridge; retrying");
+                let mut stop = stop_rx.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.wait_for(|stopping| *stopping) => return ExitCode::SUCCESS,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// First SIGTERM/SIGINT: stop fetching, drain, commit, exit 0. Second: exit at once.
+async fn watch_signals(stop: watch::Sender<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop the bridge with SIGKILL");
+        return;
+    };
+    let mut received = 0;
+    loop {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        received += 1;
+        if received == 1 {
+            tracing::info!(
+                "signal received: draining and committing (send another to exit at once)"
+            );
+            let _ = stop.send(true);
+        } else {
+            tracing::warn!("second signal: exiting now without committing unacknowledged records");
+            std::process::exit(i32::from(EXIT_SECOND_SIGNAL));
         }
     }
 }

@@ -10,8 +10,8 @@ use serde_yaml::Value;
 use super::env_subst::{self, SubstError};
 use super::locate::{self, Segment};
 use super::{
-    BridgeConfig, ConfigError, ConfigProblem, KafkaConfig, MappingConfig, MetricsConfig,
-    RocketMqConfig, validate,
+    BridgeConfig, BridgeSettings, ConfigError, ConfigProblem, KafkaConfig, MappingConfig,
+    MetricsConfig, RocketMqConfig, validate,
 };
 
 /// Reads, substitutes and validates the config file at `path`.
@@ -70,7 +70,7 @@ impl Problems<'_> {
     }
 }
 
-const ROOT_KEYS: &[&str] = &["kafka", "rocketmq", "mappings", "metrics"];
+const ROOT_KEYS: &[&str] = &["kafka", "rocketmq", "mappings", "metrics", "bridge"];
 
 fn deserialize_root(value: &Value, problems: &mut Problems) -> Option<BridgeConfig> {
     let Value::Mapping(root) = value else {
@@ -93,18 +93,26 @@ fn deserialize_root(value: &Value, problems: &mut Problems) -> Option<BridgeConf
     let kafka = required_section::<KafkaConfig>(root.get("kafka"), "kafka", problems);
     let rocketmq = required_section::<RocketMqConfig>(root.get("rocketmq"), "rocketmq", problems);
     let mappings = mappings(root.get("mappings"), problems);
-    let metrics = match root.get("metrics") {
-        None | Some(Value::Null) => Some(MetricsConfig::default()),
-        Some(value) => {
-            section::<MetricsConfig>(value, vec![Segment::Key("metrics".into())], problems)
-        }
-    };
+    let metrics = optional_section::<MetricsConfig>(root.get("metrics"), "metrics", problems);
+    let bridge = optional_section::<BridgeSettings>(root.get("bridge"), "bridge", problems);
     Some(BridgeConfig {
         kafka: kafka?,
         rocketmq: rocketmq?,
         mappings: mappings?,
         metrics: metrics?,
+        bridge: bridge?,
     })
+}
+
+fn optional_section<T: DeserializeOwned + Default>(
+    value: Option<&Value>,
+    name: &str,
+    problems: &mut Problems,
+) -> Option<T> {
+    match value {
+        None | Some(Value::Null) => Some(T::default()),
+        Some(value) => section(value, vec![Segment::Key(name.to_string())], problems),
+    }
 }
 
 fn required_section<T: DeserializeOwned>(

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -30,6 +31,8 @@ pub struct BridgeConfig {
     pub mappings: Vec<MappingConfig>,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub bridge: BridgeSettings,
 }
 
 /// Where to consume from.
@@ -42,6 +45,41 @@ pub struct KafkaConfig {
     /// Passed verbatim to librdkafka (security.protocol, sasl.*, ssl.*, ...).
     #[serde(default)]
     pub properties: BTreeMap<String, PropertyValue>,
+    /// Where to start a partition that has no committed offset in the group
+    /// (and, for `earliest`/`latest`/a timestamp, whether to ignore it).
+    #[serde(default)]
+    pub start_from: StartFrom,
+}
+
+/// Where consumption starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StartFrom {
+    /// The group's committed offset, or the earliest offset without one.
+    #[default]
+    Committed,
+    /// The earliest offset, ignoring committed offsets.
+    Earliest,
+    /// The end of each partition, ignoring committed offsets.
+    Latest,
+    /// The first offset whose timestamp is at or after this many ms since the epoch.
+    Timestamp(i64),
+}
+
+impl<'de> Deserialize<'de> for StartFrom {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        match text.as_str() {
+            "committed" => Ok(StartFrom::Committed),
+            "earliest" => Ok(StartFrom::Earliest),
+            "latest" => Ok(StartFrom::Latest),
+            other => other.parse::<i64>().ok().filter(|ms| *ms >= 0).map(StartFrom::Timestamp).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "`{other}` is not a start position: use committed, earliest, latest, or a timestamp in \
+                     milliseconds since the epoch"
+                ))
+            }),
+        }
+    }
 }
 
 /// Where to produce to.
@@ -56,6 +94,13 @@ pub struct RocketMqConfig {
     pub access_key: Option<Secret>,
     #[serde(default)]
     pub secret_key: Option<Secret>,
+    /// The brokers' `maxMessageSize`: bigger records get the oversized policy,
+    /// and no batch is built bigger than this.
+    #[serde(default = "default_max_message_size")]
+    pub max_message_size: ByteSize,
+    /// How long one send may take before it is retried.
+    #[serde(default = "default_send_timeout")]
+    pub send_timeout: HumanDuration,
 }
 
 /// One Kafka topic copied into one RocketMQ topic.
@@ -68,6 +113,154 @@ pub struct MappingConfig {
     pub rocketmq_topic: String,
     #[serde(default)]
     pub ordering: Ordering,
+    /// A constant RocketMQ tag for every message of this mapping.
+    #[serde(default)]
+    pub tag: Option<String>,
+    /// Take the tag from this Kafka header (falling back to `tag` when absent).
+    #[serde(default)]
+    pub tag_header: Option<String>,
+    /// Records with a null or empty value (tombstones).
+    #[serde(default)]
+    pub on_empty_value: RecordPolicy,
+    /// Records bigger than `rocketmq.max_message_size`.
+    #[serde(default)]
+    pub on_oversized_body: RecordPolicy,
+    /// Records whose properties would exceed RocketMQ's 32,767-byte limit.
+    #[serde(default)]
+    pub on_oversized_properties: RecordPolicy,
+    /// Kafka topic that `dead_letter` policies write to.
+    #[serde(default)]
+    pub dead_letter_topic: Option<String>,
+}
+
+/// What to do with a record RocketMQ cannot take.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordPolicy {
+    /// Stop the bridge without committing past the record.
+    #[default]
+    Fail,
+    /// Count, log and skip it.
+    Skip,
+    /// Write it to `dead_letter_topic` in Kafka with the reason in a header.
+    DeadLetter,
+}
+
+/// How the bridge batches, commits and shuts down.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BridgeSettings {
+    /// How often acknowledged offsets are committed.
+    #[serde(default = "default_commit_interval")]
+    pub commit_interval: HumanDuration,
+    /// How long SIGTERM waits for in-flight sends before committing and exiting.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout: HumanDuration,
+    /// At most this many records in one batch sent to one queue.
+    #[serde(default = "default_batch_records")]
+    pub max_batch_records: usize,
+    /// At most this many bytes in one batch (capped at `rocketmq.max_message_size`).
+    #[serde(default = "default_batch_bytes")]
+    pub max_batch_bytes: ByteSize,
+    /// Records waiting per queue before the Kafka partitions are paused.
+    #[serde(default = "default_queue_buffer")]
+    pub queue_buffer_records: usize,
+    /// Longest wait between two retries of a failing send.
+    #[serde(default = "default_max_backoff")]
+    pub max_retry_backoff: HumanDuration,
+}
+
+impl Default for BridgeSettings {
+    fn default() -> Self {
+        BridgeSettings {
+            commit_interval: default_commit_interval(),
+            shutdown_timeout: default_shutdown_timeout(),
+            max_batch_records: default_batch_records(),
+            max_batch_bytes: default_batch_bytes(),
+            queue_buffer_records: default_queue_buffer(),
+            max_retry_backoff: default_max_backoff(),
+        }
+    }
+}
+
+/// A duration written as `500ms`, `10s`, `5m` or `1h`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl HumanDuration {
+    pub fn parse(text: &str) -> Option<Duration> {
+        let text = text.trim();
+        let split = text.find(|c: char| !c.is_ascii_digit())?;
+        let (number, unit) = text.split_at(split);
+        let value: u64 = number.parse().ok()?;
+        let millis = match unit.trim() {
+            "ms" => value,
+            "s" => value.checked_mul(1000)?,
+            "m" => value.checked_mul(60_000)?,
+            "h" => value.checked_mul(3_600_000)?,
+            _ => return None,
+        };
+        Some(Duration::from_millis(millis))
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        match HumanDuration::parse(&text) {
+            Some(duration) if !duration.is_zero() => Ok(HumanDuration(duration)),
+            _ => Err(serde::de::Error::custom(format!(
+                "`{text}` is not a positive duration: write a whole number with ms, s, m or h, for example 500ms or 30s"
+            ))),
+        }
+    }
+}
+
+/// A size written as `4MiB`, `512KiB`, `100kB` or a plain number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    pub fn parse(text: &str) -> Option<u64> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let value: u64 = number.parse().ok()?;
+        let factor: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "kB" | "KB" => 1_000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            _ => return None,
+        };
+        value.checked_mul(factor)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        let parsed = match Raw::deserialize(deserializer)? {
+            Raw::Number(n) => Some(n),
+            Raw::Text(text) => ByteSize::parse(&text),
+        };
+        match parsed {
+            Some(bytes) if bytes > 0 => Ok(ByteSize(bytes)),
+            _ => Err(serde::de::Error::custom(
+                "not a positive size: write a number of bytes or a number with B, kB, MB, GB, KiB, MiB or GiB, \
+                 for example 4MiB",
+            )),
+        }
+    }
 }
 
 impl MappingConfig {
@@ -173,6 +366,38 @@ fn default_group_id() -> String {
 
 fn default_producer_group() -> String {
     "kafka-rocketmq-bridge".to_string()
+}
+
+fn default_max_message_size() -> ByteSize {
+    ByteSize(4 << 20)
+}
+
+fn default_send_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(5))
+}
+
+fn default_commit_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(1))
+}
+
+fn default_shutdown_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+
+fn default_batch_records() -> usize {
+    256
+}
+
+fn default_batch_bytes() -> ByteSize {
+    ByteSize(1 << 20)
+}
+
+fn default_queue_buffer() -> usize {
+    4096
+}
+
+fn default_max_backoff() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
 }
 
 fn default_listen() -> ListenAddr {

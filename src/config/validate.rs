@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use super::BridgeConfig;
 use super::load::Problems;
 use super::locate::Segment;
+use super::{BridgeConfig, MappingConfig, RecordPolicy};
 
 /// librdkafka settings the bridge sets itself; a user value would break
 /// checkpointing or contradict the dedicated key.
@@ -26,6 +26,19 @@ pub(super) fn validate(config: &BridgeConfig, problems: &mut Problems) {
     validate_kafka(config, problems);
     validate_rocketmq(config, problems);
     validate_mappings(config, problems);
+    validate_bridge(config, problems);
+}
+
+fn validate_bridge(config: &BridgeConfig, problems: &mut Problems) {
+    let bridge = &config.bridge;
+    for (field, value) in [
+        ("max_batch_records", bridge.max_batch_records),
+        ("queue_buffer_records", bridge.queue_buffer_records),
+    ] {
+        if value == 0 {
+            problems.push(&[key("bridge"), key(field)], "must be at least 1");
+        }
+    }
 }
 
 fn key(name: &str) -> Segment {
@@ -113,6 +126,7 @@ fn validate_mappings(config: &BridgeConfig, problems: &mut Problems) {
                 ),
             );
         }
+        validate_policies(mapping, &at, problems);
         if let Some(first) = sources.insert(&mapping.kafka_topic, index) {
             problems.push(
                 &at("kafka_topic"),
@@ -138,6 +152,43 @@ fn validate_mappings(config: &BridgeConfig, problems: &mut Problems) {
                     "`{}` is already the name of mappings[{first}]",
                     mapping.label()
                 ),
+            );
+        }
+    }
+}
+
+fn validate_policies(
+    mapping: &MappingConfig,
+    at: &dyn Fn(&str) -> [Segment; 3],
+    problems: &mut Problems,
+) {
+    let policies = [
+        ("on_empty_value", mapping.on_empty_value),
+        ("on_oversized_body", mapping.on_oversized_body),
+        ("on_oversized_properties", mapping.on_oversized_properties),
+    ];
+    let dead_letter = policies
+        .iter()
+        .find(|(_, policy)| *policy == RecordPolicy::DeadLetter);
+    match (&mapping.dead_letter_topic, dead_letter) {
+        (None, Some((field, _))) => problems.push(
+            &at(field),
+            "is dead_letter but the mapping has no dead_letter_topic: add `dead_letter_topic: <kafka topic>`",
+        ),
+        (Some(topic), _) if !is_legal_kafka_topic(topic) || *topic == mapping.kafka_topic => problems.push(
+            &at("dead_letter_topic"),
+            format!("`{topic}` must be a legal Kafka topic name other than the mapping's kafka_topic"),
+        ),
+        _ => {}
+    }
+    for (field, tag) in [("tag", &mapping.tag), ("tag_header", &mapping.tag_header)] {
+        if tag
+            .as_deref()
+            .is_some_and(|t| t.is_empty() || t.contains("||") || t.contains(['\u{1}', '\u{2}']))
+        {
+            problems.push(
+                &at(field),
+                "must be non-empty and contain neither `||` nor control separators",
             );
         }
     }

@@ -5,6 +5,7 @@
 //! calls used by `check` and `create-topics`.
 
 mod admin;
+pub mod consumer;
 
 use std::time::Duration;
 

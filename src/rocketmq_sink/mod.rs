@@ -1,8 +1,11 @@
-//! The RocketMQ sink: the client runtime, and the admin calls used by
-//! `check` and `create-topics`. (The producer path arrives with the bridge.)
+//! The RocketMQ sink: the client runtime, the producer, one in-order sender
+//! per target queue, and the admin calls used by `check` and `create-topics`.
 
 mod admin;
 mod client;
+mod producer;
+pub mod queue_sender;
 
 pub use admin::{RocketMqAdmin, RocketMqAdminError};
 pub use client::{RocketMqRuntime, error_text};
+pub use producer::{ProducerError, fetch_queues, start_producer};

@@ -1,0 +1,232 @@
+//! The group consumer: subscribes to the mapped topics, never auto-commits,
+//! and on revocation drains and commits what RocketMQ acknowledged before
+//! giving a partition up.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::time::Duration;
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, Timestamp, TopicPartitionList};
+
+use crate::checkpoint::{Checkpoints, PartitionId};
+use crate::config::{KafkaConfig, StartFrom};
+use crate::mapping::{SourceRecord, TimestampType};
+
+/// The consumer the bridge reads with.
+pub type BridgeConsumer = StreamConsumer<SourceContext>;
+
+/// Hooks librdkafka calls from inside `recv()`: logs, commits, rebalances.
+pub struct SourceContext {
+    checkpoints: Arc<Checkpoints>,
+    drain_timeout: Duration,
+    /// Set during shutdown, when nothing is left to drain.
+    closing: AtomicBool,
+}
+
+impl SourceContext {
+    pub fn closing(&self) {
+        self.closing.store(true, AtomicOrdering::SeqCst);
+    }
+}
+
+impl ClientContext for SourceContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", facility, "{message}")
+            }
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", facility, "{message}"),
+            _ => tracing::debug!(target: "librdkafka", facility, "{message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(target: "librdkafka", %error, "Kafka client error: {reason}");
+    }
+}
+
+impl ConsumerContext for SourceContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(list) = rebalance else {
+            return;
+        };
+        let partitions = partition_ids(list);
+        if partitions.is_empty() {
+            return;
+        }
+        let drained = self.closing.load(AtomicOrdering::SeqCst)
+            || self
+                .checkpoints
+                .wait_drained(&partitions, self.drain_timeout);
+        if !drained {
+            tracing::warn!(
+                timeout_s = self.drain_timeout.as_secs(),
+                in_flight = self.checkpoints.in_flight(),
+                "partitions revoked before their in-flight records were acknowledged; the new owner re-sends them"
+            );
+        }
+        let commits: Vec<_> = self
+            .checkpoints
+            .pending_commits()
+            .into_iter()
+            .filter(|(id, _)| partitions.contains(id))
+            .collect();
+        if let Err(error) = commit(consumer, &commits, CommitMode::Sync) {
+            tracing::warn!(%error, "commit on revocation failed; the new owner resumes from the previous commit");
+        } else {
+            self.checkpoints.committed(&commits);
+        }
+        self.checkpoints.revoke(&partitions);
+        tracing::info!(partitions = %list_text(&partitions), "partitions revoked");
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(list) = rebalance {
+            tracing::info!(partitions = %list_text(&partition_ids(list)), "partitions assigned");
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => {
+                let commits: Vec<_> = offsets
+                    .elements()
+                    .iter()
+                    .filter_map(|e| match e.offset() {
+                        Offset::Offset(offset) => {
+                            Some((PartitionId::new(e.topic(), e.partition()), offset))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                self.checkpoints.committed(&commits);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "offset commit failed; will retry at the next interval")
+            }
+        }
+    }
+}
+
+/// Creates the consumer and subscribes it to `topics`.
+pub fn subscribe(
+    kafka: &KafkaConfig,
+    topics: &[String],
+    checkpoints: Arc<Checkpoints>,
+    drain_timeout: Duration,
+) -> Result<Arc<BridgeConsumer>, String> {
+    let mut config = super::client_config(kafka);
+    let reset = match kafka.start_from {
+        StartFrom::Latest => "latest",
+        _ => "earliest",
+    };
+    config.set("auto.offset.reset", reset);
+    let context = SourceContext {
+        checkpoints,
+        drain_timeout,
+        closing: AtomicBool::new(false),
+    };
+    let consumer: BridgeConsumer = config.create_with_context(context).map_err(|e| {
+        format!(
+            "cannot create the Kafka consumer for {}: {e}",
+            kafka.bootstrap_servers
+        )
+    })?;
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&names).map_err(|e| {
+        format!(
+            "cannot subscribe to {} at {}: {e}",
+            names.join(", "),
+            kafka.bootstrap_servers
+        )
+    })?;
+    Ok(Arc::new(consumer))
+}
+
+/// Commits `commits` (offsets are "next to read").
+pub fn commit<C: Consumer<X>, X: ConsumerContext>(
+    consumer: &C,
+    commits: &[(PartitionId, i64)],
+    mode: CommitMode,
+) -> KafkaResult<()> {
+    if commits.is_empty() {
+        return Ok(());
+    }
+    let mut list = TopicPartitionList::new();
+    for (id, offset) in commits {
+        list.add_partition_offset(&id.topic, id.partition, Offset::Offset(*offset))?;
+    }
+    consumer.commit(&list, mode)
+}
+
+/// Pauses or resumes every partition currently assigned.
+pub fn set_paused(consumer: &BridgeConsumer, paused: bool) {
+    let Ok(assignment) = consumer.assignment() else {
+        return;
+    };
+    let result = if paused {
+        consumer.pause(&assignment)
+    } else {
+        consumer.resume(&assignment)
+    };
+    if let Err(error) = result {
+        tracing::warn!(%error, paused, "cannot pause/resume the Kafka partitions");
+    }
+}
+
+/// Copies a consumed message into the mapping's input.
+pub fn source_record(message: &impl Message) -> SourceRecord {
+    let timestamp = match message.timestamp() {
+        Timestamp::CreateTime(ms) => Some((ms, TimestampType::CreateTime)),
+        Timestamp::LogAppendTime(ms) => Some((ms, TimestampType::LogAppendTime)),
+        Timestamp::NotAvailable => None,
+    };
+    let headers = message
+        .headers()
+        .map(|headers| {
+            headers
+                .iter()
+                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                .collect()
+        })
+        .unwrap_or_default();
+    SourceRecord {
+        topic: message.topic().to_string(),
+        partition: message.partition(),
+        offset: message.offset(),
+        timestamp,
+        key: message.key().map(<[u8]>::to_vec),
+        value: message.payload().map(<[u8]>::to_vec),
+        headers,
+    }
+}
+
+fn partition_ids(list: &TopicPartitionList) -> Vec<PartitionId> {
+    list.elements()
+        .iter()
+        .map(|e| PartitionId::new(e.topic(), e.partition()))
+        .collect()
+}
+
+fn list_text(partitions: &[PartitionId]) -> String {
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for id in partitions {
+        by_topic.entry(&id.topic).or_default().push(id.partition);
+    }
+    by_topic
+        .iter()
+        .map(|(topic, parts)| format!("{topic}{parts:?}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

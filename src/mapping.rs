@@ -1,0 +1,539 @@
+//! Record mapping: one Kafka record becomes one RocketMQ message, and back.
+//!
+//! The rules are written out in `docs/message-mapping.md`; this module is
+//! their only implementation. Mapping is reversible: [`unmap`] recovers the
+//! key, value, headers and coordinates from what RocketMQ stores, which is
+//! what `verify` and the tests rely on. Records RocketMQ cannot take come
+//! back as a [`Rejection`] for the mapping's policy to handle.
+
+use std::collections::HashSet;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+
+/// Provenance: the Kafka topic the record came from.
+pub const KAFKA_TOPIC: &str = "KAFKA_TOPIC";
+pub const KAFKA_PARTITION: &str = "KAFKA_PARTITION";
+pub const KAFKA_OFFSET: &str = "KAFKA_OFFSET";
+/// Record timestamp in milliseconds since the epoch; absent when Kafka had none.
+pub const KAFKA_TIMESTAMP: &str = "KAFKA_TIMESTAMP";
+/// `CreateTime` or `LogAppendTime`.
+pub const KAFKA_TIMESTAMP_TYPE: &str = "KAFKA_TIMESTAMP_TYPE";
+/// The key, base64, when `KEYS` cannot carry it verbatim.
+pub const KAFKA_KEY_B64: &str = "KAFKA_KEY_B64";
+/// Headers that cannot be user properties, as an ordered list (see [`encode_header_list`]).
+pub const KAFKA_HEADERS_B64: &str = "KAFKA_HEADERS_B64";
+/// Prefix reserved for the bridge's own properties; a Kafka header using it is escaped.
+pub const RESERVED_PREFIX: &str = "KAFKA_";
+
+/// RocketMQ's limit on all properties of one message, serialized.
+pub const MAX_PROPERTIES_BYTES: usize = 32_767;
+/// Room kept for properties the client and broker add (UNIQ_KEY, WAIT, ...).
+pub const SYSTEM_PROPERTIES_HEADROOM: usize = 512;
+
+/// Kafka's timestamp kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampType {
+    CreateTime,
+    LogAppendTime,
+}
+
+/// A Kafka record, owned, as the bridge sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: Option<(i64, TimestampType)>,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    /// In Kafka order; names may repeat and values may be null.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// How a mapping turns records into messages.
+#[derive(Debug, Clone)]
+pub struct MappingRules {
+    pub tag: Option<String>,
+    pub tag_header: Option<String>,
+    pub max_message_size: usize,
+}
+
+/// A RocketMQ message ready to send, without its topic and queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMessage {
+    pub body: Bytes,
+    pub keys: Option<String>,
+    pub tag: Option<String>,
+    /// User properties, provenance included.
+    pub properties: Vec<(String, String)>,
+}
+
+impl OutgoingMessage {
+    /// Bytes this message takes in a batch: body plus serialized properties.
+    pub fn size(&self) -> usize {
+        self.body.len() + properties_size(self)
+    }
+}
+
+/// Why a record cannot be copied as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// Null or empty value: RocketMQ has no empty messages.
+    EmptyValue,
+    OversizedBody {
+        size: usize,
+        limit: usize,
+    },
+    OversizedProperties {
+        size: usize,
+        limit: usize,
+    },
+}
+
+impl Rejection {
+    /// Stable label for logs, metrics and dead-letter headers.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejection::EmptyValue => "empty_value",
+            Rejection::OversizedBody { .. } => "oversized_body",
+            Rejection::OversizedProperties { .. } => "oversized_properties",
+        }
+    }
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejection::EmptyValue => {
+                f.write_str("the value is null or empty (RocketMQ cannot store an empty message)")
+            }
+            Rejection::OversizedBody { size, limit } => {
+                write!(
+                    f,
+                    "the message is {size} bytes, over rocketmq.max_message_size ({limit} bytes)"
+                )
+            }
+            Rejection::OversizedProperties { size, limit } => {
+                write!(
+                    f,
+                    "the properties take {size} bytes, over RocketMQ's limit of {limit} bytes"
+                )
+            }
+        }
+    }
+}
+
+/// Maps one record, or says why it cannot be mapped.
+pub fn map_record(
+    record: &SourceRecord,
+    rules: &MappingRules,
+) -> Result<OutgoingMessage, Rejection> {
+    let body = match &record.value {
+        Some(value) if !value.is_empty() => Bytes::copy_from_slice(value),
+        _ => return Err(Rejection::EmptyValue),
+    };
+    let mut properties = provenance(record);
+    let keys = match &record.key {
+        None => None,
+        Some(key) => match carriable_text(key) {
+            Some(text) => Some(text.to_string()),
+            None => {
+                properties.push((KAFKA_KEY_B64.to_string(), BASE64.encode(key)));
+                None
+            }
+        },
+    };
+    let (direct, escaped) = split_headers(&record.headers);
+    properties.extend(direct);
+    if !escaped.is_empty() {
+        properties.push((
+            KAFKA_HEADERS_B64.to_string(),
+            BASE64.encode(encode_header_list(&escaped)),
+        ));
+    }
+    let tag = tag_for(record, rules);
+    let message = OutgoingMessage {
+        body,
+        keys,
+        tag,
+        properties,
+    };
+    let props = properties_size(&message) + SYSTEM_PROPERTIES_HEADROOM;
+    if props > MAX_PROPERTIES_BYTES {
+        return Err(Rejection::OversizedProperties {
+            size: props,
+            limit: MAX_PROPERTIES_BYTES,
+        });
+    }
+    if message.size() > rules.max_message_size {
+        return Err(Rejection::OversizedBody {
+            size: message.size(),
+            limit: rules.max_message_size,
+        });
+    }
+    Ok(message)
+}
+
+fn provenance(record: &SourceRecord) -> Vec<(String, String)> {
+    let mut properties = vec![
+        (KAFKA_TOPIC.to_string(), record.topic.clone()),
+        (KAFKA_PARTITION.to_string(), record.partition.to_string()),
+        (KAFKA_OFFSET.to_string(), record.offset.to_string()),
+    ];
+    if let Some((millis, kind)) = record.timestamp {
+        properties.push((KAFKA_TIMESTAMP.to_string(), millis.to_string()));
+        let kind = match kind {
+            TimestampType::CreateTime => "CreateTime",
+            TimestampType::LogAppendTime => "LogAppendTime",
+        };
+        properties.push((KAFKA_TIMESTAMP_TYPE.to_string(), kind.to_string()));
+    }
+    properties
+}
+
+/// `bytes` as text a property can carry verbatim: valid UTF-8, non-empty,
+/// without RocketMQ's property separators `\u{1}` and `\u{2}`.
+fn carriable_text(bytes: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    (!text.is_empty() && !text.contains(['\u{1}', '\u{2}'])).then_some(text)
+}
+
+fn is_carriable_name(name: &str) -> bool {
+    carriable_text(name.as_bytes()).is_some()
+        && !name.starts_with(RESERVED_PREFIX)
+        && !rocketmq_model::common::message::STRING_HASH_SET.contains(name)
+}
+
+/// Splits headers into user properties (first occurrence of a carriable
+/// name with a carriable value) and the rest, in Kafka order.
+type Header = (String, Option<Vec<u8>>);
+
+fn split_headers(headers: &[Header]) -> (Vec<(String, String)>, Vec<Header>) {
+    let mut direct = Vec::new();
+    let mut escaped = Vec::new();
+    let mut seen = HashSet::new();
+    for (name, value) in headers {
+        let text = value.as_deref().and_then(carriable_text);
+        match text {
+            Some(text) if is_carriable_name(name) && seen.insert(name.as_str()) => {
+                direct.push((name.clone(), text.to_string()));
+            }
+            _ => escaped.push((name.clone(), value.clone())),
+        }
+    }
+    (direct, escaped)
+}
+
+fn tag_for(record: &SourceRecord, rules: &MappingRules) -> Option<String> {
+    let from_header = rules.tag_header.as_ref().and_then(|wanted| {
+        let (_, value) = record
+            .headers
+            .iter()
+            .rev()
+            .find(|(name, _)| name == wanted)?;
+        let text = carriable_text(value.as_deref()?)?;
+        (!text.contains("||")).then(|| text.to_string())
+    });
+    from_header.or_else(|| rules.tag.clone())
+}
+
+/// Serialized size of the properties the bridge sets: `name\u{1}value\u{2}` each.
+fn properties_size(message: &OutgoingMessage) -> usize {
+    let entry = |name: &str, value: &str| name.len() + value.len() + 2;
+    let user: usize = message.properties.iter().map(|(n, v)| entry(n, v)).sum();
+    user + message.keys.as_deref().map_or(0, |k| entry("KEYS", k))
+        + message.tag.as_deref().map_or(0, |t| entry("TAGS", t))
+}
+
+/// The escaped-header list: for each header, a 4-byte big-endian name
+/// length, the name, a 4-byte big-endian value length (-1 for null), the value.
+pub fn encode_header_list(headers: &[Header]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, value) in headers {
+        out.extend_from_slice(&(name.len() as u32).to_be_bytes());
+        out.extend_from_slice(name.as_bytes());
+        match value {
+            None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+            Some(value) => {
+                out.extend_from_slice(&(value.len() as i32).to_be_bytes());
+                out.extend_from_slice(value);
+            }
+        }
+    }
+    out
+}
+
+/// Inverse of [`encode_header_list`]; `None` if the bytes are malformed.
+pub fn decode_header_list(mut bytes: &[u8]) -> Option<Vec<Header>> {
+    let mut headers = Vec::new();
+    while !bytes.is_empty() {
+        let name_len = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+        let name = String::from_utf8(bytes.get(4..4 + name_len)?.to_vec()).ok()?;
+        bytes = &bytes[4 + name_len..];
+        let value_len = i32::from_be_bytes(bytes.get(..4)?.try_into().ok()?);
+        bytes = &bytes[4..];
+        let value = if value_len < 0 {
+            None
+        } else {
+            let value = bytes.get(..value_len as usize)?.to_vec();
+            bytes = &bytes[value_len as usize..];
+            Some(value)
+        };
+        headers.push((name, value));
+    }
+    Some(headers)
+}
+
+/// What a consumer reads back from RocketMQ, as the mapping needs it.
+pub struct StoredMessage<'a> {
+    pub body: &'a [u8],
+    pub keys: Option<&'a str>,
+    /// User properties only (system properties such as KEYS removed).
+    pub properties: Vec<(&'a str, &'a str)>,
+}
+
+/// Why a stored message cannot be turned back into its Kafka record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a message written by the bridge: {0}")]
+pub struct UnmapError(pub String);
+
+/// Recovers the Kafka record from a message the bridge wrote. Header order
+/// is: user properties sorted by name, then the escaped list in Kafka order
+/// (RocketMQ properties are unordered, so the relative order of different
+/// names is not kept; repeated names keep their order).
+pub fn unmap(message: &StoredMessage) -> Result<SourceRecord, UnmapError> {
+    let get = |name: &str| {
+        message
+            .properties
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+    };
+    let require = |name: &str| get(name).ok_or_else(|| UnmapError(format!("no {name} property")));
+    let number = |name: &str| {
+        require(name)?
+            .parse::<i64>()
+            .map_err(|_| UnmapError(format!("{name} is not a number")))
+    };
+    let timestamp = match get(KAFKA_TIMESTAMP) {
+        None => None,
+        Some(_) => {
+            let kind = match get(KAFKA_TIMESTAMP_TYPE) {
+                Some("LogAppendTime") => TimestampType::LogAppendTime,
+                _ => TimestampType::CreateTime,
+            };
+            Some((number(KAFKA_TIMESTAMP)?, kind))
+        }
+    };
+    let key = match (get(KAFKA_KEY_B64), message.keys) {
+        (Some(encoded), _) => Some(
+            BASE64
+                .decode(encoded)
+                .map_err(|_| UnmapError("KAFKA_KEY_B64 is not base64".into()))?,
+        ),
+        (None, Some(keys)) => Some(keys.as_bytes().to_vec()),
+        (None, None) => None,
+    };
+    let mut headers: Vec<Header> = message
+        .properties
+        .iter()
+        .filter(|(name, _)| !name.starts_with(RESERVED_PREFIX))
+        .map(|(name, value)| (name.to_string(), Some(value.as_bytes().to_vec())))
+        .collect();
+    headers.sort_by(|a, b| a.0.cmp(&b.0));
+    if let Some(encoded) = get(KAFKA_HEADERS_B64) {
+        let bytes = BASE64
+            .decode(encoded)
+            .map_err(|_| UnmapError("KAFKA_HEADERS_B64 is not base64".into()))?;
+        headers.extend(
+            decode_header_list(&bytes)
+                .ok_or_else(|| UnmapError("KAFKA_HEADERS_B64 is malformed".into()))?,
+        );
+    }
+    let partition = i32::try_from(number(KAFKA_PARTITION)?)
+        .map_err(|_| UnmapError("KAFKA_PARTITION out of range".into()))?;
+    Ok(SourceRecord {
+        topic: require(KAFKA_TOPIC)?.to_string(),
+        partition,
+        offset: number(KAFKA_OFFSET)?,
+        timestamp,
+        key,
+        value: Some(message.body.to_vec()),
+        headers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> MappingRules {
+        MappingRules {
+            tag: None,
+            tag_header: None,
+            max_message_size: 4 << 20,
+        }
+    }
+
+    fn record() -> SourceRecord {
+        SourceRecord {
+            topic: "orders.v1".into(),
+            partition: 3,
+            offset: 42,
+            timestamp: Some((1_700_000_000_123, TimestampType::CreateTime)),
+            key: Some(b"customer-7".to_vec()),
+            value: Some(b"{\"amount\":5}".to_vec()),
+            headers: vec![("source".into(), Some(b"web".to_vec()))],
+        }
+    }
+
+    fn roundtrip(record: &SourceRecord, rules: &MappingRules) -> SourceRecord {
+        let message = map_record(record, rules).expect("mappable");
+        let stored = StoredMessage {
+            body: &message.body,
+            keys: message.keys.as_deref(),
+            properties: message
+                .properties
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect(),
+        };
+        unmap(&stored).expect("unmappable")
+    }
+
+    #[test]
+    fn plain_record_maps_to_keys_properties_and_provenance() {
+        let message = map_record(&record(), &rules()).unwrap();
+        assert_eq!(&message.body[..], b"{\"amount\":5}");
+        assert_eq!(message.keys.as_deref(), Some("customer-7"));
+        let expected: Vec<(String, String)> = [
+            ("KAFKA_TOPIC", "orders.v1"),
+            ("KAFKA_PARTITION", "3"),
+            ("KAFKA_OFFSET", "42"),
+            ("KAFKA_TIMESTAMP", "1700000000123"),
+            ("KAFKA_TIMESTAMP_TYPE", "CreateTime"),
+            ("source", "web"),
+        ]
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(message.properties, expected);
+        assert_eq!(roundtrip(&record(), &rules()), record());
+    }
+
+    #[test]
+    fn binary_empty_and_separator_keys_go_to_base64() {
+        for key in [vec![0xff, 0x00, 0x41], vec![], b"a\x01b".to_vec()] {
+            let mut r = record();
+            r.key = Some(key.clone());
+            let message = map_record(&r, &rules()).unwrap();
+            assert_eq!(message.keys, None);
+            let b64 = message
+                .properties
+                .iter()
+                .find(|(n, _)| n == KAFKA_KEY_B64)
+                .unwrap();
+            assert_eq!(BASE64.decode(&b64.1).unwrap(), key);
+            assert_eq!(roundtrip(&r, &rules()), r);
+        }
+        let mut r = record();
+        r.key = None;
+        assert_eq!(roundtrip(&r, &rules()), r);
+    }
+
+    #[test]
+    fn headers_that_properties_cannot_carry_are_escaped_in_order() {
+        let mut r = record();
+        r.headers = vec![
+            ("b".into(), Some(b"1".to_vec())),
+            ("KEYS".into(), Some(b"reserved".to_vec())),
+            ("b".into(), Some(b"2".to_vec())),
+            ("bin".into(), Some(vec![0xc3, 0x28])),
+            ("null".into(), None),
+            ("empty".into(), Some(vec![])),
+            ("sep".into(), Some(b"x\x02y".to_vec())),
+            ("KAFKA_OFFSET".into(), Some(b"spoof".to_vec())),
+            ("a".into(), Some(b"0".to_vec())),
+        ];
+        let message = map_record(&r, &rules()).unwrap();
+        let names: Vec<&str> = message
+            .properties
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .skip(5)
+            .collect();
+        assert_eq!(names, ["b", "a", KAFKA_HEADERS_B64]);
+        let back = roundtrip(&r, &rules());
+        // Direct headers come back sorted by name, then the escaped ones in Kafka order.
+        let expected: Vec<Header> = vec![
+            ("a".into(), Some(b"0".to_vec())),
+            ("b".into(), Some(b"1".to_vec())),
+            ("KEYS".into(), Some(b"reserved".to_vec())),
+            ("b".into(), Some(b"2".to_vec())),
+            ("bin".into(), Some(vec![0xc3, 0x28])),
+            ("null".into(), None),
+            ("empty".into(), Some(vec![])),
+            ("sep".into(), Some(b"x\x02y".to_vec())),
+            ("KAFKA_OFFSET".into(), Some(b"spoof".to_vec())),
+        ];
+        assert_eq!(back.headers, expected);
+        assert_eq!(back.offset, 42);
+    }
+
+    #[test]
+    fn tag_comes_from_the_header_or_the_constant() {
+        let mut rules = rules();
+        rules.tag = Some("orders".into());
+        rules.tag_header = Some("type".into());
+        let mut r = record();
+        assert_eq!(
+            map_record(&r, &rules).unwrap().tag.as_deref(),
+            Some("orders")
+        );
+        r.headers.push(("type".into(), Some(b"refund".to_vec())));
+        assert_eq!(
+            map_record(&r, &rules).unwrap().tag.as_deref(),
+            Some("refund")
+        );
+        assert_eq!(roundtrip(&r, &rules).headers.len(), 2);
+    }
+
+    #[test]
+    fn records_rocketmq_cannot_take_are_rejected_with_a_reason() {
+        let mut r = record();
+        r.value = None;
+        assert_eq!(map_record(&r, &rules()), Err(Rejection::EmptyValue));
+        r.value = Some(vec![]);
+        assert_eq!(map_record(&r, &rules()), Err(Rejection::EmptyValue));
+
+        let mut small = rules();
+        small.max_message_size = 100;
+        r.value = Some(vec![b'x'; 100]);
+        let Err(Rejection::OversizedBody { size, limit: 100 }) = map_record(&r, &small) else {
+            panic!()
+        };
+        assert!(size > 100);
+
+        r.value = Some(b"v".to_vec());
+        r.headers = vec![("big".into(), Some(vec![b'h'; 33_000]))];
+        let Err(rejection @ Rejection::OversizedProperties { .. }) = map_record(&r, &rules())
+        else {
+            panic!()
+        };
+        assert_eq!(rejection.reason(), "oversized_properties");
+    }
+
+    #[test]
+    fn header_list_encoding_roundtrips_and_rejects_truncation() {
+        let headers: Vec<Header> = vec![
+            ("a".into(), None),
+            ("".into(), Some(vec![])),
+            ("é".into(), Some(vec![1, 2])),
+        ];
+        let bytes = encode_header_list(&headers);
+        assert_eq!(decode_header_list(&bytes), Some(headers));
+        assert_eq!(decode_header_list(&bytes[..bytes.len() - 1]), None);
+    }
+}

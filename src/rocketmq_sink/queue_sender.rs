@@ -1,0 +1,220 @@
+//! One sender per target queue: it batches consecutive records bound for
+//! its queue, keeps exactly one batch in flight, and retries a failed batch
+//! on the same queue, in order, with capped backoff, until it is stored.
+//! Queues proceed in parallel; order within a queue is the order records
+//! were handed over.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::time::{Duration, Instant};
+
+use cheetah_string::CheetahString;
+use rocketmq_client_rust::{DefaultMQProducer, SendStatus};
+use rocketmq_model::common::message::message_single::Message;
+use rocketmq_model::message::MessageQueue;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::client::error_text;
+use crate::checkpoint::{Checkpoints, PartitionId};
+use crate::mapping::OutgoingMessage;
+
+/// A mapped record on its way to one queue.
+#[derive(Debug)]
+pub struct Envelope {
+    pub partition: PartitionId,
+    pub offset: i64,
+    pub message: OutgoingMessage,
+}
+
+/// Batching and retry limits.
+#[derive(Debug, Clone, Copy)]
+pub struct SenderSettings {
+    pub max_batch_records: usize,
+    pub max_batch_bytes: usize,
+    pub send_timeout: Duration,
+    pub max_backoff: Duration,
+}
+
+/// Counters shared by all senders, for the summary log and the tests.
+#[derive(Debug, Default)]
+pub struct SendCounters {
+    pub records: AtomicU64,
+    pub bytes: AtomicU64,
+    pub batches: AtomicU64,
+    pub failed_attempts: AtomicU64,
+}
+
+/// Everything a sender needs besides its queue.
+#[derive(Clone)]
+pub struct SenderContext {
+    pub producer: Arc<DefaultMQProducer>,
+    pub checkpoints: Arc<Checkpoints>,
+    pub counters: Arc<SendCounters>,
+    pub settings: SenderSettings,
+}
+
+/// Starts the sender of `queue`; it ends when `records` closes and its last batch is stored.
+pub fn spawn(
+    context: SenderContext,
+    queue: MessageQueue,
+    records: mpsc::Receiver<Envelope>,
+) -> JoinHandle<()> {
+    tokio::spawn(run(context, queue, records))
+}
+
+async fn run(context: SenderContext, queue: MessageQueue, mut records: mpsc::Receiver<Envelope>) {
+    let mut carry: Option<Envelope> = None;
+    loop {
+        let first = match carry.take() {
+            Some(envelope) => envelope,
+            None => match records.recv().await {
+                Some(envelope) => envelope,
+                None => return,
+            },
+        };
+        let (batch, next) = fill_batch(first, &mut records, &context.settings);
+        carry = next;
+        send_until_stored(&context, &queue, &batch).await;
+        acknowledge(&context.checkpoints, &batch);
+    }
+}
+
+/// Takes what is already waiting, up to the batch limits. A record that
+/// would overflow the byte limit is returned to start the next batch.
+fn fill_batch(
+    first: Envelope,
+    records: &mut mpsc::Receiver<Envelope>,
+    settings: &SenderSettings,
+) -> (Vec<Envelope>, Option<Envelope>) {
+    let mut bytes = first.message.size();
+    let mut batch = vec![first];
+    while batch.len() < settings.max_batch_records {
+        let Ok(next) = records.try_recv() else { break };
+        let size = next.message.size();
+        if bytes + size > settings.max_batch_bytes {
+            return (batch, Some(next));
+        }
+        bytes += size;
+        batch.push(next);
+    }
+    (batch, None)
+}
+
+async fn send_until_stored(context: &SenderContext, queue: &MessageQueue, batch: &[Envelope]) {
+    let mut backoff = Duration::from_millis(100);
+    let mut attempts = 0u64;
+    let mut last_report = Instant::now();
+    loop {
+        attempts += 1;
+        match send_once(context, queue, batch).await {
+            Ok(()) => {
+                if attempts > 1 {
+                    tracing::info!(queue = %describe(queue), attempts, "queue recovered: batch stored after retries");
+                }
+                let bytes: usize = batch.iter().map(|e| e.message.size()).sum();
+                let counters = &context.counters;
+                counters
+                    .records
+                    .fetch_add(batch.len() as u64, AtomicOrdering::Relaxed);
+                counters
+                    .bytes
+                    .fetch_add(bytes as u64, AtomicOrdering::Relaxed);
+                counters.batches.fetch_add(1, AtomicOrdering::Relaxed);
+                return;
+            }
+            Err(cause) => {
+                context
+                    .counters
+                    .failed_attempts
+                    .fetch_add(1, AtomicOrdering::Relaxed);
+                // One line when a queue starts failing, then one every 30 s: never one per retry.
+                if attempts == 1 || last_report.elapsed() >= Duration::from_secs(30) {
+                    let first = batch
+                        .first()
+                        .map(|e| format!("{}@{}", e.partition, e.offset))
+                        .unwrap_or_default();
+                    tracing::warn!(
+                        queue = %describe(queue), records = batch.len(), first_record = %first, attempts,
+                        error = %cause, "send to RocketMQ failed; retrying on the same queue, checkpoints held"
+                    );
+                    last_report = Instant::now();
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(context.settings.max_backoff);
+            }
+        }
+    }
+}
+
+async fn send_once(
+    context: &SenderContext,
+    queue: &MessageQueue,
+    batch: &[Envelope],
+) -> Result<(), String> {
+    let messages: Vec<Message> = batch
+        .iter()
+        .map(|e| to_message(queue.topic_str(), &e.message))
+        .collect();
+    let timeout = context.settings.send_timeout;
+    let millis = timeout.as_millis() as u64;
+    let call = context
+        .producer
+        .send_batch_to_queue_with_timeout(messages, queue.clone(), millis);
+    // The client's own timeout governs the request; this one only guards
+    // against a call that never returns.
+    let result = tokio::time::timeout(timeout + Duration::from_secs(1), call)
+        .await
+        .map_err(|_| format!("no answer within {}ms", millis))?
+        .map_err(|e| error_text(&e))?;
+    match result.send_status {
+        SendStatus::SendOk => Ok(()),
+        status => Err(format!(
+            "broker answered {status:?} (stored, but not as SEND_OK)"
+        )),
+    }
+}
+
+/// Builds the RocketMQ message. Properties go into the map directly: the
+/// mapping already escaped every name the client would refuse.
+pub fn to_message(topic: &str, outgoing: &OutgoingMessage) -> Message {
+    let mut builder = Message::builder().topic(topic).body(outgoing.body.clone());
+    if let Some(keys) = &outgoing.keys {
+        builder = builder.key(keys.as_str());
+    }
+    if let Some(tag) = &outgoing.tag {
+        builder = builder.tags(tag.as_str());
+    }
+    let mut message = builder.build_unchecked();
+    let map = message.properties_mut().as_map_mut();
+    for (name, value) in &outgoing.properties {
+        map.insert(
+            CheetahString::from(name.as_str()),
+            CheetahString::from(value.as_str()),
+        );
+    }
+    message
+}
+
+fn acknowledge(checkpoints: &Checkpoints, batch: &[Envelope]) {
+    let mut by_partition: BTreeMap<&PartitionId, Vec<i64>> = BTreeMap::new();
+    for envelope in batch {
+        by_partition
+            .entry(&envelope.partition)
+            .or_default()
+            .push(envelope.offset);
+    }
+    for (partition, offsets) in by_partition {
+        checkpoints.acknowledge(partition, offsets);
+    }
+}
+
+pub fn describe(queue: &MessageQueue) -> String {
+    format!(
+        "{}@{}#{}",
+        queue.topic_str(),
+        queue.broker_name(),
+        queue.queue_id()
+    )
+}

@@ -14,6 +14,7 @@ pub mod dead_letter;
 pub mod kafka_source;
 pub mod mapping;
 pub mod plan;
+pub mod rocketmq_reader;
 pub mod rocketmq_sink;
 pub mod router;
 pub mod topics;

@@ -94,3 +94,273 @@ pub fn stdout(output: &Output) -> String {
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+// ---- Kafka side ---------------------------------------------------------
+
+use std::collections::BTreeMap;
+use std::process::{Child, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use kafka_rocketmq_bridge::config::{BridgeConfig, RocketMqConfig};
+use kafka_rocketmq_bridge::mapping::{SourceRecord, TimestampType};
+use kafka_rocketmq_bridge::rocketmq_reader::{ReadMessage, TopicReader};
+use kafka_rocketmq_bridge::rocketmq_sink::RocketMqRuntime;
+use rdkafka::ClientConfig;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+/// A record to produce; the test keeps what Kafka assigned.
+#[derive(Debug, Clone)]
+pub struct TestRecord {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub partition: Option<i32>,
+}
+
+/// Keyed records with two headers, spread by key over the partitions.
+pub fn keyed_records(topic_tag: &str, count: usize, keys: usize) -> Vec<TestRecord> {
+    (0..count)
+        .map(|i| TestRecord {
+            key: Some(format!("key-{:04}", i % keys).into_bytes()),
+            value: Some(format!("{topic_tag} record {i} {}", "x".repeat(i % 50)).into_bytes()),
+            headers: vec![
+                ("seq".to_string(), Some(i.to_string().into_bytes())),
+                ("origin".to_string(), Some(topic_tag.as_bytes().to_vec())),
+            ],
+            partition: None,
+        })
+        .collect()
+}
+
+pub fn kafka_producer(bootstrap: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .set("enable.idempotence", "true")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("Kafka test producer")
+}
+
+/// Produces `records` to `topic` and returns them as Kafka stored them.
+pub async fn produce(
+    producer: &FutureProducer,
+    topic: &str,
+    records: &[TestRecord],
+) -> Vec<SourceRecord> {
+    let mut deliveries = Vec::with_capacity(records.len());
+    for record in records {
+        let mut headers = OwnedHeaders::new();
+        for (name, value) in &record.headers {
+            headers = headers.insert(Header {
+                key: name,
+                value: value.as_deref(),
+            });
+        }
+        let mut message: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
+        if let Some(key) = &record.key {
+            message = message.key(key.as_slice());
+        }
+        if let Some(value) = &record.value {
+            message = message.payload(value.as_slice());
+        }
+        if let Some(partition) = record.partition {
+            message = message.partition(partition);
+        }
+        loop {
+            match producer.send_result(message) {
+                Ok(delivery) => break deliveries.push(delivery),
+                Err((_, back)) => {
+                    message = back;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        }
+    }
+    let mut stored = Vec::with_capacity(records.len());
+    for (record, delivery) in records.iter().zip(deliveries) {
+        let delivered = delivery
+            .await
+            .expect("delivery future")
+            .expect("Kafka stored the record");
+        stored.push(SourceRecord {
+            topic: topic.to_string(),
+            partition: delivered.partition,
+            offset: delivered.offset,
+            timestamp: delivered
+                .timestamp
+                .to_millis()
+                .map(|ms| (ms, TimestampType::CreateTime)),
+            key: record.key.clone(),
+            value: record.value.clone(),
+            headers: record.headers.clone(),
+        });
+    }
+    stored
+}
+
+// ---- the bridge process -------------------------------------------------
+
+/// A running `kafka-rocketmq-bridge run`, its logs in a file.
+pub struct BridgeProcess {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl BridgeProcess {
+    pub fn start(config: &std::path::Path) -> Self {
+        let log = std::env::temp_dir().join(format!("{}.log", unique("bridge")));
+        let file = std::fs::File::create(&log).expect("bridge log file");
+        let child = Command::new(binary())
+            .args(["run", "--config", config.to_str().unwrap()])
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start the bridge");
+        BridgeProcess { child, log }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits for the process to exit, up to `deadline`.
+    pub fn wait(&mut self, deadline: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for BridgeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---- RocketMQ side ------------------------------------------------------
+
+/// Reads what RocketMQ holds.
+pub struct Reader {
+    runtime: Option<RocketMqRuntime>,
+    reader: Option<TopicReader>,
+}
+
+impl Reader {
+    pub async fn new(name_server: &str) -> Self {
+        let runtime = RocketMqRuntime::start(1).expect("client runtime");
+        let config: RocketMqConfig =
+            serde_yaml::from_str(&format!("name_server: \"{name_server}\"")).unwrap();
+        let reader = TopicReader::start(runtime.client_runtime(), &config, &unique("reader"))
+            .await
+            .expect("reader");
+        Reader {
+            runtime: Some(runtime),
+            reader: Some(reader),
+        }
+    }
+
+    fn reader(&self) -> &TopicReader {
+        self.reader.as_ref().expect("reader")
+    }
+
+    /// Messages stored in `topic` (sum over queues).
+    pub async fn count(&self, topic: &str) -> i64 {
+        let mut total = 0;
+        for queue in self.reader().queues(topic).await.expect("queues") {
+            let (min, max) = self.reader().offsets(&queue).await.expect("offsets");
+            total += max - min;
+        }
+        total
+    }
+
+    /// Waits until `topic` holds at least `expected` messages.
+    pub async fn wait_for_count(&self, topic: &str, expected: i64, deadline: Duration) -> i64 {
+        let start = Instant::now();
+        loop {
+            let count = self.count(topic).await;
+            if count >= expected || start.elapsed() > deadline {
+                return count;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn read(&self, topic: &str) -> Vec<ReadMessage> {
+        self.reader().read_topic(topic).await.expect("read topic")
+    }
+
+    pub async fn close(mut self) {
+        if let Some(reader) = self.reader.take() {
+            reader.shutdown().await;
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown().await;
+        }
+    }
+}
+
+/// Kafka coordinates of a message, from its provenance.
+pub fn coordinates(message: &ReadMessage) -> (String, i32, i64) {
+    let record = message.kafka_record().expect("bridge message");
+    (record.topic, record.partition, record.offset)
+}
+
+/// Checks that each queue holds each Kafka partition's (or key's) records
+/// in increasing offset order. Returns the number of order groups checked.
+pub fn assert_ordered_by(
+    messages: &[ReadMessage],
+    group_of: impl Fn(&SourceRecord) -> String,
+) -> usize {
+    let mut last: BTreeMap<String, (i32, i64)> = BTreeMap::new();
+    let mut sorted: Vec<&ReadMessage> = messages.iter().collect();
+    sorted.sort_by_key(|m| (m.queue_id, m.queue_offset));
+    for message in sorted {
+        let record = message.kafka_record().expect("bridge message");
+        let group = group_of(&record);
+        if let Some((queue, offset)) = last.get(&group) {
+            assert_eq!(
+                *queue, message.queue_id,
+                "group {group} spans queues {queue} and {}",
+                message.queue_id
+            );
+            assert!(
+                record.offset > *offset,
+                "group {group}: offset {} after {offset} in queue {queue}",
+                record.offset
+            );
+        }
+        last.insert(group, (message.queue_id, record.offset));
+    }
+    last.len()
+}
+
+/// Loads a config the way the binary does, for tests that need its values.
+pub fn parse_config(text: &str) -> BridgeConfig {
+    kafka_rocketmq_bridge::config::load_str(text, "test.yaml", |_| None).expect("valid test config")
+}

@@ -1,0 +1,206 @@
+//! Reads back what RocketMQ holds: every message of a topic's queues, in
+//! queue order, with what the mapping needs to recover the Kafka record.
+//! Used by `verify`, the demo's reader and the tests.
+
+// Classic pull is deprecated upstream in favour of the lite pull consumer,
+// but it is the API that reads a queue by explicit offset without keeping
+// consumer state or committing anything, which is exactly what a reader
+// that must not disturb anything needs.
+#![allow(deprecated)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rocketmq_client_rust::{
+    AclClientRPCHook, ClientRuntime, DefaultMQPullConsumer, PullStatus, SessionCredentials,
+};
+use rocketmq_model::common::message::STRING_HASH_SET;
+use rocketmq_model::message::MessageQueue;
+
+use crate::config::RocketMqConfig;
+use crate::mapping::{self, SourceRecord, StoredMessage, UnmapError};
+use crate::rocketmq_sink::error_text;
+
+/// One stored message.
+#[derive(Debug, Clone)]
+pub struct ReadMessage {
+    pub queue_id: i32,
+    pub queue_offset: i64,
+    /// The client-side message id (`UNIQ_KEY`), what consumers call msgId.
+    pub uniq_key: Option<String>,
+    pub keys: Option<String>,
+    pub tags: Option<String>,
+    pub store_timestamp: i64,
+    pub body: Vec<u8>,
+    /// User properties only, sorted by name.
+    pub properties: Vec<(String, String)>,
+}
+
+impl ReadMessage {
+    /// The Kafka record this message is a copy of.
+    pub fn kafka_record(&self) -> Result<SourceRecord, UnmapError> {
+        mapping::unmap(&StoredMessage {
+            body: &self.body,
+            keys: self.keys.as_deref(),
+            properties: self
+                .properties
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect(),
+        })
+    }
+}
+
+/// Reading failed; the text names the name server and topic.
+#[derive(Debug, thiserror::Error)]
+#[error("reading RocketMQ topic `{topic}` via name server {name_server}: {cause}")]
+pub struct ReadError {
+    pub topic: String,
+    pub name_server: String,
+    pub cause: String,
+}
+
+/// A pull consumer that reads queues by offset, committing nothing.
+pub struct TopicReader {
+    consumer: DefaultMQPullConsumer,
+    name_server: String,
+}
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl TopicReader {
+    pub async fn start(
+        runtime: Arc<ClientRuntime>,
+        config: &RocketMqConfig,
+        group: &str,
+    ) -> Result<Self, ReadError> {
+        let failed = |cause: String| ReadError {
+            topic: String::new(),
+            name_server: config.name_server.clone(),
+            cause,
+        };
+        let mut builder = DefaultMQPullConsumer::builder(runtime)
+            .consumer_group(group)
+            .name_server_addr(config.name_server.as_str())
+            .consumer_pull_timeout(Duration::from_secs(10));
+        if let (Some(access), Some(secret)) = (&config.access_key, &config.secret_key) {
+            let credentials = SessionCredentials::with_keys(access.expose(), secret.expose());
+            builder = builder.rpc_hook(Arc::new(AclClientRPCHook::new(credentials)));
+        }
+        let consumer = builder.build().map_err(|e| failed(error_text(&e)))?;
+        consumer.start().await.map_err(|e| failed(error_text(&e)))?;
+        Ok(TopicReader {
+            consumer,
+            name_server: config.name_server.clone(),
+        })
+    }
+
+    fn failed(&self, topic: &str, cause: String) -> ReadError {
+        ReadError {
+            topic: topic.to_string(),
+            name_server: self.name_server.clone(),
+            cause,
+        }
+    }
+
+    /// The topic's queues, sorted by broker name and queue id.
+    pub async fn queues(&self, topic: &str) -> Result<Vec<MessageQueue>, ReadError> {
+        let call = self.consumer.fetch_subscribe_message_queues(topic);
+        let mut queues = tokio::time::timeout(CALL_TIMEOUT, call)
+            .await
+            .map_err(|_| self.failed(topic, "no answer".into()))?
+            .map_err(|e| self.failed(topic, error_text(&e)))?;
+        queues.sort_by(|a, b| {
+            (a.broker_name().as_str(), a.queue_id()).cmp(&(b.broker_name().as_str(), b.queue_id()))
+        });
+        Ok(queues)
+    }
+
+    /// Every message of `queue` from its first offset to its current end.
+    pub async fn read_queue(&self, queue: &MessageQueue) -> Result<Vec<ReadMessage>, ReadError> {
+        let topic = queue.topic_str();
+        let (mut offset, max) = self.offsets(queue).await?;
+        let mut messages = Vec::new();
+        while offset < max {
+            let pulled =
+                tokio::time::timeout(CALL_TIMEOUT, self.consumer.pull(queue, "*", offset, 256))
+                    .await
+                    .map_err(|_| self.failed(topic, format!("pull at offset {offset}: no answer")))?
+                    .map_err(|e| {
+                        self.failed(
+                            topic,
+                            format!("pull at offset {offset}: {}", error_text(&e)),
+                        )
+                    })?;
+            if *pulled.pull_status() != PullStatus::Found {
+                break;
+            }
+            messages.extend(
+                pulled
+                    .msg_found_list()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|m| to_read_message(queue, m)),
+            );
+            offset = pulled.next_begin_offset() as i64;
+        }
+        Ok(messages)
+    }
+
+    /// The first offset of `queue` and one past its last.
+    pub async fn offsets(&self, queue: &MessageQueue) -> Result<(i64, i64), ReadError> {
+        let topic = queue.topic_str();
+        let no_answer = || self.failed(topic, "no answer to an offset query".into());
+        let min = tokio::time::timeout(CALL_TIMEOUT, self.consumer.min_offset(queue))
+            .await
+            .map_err(|_| no_answer())?;
+        let max = tokio::time::timeout(CALL_TIMEOUT, self.consumer.max_offset(queue))
+            .await
+            .map_err(|_| no_answer())?;
+        let min = min.map_err(|e| self.failed(topic, error_text(&e)))?;
+        let max = max.map_err(|e| self.failed(topic, error_text(&e)))?;
+        Ok((min, max))
+    }
+
+    /// Every message of every queue of `topic`, queue by queue.
+    pub async fn read_topic(&self, topic: &str) -> Result<Vec<ReadMessage>, ReadError> {
+        let mut all = Vec::new();
+        for queue in self.queues(topic).await? {
+            all.extend(self.read_queue(&queue).await?);
+        }
+        Ok(all)
+    }
+
+    pub async fn shutdown(self) {
+        let _ = self.consumer.shutdown().await;
+    }
+}
+
+fn to_read_message(
+    queue: &MessageQueue,
+    message: &rocketmq_model::common::message::message_ext::MessageExt,
+) -> ReadMessage {
+    let props = message.properties();
+    let get = |name: &str| {
+        props
+            .iter()
+            .find(|(n, _)| n.as_str() == name)
+            .map(|(_, v)| v.to_string())
+    };
+    let mut properties: Vec<(String, String)> = props
+        .iter()
+        .filter(|(name, _)| !STRING_HASH_SET.contains(name.as_str()))
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    properties.sort();
+    ReadMessage {
+        queue_id: queue.queue_id(),
+        queue_offset: message.queue_offset(),
+        uniq_key: get("UNIQ_KEY"),
+        keys: get("KEYS"),
+        tags: get("TAGS"),
+        store_timestamp: message.store_timestamp(),
+        body: message.body().map(|b| b.to_vec()).unwrap_or_default(),
+        properties,
+    }
+}

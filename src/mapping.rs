@@ -20,8 +20,11 @@ pub const KAFKA_OFFSET: &str = "KAFKA_OFFSET";
 pub const KAFKA_TIMESTAMP: &str = "KAFKA_TIMESTAMP";
 /// `CreateTime` or `LogAppendTime`.
 pub const KAFKA_TIMESTAMP_TYPE: &str = "KAFKA_TIMESTAMP_TYPE";
-/// The key, base64, when `KEYS` cannot carry it verbatim.
+/// The key, as `b64:` + base64, when `KEYS` cannot carry it verbatim. The
+/// prefix keeps the value non-empty for an empty key: RocketMQ drops
+/// properties with empty values.
 pub const KAFKA_KEY_B64: &str = "KAFKA_KEY_B64";
+const B64_PREFIX: &str = "b64:";
 /// Headers that cannot be user properties, as an ordered list (see [`encode_header_list`]).
 pub const KAFKA_HEADERS_B64: &str = "KAFKA_HEADERS_B64";
 /// Prefix reserved for the bridge's own properties; a Kafka header using it is escaped.
@@ -140,7 +143,10 @@ pub fn map_record(
         Some(key) => match carriable_text(key) {
             Some(text) => Some(text.to_string()),
             None => {
-                properties.push((KAFKA_KEY_B64.to_string(), BASE64.encode(key)));
+                properties.push((
+                    KAFKA_KEY_B64.to_string(),
+                    format!("{B64_PREFIX}{}", BASE64.encode(key)),
+                ));
                 None
             }
         },
@@ -328,11 +334,11 @@ pub fn unmap(message: &StoredMessage) -> Result<SourceRecord, UnmapError> {
         }
     };
     let key = match (get(KAFKA_KEY_B64), message.keys) {
-        (Some(encoded), _) => Some(
-            BASE64
-                .decode(encoded)
-                .map_err(|_| UnmapError("KAFKA_KEY_B64 is not base64".into()))?,
-        ),
+        (Some(encoded), _) => {
+            let bad = || UnmapError("KAFKA_KEY_B64 is not b64:<base64>".into());
+            let payload = encoded.strip_prefix(B64_PREFIX).ok_or_else(bad)?;
+            Some(BASE64.decode(payload).map_err(|_| bad())?)
+        }
         (None, Some(keys)) => Some(keys.as_bytes().to_vec()),
         (None, None) => None,
     };
@@ -435,7 +441,15 @@ mod tests {
                 .iter()
                 .find(|(n, _)| n == KAFKA_KEY_B64)
                 .unwrap();
-            assert_eq!(BASE64.decode(&b64.1).unwrap(), key);
+            let encoded = b64.1.strip_prefix("b64:").unwrap();
+            assert_eq!(BASE64.decode(encoded).unwrap(), key);
+            // RocketMQ drops properties with empty values, so none may be empty.
+            assert!(
+                message
+                    .properties
+                    .iter()
+                    .all(|(n, v)| !n.is_empty() && !v.is_empty())
+            );
             assert_eq!(roundtrip(&r, &rules()), r);
         }
         let mut r = record();

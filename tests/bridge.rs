@@ -210,7 +210,9 @@ fn committed_offsets(kafka: &str, group: &str, topic: &str, partitions: i32) -> 
     for partition in 0..partitions {
         list.add_partition(topic, partition);
     }
-    let committed = consumer.committed_offsets(list, Duration::from_secs(10)).expect("committed offsets");
+    let committed = consumer
+        .committed_offsets(list, Duration::from_secs(10))
+        .expect("committed offsets");
     committed
         .elements()
         .iter()
@@ -222,7 +224,9 @@ fn committed_offsets(kafka: &str, group: &str, topic: &str, partitions: i32) -> 
 }
 
 /// One past the highest Kafka offset RocketMQ holds, per partition.
-fn stored_ends(messages: &[kafka_rocketmq_bridge::rocketmq_reader::ReadMessage]) -> BTreeMap<i32, i64> {
+fn stored_ends(
+    messages: &[kafka_rocketmq_bridge::rocketmq_reader::ReadMessage],
+) -> BTreeMap<i32, i64> {
     let mut ends = BTreeMap::new();
     for message in messages {
         let (_, partition, offset) = coordinates(message);
@@ -243,11 +247,15 @@ async fn sigterm_commits_exactly_what_was_stored_and_restart_copies_nothing_twic
     let mut bridge = BridgeProcess::start(std::path::Path::new(&scenario.path));
     let reader = Reader::new(&brokers.name_server).await;
     // Stop mid-stream: once some but not all records are stored.
-    let seen = reader.wait_for_count(&rocketmq_topic, 2_000, Duration::from_secs(120)).await;
+    let seen = reader
+        .wait_for_count(&rocketmq_topic, 2_000, Duration::from_secs(120))
+        .await;
     assert!(seen >= 2_000, "log:\n{}", bridge.logs());
     let started = std::time::Instant::now();
     bridge.signal("TERM");
-    let status = bridge.wait(Duration::from_secs(25)).expect("exits within the shutdown deadline");
+    let status = bridge
+        .wait(Duration::from_secs(25))
+        .expect("exits within the shutdown deadline");
     assert!(status.success(), "exit {status:?}; log:\n{}", bridge.logs());
     assert!(started.elapsed() < Duration::from_secs(25));
 
@@ -256,25 +264,43 @@ async fn sigterm_commits_exactly_what_was_stored_and_restart_copies_nothing_twic
     let committed = committed_offsets(&brokers.kafka, &scenario.group, &kafka_topic, 8);
     let ends = stored_ends(&stored);
     for (partition, end) in &ends {
-        assert_eq!(committed.get(partition), Some(end), "partition {partition}: committed {committed:?} stored {ends:?}");
+        assert_eq!(
+            committed.get(partition),
+            Some(end),
+            "partition {partition}: committed {committed:?} stored {ends:?}"
+        );
     }
 
     // A restart resumes there: the rest arrives, nothing twice.
     let mut bridge = BridgeProcess::start(std::path::Path::new(&scenario.path));
-    let total = reader.wait_for_count(&rocketmq_topic, 20_000, Duration::from_secs(180)).await;
+    let total = reader
+        .wait_for_count(&rocketmq_topic, 20_000, Duration::from_secs(180))
+        .await;
     assert_eq!(total, 20_000, "log:\n{}", bridge.logs());
     bridge.signal("TERM");
-    assert!(bridge.wait(Duration::from_secs(25)).expect("exit").success());
+    assert!(
+        bridge
+            .wait(Duration::from_secs(25))
+            .expect("exit")
+            .success()
+    );
     let all = reader.read(&rocketmq_topic).await;
     let distinct: std::collections::BTreeSet<_> = all.iter().map(coordinates).collect();
     assert_eq!(distinct.len(), 20_000, "every record present");
-    assert_eq!(all.len(), 20_000, "no record copied twice across the restart");
+    assert_eq!(
+        all.len(),
+        20_000,
+        "no record copied twice across the restart"
+    );
     reader.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_points_loses_nothing_and_bounds_duplicates() {
-    let total: i64 = std::env::var("BRIDGE_TEST_KILL_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let total: i64 = std::env::var("BRIDGE_TEST_KILL_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
     let buffer = 512;
     let batch = 128;
     let scenario = three_topic_scenario(&format!(
@@ -283,17 +309,30 @@ async fn kill_9_at_random_points_loses_nothing_and_bounds_duplicates() {
     let brokers = brokers();
     let (kafka_topic, rocketmq_topic) = scenario.topics[0].clone();
     let producer = kafka_producer(&brokers.kafka);
-    produce(&producer, &kafka_topic, &keyed_records("k", total as usize, 1000)).await;
+    produce(
+        &producer,
+        &kafka_topic,
+        &keyed_records("k", total as usize, 1000),
+    )
+    .await;
 
     let reader = Reader::new(&brokers.name_server).await;
     let path = std::path::Path::new(&scenario.path);
     // Kill points spread over the run, at pseudo-random fractions.
     let seed = std::process::id() as i64;
-    let kills: Vec<i64> = (1..=3).map(|k| total * (k * 20 + (seed * 7 * k) % 15) / 100).collect();
+    let kills: Vec<i64> = (1..=3)
+        .map(|k| total * (k * 20 + (seed * 7 * k) % 15) / 100)
+        .collect();
     for point in &kills {
         let bridge = BridgeProcess::start(path);
-        let seen = reader.wait_for_count(&rocketmq_topic, *point, Duration::from_secs(300)).await;
-        assert!(seen >= *point, "stalled before {point}; log:\n{}", bridge.logs());
+        let seen = reader
+            .wait_for_count(&rocketmq_topic, *point, Duration::from_secs(300))
+            .await;
+        assert!(
+            seen >= *point,
+            "stalled before {point}; log:\n{}",
+            bridge.logs()
+        );
         bridge.kill9();
     }
     let mut bridge = BridgeProcess::start(path);
@@ -307,17 +346,30 @@ async fn kill_9_at_random_points_loses_nothing_and_bounds_duplicates() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
     bridge.signal("TERM");
-    assert!(bridge.wait(Duration::from_secs(30)).expect("exit").success());
+    assert!(
+        bridge
+            .wait(Duration::from_secs(30))
+            .expect("exit")
+            .success()
+    );
 
     let mut copies: BTreeMap<(String, i32, i64), usize> = BTreeMap::new();
     for message in &messages {
         *copies.entry(coordinates(message)).or_default() += 1;
     }
-    assert_eq!(copies.len() as i64, total, "records missing after {} kills", kills.len());
+    assert_eq!(
+        copies.len() as i64,
+        total,
+        "records missing after {} kills",
+        kills.len()
+    );
     let duplicates = messages.len() as i64 - total;
     // At most what could be in flight at each kill: every queue's buffer and batch.
     let bound = kills.len() as i64 * 8 * (buffer + batch);
-    assert!(duplicates <= bound, "{duplicates} duplicates, bound {bound}");
+    assert!(
+        duplicates <= bound,
+        "{duplicates} duplicates, bound {bound}"
+    );
     // Order: per partition, first copies appear in increasing offset order.
     let mut firsts = Vec::new();
     let mut seen = std::collections::BTreeSet::new();

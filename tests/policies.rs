@@ -1,0 +1,312 @@
+//! Records RocketMQ cannot take, under each policy, and binary keys and
+//! headers through the documented encoding. Against the real brokers.
+
+mod support;
+
+use std::time::Duration;
+
+use kafka_rocketmq_bridge::dead_letter::{ORIGIN_OFFSET_HEADER, REASON_HEADER};
+use support::*;
+
+fn scenario(
+    policy: &str,
+    max_message_size: &str,
+) -> (tempfile::NamedTempFile, String, String, String) {
+    let brokers = brokers();
+    let base = unique("policy");
+    let (kafka_topic, rocketmq_topic, dlq) = (
+        format!("{base}.in"),
+        format!("{base}_out"),
+        format!("{base}.dlq"),
+    );
+    let text = format!(
+        "kafka:\n  bootstrap_servers: \"{}\"\n  group_id: \"{}\"\n  properties:\n    session.timeout.ms: \"6000\"\n\
+         rocketmq:\n  name_server: \"{}\"\n  max_message_size: \"{max_message_size}\"\n\
+         mappings:\n  - kafka_topic: \"{kafka_topic}\"\n    rocketmq_topic: \"{rocketmq_topic}\"\n\
+         \x20   on_empty_value: {policy}\n    on_oversized_body: {policy}\n    on_oversized_properties: {policy}\n\
+         \x20   dead_letter_topic: \"{dlq}\"\n\
+         metrics:\n  listen: \"127.0.0.1:{}\"\n",
+        brokers.kafka,
+        unique("group"),
+        brokers.name_server,
+        closed_port()
+    );
+    let file = config_file(&text);
+    let path = file.path().to_str().unwrap().to_string();
+    let output = run(&[
+        "create-topics",
+        "--config",
+        &path,
+        "--partitions",
+        "1",
+        "--queues",
+        "2",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    (file, kafka_topic, rocketmq_topic, dlq)
+}
+
+/// good, tombstone, empty, oversized body, oversized properties, good:
+/// all in partition 0, so offsets are 0..=5.
+fn bad_records() -> Vec<TestRecord> {
+    let record = |value: Option<Vec<u8>>, headers: Vec<(String, Option<Vec<u8>>)>| TestRecord {
+        key: Some(b"k".to_vec()),
+        value,
+        headers,
+        partition: Some(0),
+    };
+    vec![
+        record(Some(b"first".to_vec()), vec![]),
+        record(None, vec![]),
+        record(Some(vec![]), vec![]),
+        record(Some(vec![b'b'; 20_000]), vec![]),
+        record(
+            Some(b"v".to_vec()),
+            vec![("big".into(), Some(vec![b'h'; 40_000]))],
+        ),
+        record(Some(b"last".to_vec()), vec![]),
+    ]
+}
+
+async fn read_dead_letters(kafka: &str, topic: &str, expected: usize) -> Vec<(String, i64)> {
+    use rdkafka::Message;
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::message::Headers;
+    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka)
+        .set("group.id", unique("dlq-reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .expect("dlq consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut found = Vec::new();
+    while found.len() < expected {
+        let message = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+            .await
+            .expect("dead letter")
+            .expect("recv");
+        let header = |name: &str| {
+            message.headers().and_then(|h| {
+                h.iter()
+                    .find(|h| h.key == name)
+                    .and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned()))
+            })
+        };
+        let offset: i64 = header(ORIGIN_OFFSET_HEADER)
+            .expect("origin offset")
+            .parse()
+            .expect("number");
+        found.push((header(REASON_HEADER).expect("reason"), offset));
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_copies_the_rest_and_logs_every_skipped_record() {
+    let (file, kafka_topic, rocketmq_topic, _) = scenario("skip", "16KiB");
+    let brokers = brokers();
+    produce(
+        &kafka_producer(&brokers.kafka),
+        &kafka_topic,
+        &bad_records(),
+    )
+    .await;
+    let mut bridge = BridgeProcess::start(file.path());
+    let reader = Reader::new(&brokers.name_server).await;
+    assert_eq!(
+        reader
+            .wait_for_count(&rocketmq_topic, 2, Duration::from_secs(120))
+            .await,
+        2,
+        "{}",
+        bridge.logs()
+    );
+    bridge.signal("TERM");
+    assert!(
+        bridge
+            .wait(Duration::from_secs(30))
+            .expect("exit")
+            .success()
+    );
+    let offsets: Vec<i64> = reader
+        .read(&rocketmq_topic)
+        .await
+        .iter()
+        .map(|m| coordinates(m).2)
+        .collect();
+    assert_eq!(
+        offsets
+            .iter()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>(),
+        [0, 5].into()
+    );
+    let logs = bridge.logs();
+    for (offset, reason) in [
+        (1, "empty_value"),
+        (2, "empty_value"),
+        (3, "oversized_body"),
+        (4, "oversized_properties"),
+    ] {
+        let line = format!("record={kafka_topic}/0@{offset} reason=\"{reason}\"");
+        let alt = format!("record={kafka_topic}/0@{offset} reason={reason}");
+        assert!(
+            logs.contains(&line) || logs.contains(&alt),
+            "no skip line for offset {offset}:\n{logs}"
+        );
+    }
+    assert!(logs.contains("skipped: 4"), "{logs}");
+    reader.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letter_writes_each_bad_record_to_kafka_with_its_reason() {
+    let (file, kafka_topic, rocketmq_topic, dlq) = scenario("dead_letter", "16KiB");
+    let brokers = brokers();
+    produce(
+        &kafka_producer(&brokers.kafka),
+        &kafka_topic,
+        &bad_records(),
+    )
+    .await;
+    let mut bridge = BridgeProcess::start(file.path());
+    let reader = Reader::new(&brokers.name_server).await;
+    assert_eq!(
+        reader
+            .wait_for_count(&rocketmq_topic, 2, Duration::from_secs(120))
+            .await,
+        2,
+        "{}",
+        bridge.logs()
+    );
+    let mut letters = read_dead_letters(&brokers.kafka, &dlq, 4).await;
+    letters.sort_by_key(|(_, offset)| *offset);
+    let expected = [
+        ("empty_value", 1),
+        ("empty_value", 2),
+        ("oversized_body", 3),
+        ("oversized_properties", 4),
+    ];
+    assert_eq!(letters, expected.map(|(r, o)| (r.to_string(), o)).to_vec());
+    bridge.signal("TERM");
+    assert!(
+        bridge
+            .wait(Duration::from_secs(30))
+            .expect("exit")
+            .success(),
+        "{}",
+        bridge.logs()
+    );
+    assert!(
+        bridge.logs().contains("dead_lettered: 4"),
+        "{}",
+        bridge.logs()
+    );
+    reader.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_stops_before_the_bad_record_and_commits_only_what_precedes_it() {
+    let (file, kafka_topic, rocketmq_topic, _) = scenario("fail", "16KiB");
+    let brokers = brokers();
+    produce(
+        &kafka_producer(&brokers.kafka),
+        &kafka_topic,
+        &bad_records(),
+    )
+    .await;
+    let mut bridge = BridgeProcess::start(file.path());
+    let status = bridge
+        .wait(Duration::from_secs(120))
+        .expect("the bridge stops on its own");
+    assert_eq!(status.code(), Some(3), "{}", bridge.logs());
+    let logs = bridge.logs();
+    assert!(
+        logs.contains(&format!(
+            "record {kafka_topic}/0@1 of mapping {kafka_topic} cannot be copied"
+        )),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("Set mappings[].on_empty_value to skip or dead_letter"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains(&format!("final commit done offsets={kafka_topic}/0=1")),
+        "{logs}"
+    );
+    let reader = Reader::new(&brokers.name_server).await;
+    assert_eq!(reader.count(&rocketmq_topic).await, 1);
+    reader.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_keys_and_headers_round_trip_through_the_encoding() {
+    let (file, kafka_topic, rocketmq_topic, _) = scenario("fail", "4MiB");
+    let brokers = brokers();
+    let records = vec![
+        TestRecord {
+            key: Some(vec![0xff, 0x00, 0xfe]),
+            value: Some(vec![0, 1, 2, 255]),
+            headers: vec![
+                ("bin".into(), Some(vec![0xc3, 0x28])),
+                ("null".into(), None),
+                ("KEYS".into(), Some(b"reserved name".to_vec())),
+                ("dup".into(), Some(b"1".to_vec())),
+                ("dup".into(), Some(b"2".to_vec())),
+                ("sep".into(), Some(b"a\x01b".to_vec())),
+            ],
+            partition: Some(0),
+        },
+        TestRecord {
+            key: Some(vec![]),
+            value: Some(b"empty key".to_vec()),
+            headers: vec![],
+            partition: Some(0),
+        },
+        TestRecord {
+            key: None,
+            value: Some(b"null key".to_vec()),
+            headers: vec![],
+            partition: Some(0),
+        },
+    ];
+    let stored = produce(&kafka_producer(&brokers.kafka), &kafka_topic, &records).await;
+    let mut bridge = BridgeProcess::start(file.path());
+    let reader = Reader::new(&brokers.name_server).await;
+    assert_eq!(
+        reader
+            .wait_for_count(&rocketmq_topic, 3, Duration::from_secs(120))
+            .await,
+        3,
+        "{}",
+        bridge.logs()
+    );
+    bridge.signal("TERM");
+    assert!(
+        bridge
+            .wait(Duration::from_secs(30))
+            .expect("exit")
+            .success()
+    );
+    let mut back: Vec<_> = reader
+        .read(&rocketmq_topic)
+        .await
+        .iter()
+        .map(|m| m.kafka_record().expect("unmap"))
+        .collect();
+    back.sort_by_key(|r| r.offset);
+    for (got, want) in back.iter().zip(&stored) {
+        assert_eq!(got.key, want.key);
+        assert_eq!(got.value, want.value);
+        // Plain properties come back sorted by name, the escaped list in Kafka order.
+        let mut got_headers = got.headers.clone();
+        let mut want_headers = want.headers.clone();
+        got_headers.sort();
+        want_headers.sort();
+        assert_eq!(got_headers, want_headers, "offset {}", want.offset);
+    }
+    assert_eq!(back.len(), 3);
+    reader.close().await;
+}

@@ -364,3 +364,38 @@ pub fn assert_ordered_by(
 pub fn parse_config(text: &str) -> BridgeConfig {
     kafka_rocketmq_bridge::config::load_str(text, "test.yaml", |_| None).expect("valid test config")
 }
+
+/// Runs `scripts/brokers.sh` with the test brokers' settings (set by scripts/test.sh).
+pub fn brokers_script(args: &[&str]) {
+    let script = std::env::var("BRIDGE_TEST_BROKERS_SCRIPT")
+        .expect("BRIDGE_TEST_BROKERS_SCRIPT is not set: run the tests with scripts/test.sh");
+    let status = Command::new(script)
+        .args(args)
+        .status()
+        .expect("run brokers.sh");
+    assert!(status.success(), "brokers.sh {args:?} failed");
+}
+
+/// Every record of `expected_total` present once at least; returns the
+/// duplicate count, after checking per-partition order of first copies.
+pub fn assert_complete_and_ordered(
+    messages: &[ReadMessage],
+    expected_total: usize,
+    partitions: usize,
+) -> usize {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut sorted: Vec<&ReadMessage> = messages.iter().collect();
+    sorted.sort_by_key(|m| (m.queue_id, m.queue_offset));
+    let mut firsts = Vec::new();
+    for message in sorted {
+        if seen.insert(coordinates(message)) {
+            firsts.push(message.clone());
+        }
+    }
+    assert_eq!(seen.len(), expected_total, "records missing");
+    assert_eq!(
+        assert_ordered_by(&firsts, |r| r.partition.to_string()),
+        partitions
+    );
+    messages.len() - expected_total
+}

@@ -1,0 +1,99 @@
+//! The RocketMQ broker killed with -9 and restarted mid-run: the bridge
+//! holds its checkpoints, retries on the same queues, never exits, and
+//! nothing is lost or reordered. Its own test binary, since it stops the
+//! shared test broker.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rocketmq_broker_killed_and_restarted_mid_run() {
+    let brokers = brokers();
+    let base = unique("restart");
+    let (kafka_topic, rocketmq_topic) = (format!("{base}.in"), format!("{base}_out"));
+    let file = config_file(&format!(
+        "{}metrics:\n  listen: \"127.0.0.1:{}\"\nbridge:\n  max_retry_backoff: \"2s\"\n",
+        config_text(
+            &brokers.kafka,
+            &brokers.name_server,
+            &[(&kafka_topic, &rocketmq_topic)]
+        ),
+        closed_port()
+    ));
+    let path = file.path().to_str().unwrap();
+    let created = run(&[
+        "create-topics",
+        "--config",
+        path,
+        "--partitions",
+        "4",
+        "--queues",
+        "4",
+    ]);
+    assert!(created.status.success(), "{}", stderr(&created));
+
+    let producer = kafka_producer(&brokers.kafka);
+    let total = 30_000;
+    produce(&producer, &kafka_topic, &keyed_records("r", total / 2, 200)).await;
+    let mut bridge = BridgeProcess::start(file.path());
+    let reader = Reader::new(&brokers.name_server).await;
+    assert!(
+        reader
+            .wait_for_count(&rocketmq_topic, 3_000, Duration::from_secs(120))
+            .await
+            >= 3_000,
+        "{}",
+        bridge.logs()
+    );
+    reader.close().await;
+
+    brokers_script(&["stop", "--kill", "broker"]);
+    // Traffic keeps arriving in Kafka while RocketMQ is down.
+    produce(
+        &producer,
+        &kafka_topic,
+        &keyed_records("r2", total / 2, 200),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        bridge.wait(Duration::from_millis(10)).is_none(),
+        "the bridge exited while the broker was down"
+    );
+    brokers_script(&["start", "broker"]);
+
+    let reader = Reader::new(&brokers.name_server).await;
+    let start = std::time::Instant::now();
+    let messages = loop {
+        let messages = reader.read(&rocketmq_topic).await;
+        let distinct: std::collections::BTreeSet<_> = messages.iter().map(coordinates).collect();
+        if distinct.len() == total || start.elapsed() > Duration::from_secs(180) {
+            break messages;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    assert!(
+        bridge.wait(Duration::from_millis(10)).is_none(),
+        "the bridge exited"
+    );
+    bridge.signal("TERM");
+    assert!(
+        bridge
+            .wait(Duration::from_secs(30))
+            .expect("exit")
+            .success(),
+        "{}",
+        bridge.logs()
+    );
+    let duplicates = assert_complete_and_ordered(&messages, total, 4);
+    let logs = bridge.logs();
+    assert!(
+        logs.contains("send to RocketMQ failed; retrying on the same queue, checkpoints held"),
+        "{logs}"
+    );
+    eprintln!("broker restart: {duplicates} duplicates of {total}");
+    reader.close().await;
+}

@@ -1,77 +1,115 @@
-//! Demo traffic for `scripts/demo.sh`: produces keyed records with headers
-//! into every Kafka topic of a config, as an application would.
-//! Not part of the product image.
+//! Demo traffic for `scripts/demo.sh`. Not part of the product image.
+//!
+//! `produce` writes keyed records with headers into every Kafka topic of a
+//! config, as an application would. `compare` reads each Kafka topic and its
+//! RocketMQ copy and prints a one-screen summary: counts, missing records,
+//! duplicates, content, and per-key order.
 
+#![recursion_limit = "256"]
+
+use std::collections::{BTreeMap, HashMap};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use clap::Parser;
-use kafka_rocketmq_bridge::{config, kafka_source};
+use clap::{Parser, Subcommand};
+use kafka_rocketmq_bridge::config::{self, BridgeConfig, MappingConfig};
+use kafka_rocketmq_bridge::kafka_source::{self, consumer::source_record};
+use kafka_rocketmq_bridge::mapping::SourceRecord;
+use kafka_rocketmq_bridge::rocketmq_reader::{ReadMessage, TopicReader};
+use kafka_rocketmq_bridge::rocketmq_sink::RocketMqRuntime;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
 
 #[derive(Parser)]
-#[command(
-    about = "Produce sample keyed traffic with headers into the Kafka topics of a bridge config"
-)]
+#[command(about = "Demo traffic for kafka-rocketmq-bridge")]
 struct Args {
-    #[arg(long, env = "BRIDGE_CONFIG")]
-    config: std::path::PathBuf,
-    /// Records per mapped topic.
-    #[arg(long, default_value_t = 1000)]
-    records: usize,
-    /// Distinct keys (customers) the records are spread over.
-    #[arg(long, default_value_t = 20)]
-    keys: usize,
+    #[arg(long, env = "BRIDGE_CONFIG", global = true)]
+    config: Option<std::path::PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Produce keyed records with headers into every mapped Kafka topic.
+    Produce {
+        /// Records per mapped topic.
+        #[arg(long, default_value_t = 1000)]
+        records: usize,
+        /// Distinct keys (customers) the records are spread over.
+        #[arg(long, default_value_t = 20)]
+        keys: usize,
+    },
+    /// Compare each Kafka topic with its RocketMQ copy.
+    Compare {
+        /// Keep re-reading until RocketMQ caught up, at most this many seconds.
+        #[arg(long, default_value_t = 60)]
+        wait_seconds: u64,
+    },
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let config = match config::load_file(&args.config) {
+    let Some(path) = args.config else {
+        eprintln!("error: --config (or BRIDGE_CONFIG) is required");
+        return ExitCode::from(2);
+    };
+    let config = match config::load_file(&path) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("error: {error}");
             return ExitCode::from(1);
         }
     };
+    let result = match args.command {
+        Command::Produce { records, keys } => produce_all(&config, records, keys).await,
+        Command::Compare { wait_seconds } => {
+            compare_all(&config, Duration::from_secs(wait_seconds)).await
+        }
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn produce_all(config: &BridgeConfig, records: usize, keys: usize) -> Result<bool, String> {
     let mut client = kafka_source::client_config(&config.kafka);
     client
         .set("linger.ms", "5")
         .set("enable.idempotence", "true");
-    let producer: FutureProducer = match client.create() {
-        Ok(producer) => producer,
-        Err(error) => {
-            eprintln!(
-                "error: cannot create a Kafka producer for {}: {error}",
-                config.kafka.bootstrap_servers
-            );
-            return ExitCode::from(1);
-        }
-    };
+    let producer: FutureProducer = client
+        .create()
+        .map_err(|e| format!("Kafka producer for {}: {e}", config.kafka.bootstrap_servers))?;
     for mapping in &config.mappings {
-        match produce(&producer, &mapping.kafka_topic, &args).await {
-            Ok(()) => println!(
-                "produced {} records over {} keys into {}",
-                args.records, args.keys, mapping.kafka_topic
-            ),
-            Err(error) => {
-                eprintln!(
-                    "error: producing to {} at {}: {error}",
-                    mapping.kafka_topic, config.kafka.bootstrap_servers
-                );
-                return ExitCode::from(1);
-            }
-        }
+        produce(&producer, &mapping.kafka_topic, records, keys)
+            .await
+            .map_err(|e| format!("{}: {e}", mapping.kafka_topic))?;
+        println!(
+            "produced {records} records over {keys} keys into {}",
+            mapping.kafka_topic
+        );
     }
-    ExitCode::SUCCESS
+    Ok(true)
 }
 
-async fn produce(producer: &FutureProducer, topic: &str, args: &Args) -> Result<(), String> {
-    let mut pending = Vec::with_capacity(args.records);
-    for seq in 0..args.records {
-        let key = format!("customer-{:03}", seq % args.keys.max(1));
+async fn produce(
+    producer: &FutureProducer,
+    topic: &str,
+    records: usize,
+    keys: usize,
+) -> Result<(), String> {
+    let mut pending = Vec::with_capacity(records);
+    for seq in 0..records {
+        let key = format!("customer-{:03}", seq % keys.max(1));
         let value = format!(
             r#"{{"topic":"{topic}","customer":"{key}","seq":{seq},"amount_cents":{}}}"#,
             (seq * 37) % 10_000
@@ -110,4 +148,198 @@ async fn produce(producer: &FutureProducer, topic: &str, args: &Args) -> Result<
         }
     }
     Ok(())
+}
+
+/// What one mapping's comparison found.
+struct Comparison {
+    kafka: usize,
+    rocketmq: usize,
+    missing: usize,
+    /// Copies of records the Kafka read did not see.
+    extra: usize,
+    duplicates: usize,
+    content_mismatches: usize,
+    keys_checked: usize,
+    keys_out_of_order: usize,
+}
+
+impl Comparison {
+    fn matches(&self) -> bool {
+        self.missing == 0
+            && self.extra == 0
+            && self.content_mismatches == 0
+            && self.keys_out_of_order == 0
+    }
+}
+
+async fn compare_all(config: &BridgeConfig, wait: Duration) -> Result<bool, String> {
+    let runtime = RocketMqRuntime::start(1)?;
+    let reader = TopicReader::start(
+        runtime.client_runtime(),
+        &config.rocketmq,
+        "demo-traffic-compare",
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut rows = Vec::new();
+    for mapping in &config.mappings {
+        let kafka = read_kafka(config, &mapping.kafka_topic)?;
+        let deadline = Instant::now() + wait;
+        let comparison = loop {
+            let stored = reader
+                .read_topic(&mapping.rocketmq_topic)
+                .await
+                .map_err(|e| e.to_string())?;
+            let comparison = compare(&kafka, &stored);
+            if comparison.missing == 0 || Instant::now() >= deadline {
+                break comparison;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        rows.push((mapping, comparison));
+    }
+    reader.shutdown().await;
+    runtime.shutdown().await;
+    print_summary(&rows);
+    Ok(rows.iter().all(|(_, c)| c.matches()))
+}
+
+/// Every record of `topic`, from the start to the current end.
+fn read_kafka(config: &BridgeConfig, topic: &str) -> Result<Vec<SourceRecord>, String> {
+    let mut client = kafka_source::client_config(&config.kafka);
+    client.set("group.id", "demo-traffic-compare");
+    let consumer: BaseConsumer = client.create().map_err(|e| e.to_string())?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let mut ends = HashMap::new();
+    let mut list = TopicPartitionList::new();
+    for partition in &partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, *partition, Duration::from_secs(10))
+            .map_err(|e| e.to_string())?;
+        if high > low {
+            ends.insert(*partition, high);
+            list.add_partition_offset(topic, *partition, Offset::Beginning)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    consumer.assign(&list).map_err(|e| e.to_string())?;
+    // A queried high watermark can be short (Tansu answers up to a batch
+    // low), so read past it until the partitions stay quiet for 2 s.
+    let mut records = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut quiet_since = Instant::now();
+    while Instant::now() < deadline
+        && !(ends.is_empty() && quiet_since.elapsed() > Duration::from_secs(2))
+    {
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let record = source_record(&message.map_err(|e| e.to_string())?);
+        if ends
+            .get(&record.partition)
+            .is_some_and(|end| record.offset + 1 >= *end)
+        {
+            ends.remove(&record.partition);
+        }
+        quiet_since = Instant::now();
+        records.push(record);
+    }
+    Ok(records)
+}
+
+fn compare(kafka: &[SourceRecord], stored: &[ReadMessage]) -> Comparison {
+    let expected: HashMap<(i32, i64), &SourceRecord> =
+        kafka.iter().map(|r| ((r.partition, r.offset), r)).collect();
+    let mut seen: HashMap<(i32, i64), usize> = HashMap::new();
+    let mut content_mismatches = 0;
+    let mut extra = 0;
+    let mut queue_order: Vec<&ReadMessage> = stored.iter().collect();
+    queue_order.sort_by_key(|m| (m.queue_id, m.queue_offset));
+    let mut last_offset_per_key: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
+    let mut keys_out_of_order = 0;
+    for message in queue_order {
+        let Ok(record) = message.kafka_record() else {
+            content_mismatches += 1;
+            continue;
+        };
+        let coordinates = (record.partition, record.offset);
+        let copies = seen.entry(coordinates).or_default();
+        *copies += 1;
+        if *copies > 1 {
+            continue;
+        }
+        let Some(want) = expected.get(&coordinates) else {
+            extra += 1;
+            continue;
+        };
+        let (mut a, mut b) = (want.headers.clone(), record.headers.clone());
+        a.sort();
+        b.sort();
+        content_mismatches +=
+            usize::from(!(want.key == record.key && want.value == record.value && a == b));
+        if let Some(key) = record.key {
+            let last = last_offset_per_key.entry(key).or_insert(-1);
+            keys_out_of_order += usize::from(record.offset <= *last);
+            *last = record.offset;
+        }
+    }
+    Comparison {
+        kafka: kafka.len(),
+        rocketmq: stored.len(),
+        missing: expected.keys().filter(|c| !seen.contains_key(c)).count(),
+        extra,
+        duplicates: seen.values().map(|n| n - 1).sum(),
+        content_mismatches,
+        keys_checked: last_offset_per_key.len(),
+        keys_out_of_order,
+    }
+}
+
+fn print_summary(rows: &[(&MappingConfig, Comparison)]) {
+    println!();
+    println!(
+        "{:<16} {:<16} {:>8} {:>9} {:>8} {:>6} {:>6} {:>8} {:>16}  {}",
+        "KAFKA TOPIC",
+        "ROCKETMQ TOPIC",
+        "KAFKA",
+        "ROCKETMQ",
+        "MISSING",
+        "EXTRA",
+        "DUPS",
+        "CONTENT",
+        "PER-KEY ORDER",
+        "RESULT"
+    );
+    for (mapping, c) in rows {
+        let content = if c.content_mismatches == 0 {
+            "same".to_string()
+        } else {
+            format!("{} diff", c.content_mismatches)
+        };
+        let order = format!(
+            "{}/{} keys ok",
+            c.keys_checked - c.keys_out_of_order,
+            c.keys_checked
+        );
+        let result = if c.matches() { "MATCH" } else { "MISMATCH" };
+        println!(
+            "{:<16} {:<16} {:>8} {:>9} {:>8} {:>6} {:>6} {:>8} {:>16}  {result}",
+            mapping.kafka_topic,
+            mapping.rocketmq_topic,
+            c.kafka,
+            c.rocketmq,
+            c.missing,
+            c.extra,
+            c.duplicates,
+            content,
+            order
+        );
+    }
 }

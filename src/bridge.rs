@@ -19,9 +19,10 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::checkpoint::{Checkpoints, PartitionId};
-use crate::config::{BridgeConfig, MappingConfig, RecordPolicy};
+use crate::config::{BridgeConfig, MappingConfig, RecordPolicy, StartFrom};
 use crate::dead_letter::DeadLetterWriter;
 use crate::kafka_source::consumer::{self, BridgeConsumer};
+use crate::kafka_source::start_position;
 use crate::mapping::{self, MappingRules, Rejection, SourceRecord};
 use crate::rocketmq_sink::queue_sender::{
     self, Envelope, SendCounters, SenderContext, SenderSettings,
@@ -159,6 +160,10 @@ pub async fn run(
         .iter()
         .map(|m| m.kafka_topic.clone())
         .collect();
+    if let StartFrom::Timestamp(ms) = config.kafka.start_from {
+        start_position::commit_start_offsets(&config.kafka, &topics, ms, Duration::from_secs(30))
+            .map_err(StartError)?;
+    }
     let consumer = consumer::subscribe(
         &config.kafka,
         &topics,

@@ -6,6 +6,7 @@
 
 mod admin;
 pub mod consumer;
+pub mod start_position;
 
 use std::time::Duration;
 

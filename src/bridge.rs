@@ -22,7 +22,7 @@ use crate::checkpoint::{Checkpoints, PartitionId};
 use crate::config::{BridgeConfig, MappingConfig, RecordPolicy, StartFrom};
 use crate::dead_letter::DeadLetterWriter;
 use crate::kafka_source::consumer::{self, BridgeConsumer};
-use crate::kafka_source::start_position;
+use crate::kafka_source::{self, start_position};
 use crate::mapping::{self, MappingRules, Rejection, SourceRecord};
 use crate::rocketmq_sink::queue_sender::{
     self, Envelope, SendCounters, SenderContext, SenderSettings,
@@ -83,6 +83,10 @@ pub async fn run(
     config: BridgeConfig,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<RunOutcome, StartError> {
+    // Topics created later that match a regex are picked up at the next start.
+    let config = kafka_source::resolve_regex_mappings(&config, Duration::from_secs(30))
+        .await
+        .map_err(StartError)?;
     let settings = &config.bridge;
     let checkpoints = Checkpoints::new();
     let runtime = RocketMqRuntime::start(2).map_err(StartError)?;

@@ -189,6 +189,11 @@ impl CheckReport {
 
 /// Asks both clusters, at once, about every mapped topic.
 pub async fn check(config: &BridgeConfig, config_path: &str, deadline: Duration) -> CheckReport {
+    let resolved = kafka_source::resolve_regex_mappings(config, deadline).await;
+    let (config, regex_problem) = match &resolved {
+        Ok(resolved) => (resolved, None),
+        Err(problem) => (config, Some(problem.clone())),
+    };
     let kafka_topics: Vec<String> = config
         .mappings
         .iter()
@@ -203,7 +208,11 @@ pub async fn check(config: &BridgeConfig, config_path: &str, deadline: Duration)
         kafka_source::partition_counts(&config.kafka, &kafka_topics, deadline),
         rocketmq_queue_counts(config, &rocketmq_topics, deadline),
     );
-    let kafka = kafka.map_err(|e| e.to_string());
+    let kafka = match (kafka, regex_problem) {
+        (Err(error), _) => Err(error.to_string()),
+        (Ok(_), Some(problem)) => Err(problem),
+        (Ok(counts), None) => Ok(counts),
+    };
     let rows = config
         .mappings
         .iter()

@@ -42,6 +42,11 @@ pub async fn create_missing(
     config: &BridgeConfig,
     request: &CreateRequest,
 ) -> Result<Vec<String>, CreateTopicsError> {
+    // Regex mappings name existing Kafka topics; their RocketMQ targets may be missing.
+    let resolved = kafka_source::resolve_regex_mappings(config, request.timeout)
+        .await
+        .map_err(CreateTopicsError::Runtime)?;
+    let config = &resolved;
     let mut lines = Vec::new();
     if request.only != Some(Side::RocketMq) {
         lines.extend(create_kafka(config, request).await?);

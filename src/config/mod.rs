@@ -8,6 +8,7 @@
 mod env_subst;
 mod load;
 mod locate;
+mod regex_mappings;
 mod secret;
 mod validate;
 
@@ -20,6 +21,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use load::{load_file, load_str};
+pub use regex_mappings::{TOPIC_PLACEHOLDER, expand_regex_mappings};
 pub use secret::Secret;
 pub use validate::{is_legal_rocketmq_topic, suggest_rocketmq_topic};
 
@@ -109,8 +111,19 @@ pub struct MappingConfig {
     /// Label used in logs and metrics; defaults to the Kafka topic.
     #[serde(default)]
     pub name: Option<String>,
+    /// Kafka topic to copy from. Exactly one of this and `kafka_topic_regex`.
+    #[serde(default)]
     pub kafka_topic: String,
+    /// Copy every Kafka topic whose whole name matches this regex. Then
+    /// `rocketmq_topic` is a template in which `{topic}` is the Kafka name.
+    #[serde(default)]
+    pub kafka_topic_regex: Option<String>,
     pub rocketmq_topic: String,
+    /// For regex mappings: replace characters RocketMQ does not allow in the
+    /// derived name with this string (for example "_"). Without it, an
+    /// illegal derived name is a start-up error.
+    #[serde(default)]
+    pub replace_illegal_chars: Option<String>,
     #[serde(default)]
     pub ordering: Ordering,
     /// A constant RocketMQ tag for every message of this mapping.
@@ -266,7 +279,11 @@ impl<'de> Deserialize<'de> for ByteSize {
 impl MappingConfig {
     /// The label this mapping goes by in logs, metrics and `--mapping`.
     pub fn label(&self) -> &str {
-        self.name.as_deref().unwrap_or(&self.kafka_topic)
+        match (&self.name, &self.kafka_topic_regex) {
+            (Some(name), _) => name,
+            (None, Some(regex)) if self.kafka_topic.is_empty() => regex,
+            (None, _) => &self.kafka_topic,
+        }
     }
 }
 

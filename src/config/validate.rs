@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use super::load::Problems;
 use super::locate::Segment;
+use super::regex_mappings::{TOPIC_PLACEHOLDER, anchored};
 use super::{BridgeConfig, MappingConfig, RecordPolicy};
 
 /// librdkafka settings the bridge sets itself; a user value would break
@@ -110,23 +111,13 @@ fn validate_mappings(config: &BridgeConfig, problems: &mut Problems) {
     let mut labels: HashMap<&str, usize> = HashMap::new();
     for (index, mapping) in config.mappings.iter().enumerate() {
         let at = |field: &str| [key("mappings"), Segment::Index(index), key(field)];
-        if !is_legal_kafka_topic(&mapping.kafka_topic) {
-            problems.push(
-                &at("kafka_topic"),
-                format!("`{}` is not a legal Kafka topic name (1-249 of letters, digits, `.`, `_`, `-`)", mapping.kafka_topic),
-            );
-        }
-        if !is_legal_rocketmq_topic(&mapping.rocketmq_topic) {
-            problems.push(
-                &at("rocketmq_topic"),
-                format!(
-                    "`{}` is not a legal RocketMQ topic name (1-127 of letters, digits, `%`, `|`, `_`, `-`): use `{}`",
-                    mapping.rocketmq_topic,
-                    suggest_rocketmq_topic(&mapping.rocketmq_topic)
-                ),
-            );
-        }
+        validate_source(mapping, &at, problems);
+        validate_target(mapping, &at, problems);
         validate_policies(mapping, &at, problems);
+        if mapping.kafka_topic_regex.is_some() {
+            // Regex mappings are checked for clashes once expanded, at start-up.
+            continue;
+        }
         if let Some(first) = sources.insert(&mapping.kafka_topic, index) {
             problems.push(
                 &at("kafka_topic"),
@@ -154,6 +145,82 @@ fn validate_mappings(config: &BridgeConfig, problems: &mut Problems) {
                 ),
             );
         }
+    }
+}
+
+/// Exactly one source: a legal topic name or a regex that compiles.
+fn validate_source(
+    mapping: &MappingConfig,
+    at: &dyn Fn(&str) -> [Segment; 3],
+    problems: &mut Problems,
+) {
+    match (&mapping.kafka_topic_regex, mapping.kafka_topic.is_empty()) {
+        (Some(_), false) => problems.push(
+            &at("kafka_topic_regex"),
+            "set either kafka_topic or kafka_topic_regex, not both",
+        ),
+        (None, true) => problems.push(
+            &at("kafka_topic"),
+            "required key `kafka_topic` (or `kafka_topic_regex`) is missing",
+        ),
+        (Some(pattern), true) => {
+            if let Err(error) = anchored(pattern) {
+                problems.push(
+                    &at("kafka_topic_regex"),
+                    format!("`{pattern}` is not a valid regex: {error}"),
+                );
+            }
+        }
+        (None, false) if !is_legal_kafka_topic(&mapping.kafka_topic) => problems.push(
+            &at("kafka_topic"),
+            format!(
+                "`{}` is not a legal Kafka topic name (1-249 of letters, digits, `.`, `_`, `-`)",
+                mapping.kafka_topic
+            ),
+        ),
+        (None, false) => {}
+    }
+}
+
+/// A legal RocketMQ name, or for regex mappings a template with `{topic}`.
+fn validate_target(
+    mapping: &MappingConfig,
+    at: &dyn Fn(&str) -> [Segment; 3],
+    problems: &mut Problems,
+) {
+    let is_regex = mapping.kafka_topic_regex.is_some();
+    if is_regex && !mapping.rocketmq_topic.contains(TOPIC_PLACEHOLDER) {
+        problems.push(
+            &at("rocketmq_topic"),
+            "must contain `{topic}` in a kafka_topic_regex mapping, or every matched topic would share one target",
+        );
+        return;
+    }
+    if !is_regex && mapping.replace_illegal_chars.is_some() {
+        problems.push(
+            &at("replace_illegal_chars"),
+            "only applies to kafka_topic_regex mappings",
+        );
+    }
+    if let Some(replacement) = &mapping.replace_illegal_chars
+        && !is_legal_rocketmq_topic(replacement)
+    {
+        problems.push(
+            &at("replace_illegal_chars"),
+            "must itself be legal in a RocketMQ name, for example \"_\"",
+        );
+    }
+    // A template is checked with a stand-in; the real names at start-up.
+    let name = mapping.rocketmq_topic.replace(TOPIC_PLACEHOLDER, "t");
+    if !is_legal_rocketmq_topic(&name) {
+        problems.push(
+            &at("rocketmq_topic"),
+            format!(
+                "`{}` is not a legal RocketMQ topic name (1-127 of letters, digits, `%`, `|`, `_`, `-`): use `{}`",
+                mapping.rocketmq_topic,
+                suggest_rocketmq_topic(&mapping.rocketmq_topic).replace("_topic_", TOPIC_PLACEHOLDER)
+            ),
+        );
     }
 }
 

@@ -10,7 +10,7 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
-use crate::config::KafkaConfig;
+use crate::config::{BridgeConfig, KafkaConfig, expand_regex_mappings};
 
 /// A Kafka call that failed; the text names the cluster and what to check.
 #[derive(Debug, thiserror::Error)]
@@ -110,4 +110,50 @@ pub async fn create_topic(
         }
     }
     Ok(())
+}
+
+/// Every topic name the cluster reports.
+pub async fn list_topics(
+    kafka: &KafkaConfig,
+    deadline: Duration,
+) -> Result<Vec<String>, KafkaAdminError> {
+    let config = super::quick_client_config(kafka, deadline);
+    let consumer: BaseConsumer<QuietContext> = config
+        .create_with_context(QuietContext)
+        .map_err(|e| KafkaAdminError::Settings(e.to_string()))?;
+    let bootstrap = kafka.bootstrap_servers.clone();
+    let metadata = tokio::task::spawn_blocking(move || consumer.fetch_metadata(None, deadline))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+        .map_err(|cause| KafkaAdminError::Unreachable {
+            bootstrap,
+            seconds: deadline.as_secs().max(1),
+            cause,
+        })?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .map(|t| t.name().to_string())
+        .collect())
+}
+
+/// The config with every `kafka_topic_regex` mapping expanded against the
+/// cluster's current topics. Without regex mappings, Kafka is not asked.
+pub async fn resolve_regex_mappings(
+    config: &BridgeConfig,
+    deadline: Duration,
+) -> Result<BridgeConfig, String> {
+    if config
+        .mappings
+        .iter()
+        .all(|m| m.kafka_topic_regex.is_none())
+    {
+        return Ok(config.clone());
+    }
+    let topics = list_topics(&config.kafka, deadline)
+        .await
+        .map_err(|e| e.to_string())?;
+    expand_regex_mappings(config, &topics).map_err(|problems| problems.join("\n"))
 }

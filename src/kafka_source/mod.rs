@@ -14,7 +14,9 @@ use rdkafka::ClientConfig;
 
 use crate::config::KafkaConfig;
 
-pub use admin::{KafkaAdminError, create_topic, partition_counts};
+pub use admin::{
+    KafkaAdminError, create_topic, list_topics, partition_counts, resolve_regex_mappings,
+};
 
 /// librdkafka settings for any client of the configured cluster. User
 /// properties go first so the bridge's own settings win; the config loader

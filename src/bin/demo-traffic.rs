@@ -305,7 +305,7 @@ fn compare(kafka: &[SourceRecord], stored: &[ReadMessage]) -> Comparison {
 fn print_summary(rows: &[(&MappingConfig, Comparison)]) {
     println!();
     println!(
-        "{:<16} {:<16} {:>8} {:>9} {:>8} {:>6} {:>6} {:>8} {:>16}  {}",
+        "{:<16} {:<16} {:>8} {:>9} {:>8} {:>6} {:>6} {:>8} {:>16}  RESULT",
         "KAFKA TOPIC",
         "ROCKETMQ TOPIC",
         "KAFKA",
@@ -315,7 +315,6 @@ fn print_summary(rows: &[(&MappingConfig, Comparison)]) {
         "DUPS",
         "CONTENT",
         "PER-KEY ORDER",
-        "RESULT"
     );
     for (mapping, c) in rows {
         let content = if c.content_mismatches == 0 {

@@ -212,10 +212,11 @@ fn is_carriable_name(name: &str) -> bool {
         && !rocketmq_model::common::message::STRING_HASH_SET.contains(name)
 }
 
-/// Splits headers into user properties (first occurrence of a carriable
-/// name with a carriable value) and the rest, in Kafka order.
+/// A Kafka header: name and nullable value.
 type Header = (String, Option<Vec<u8>>);
 
+/// Splits headers into user properties (first occurrence of a carriable
+/// name with a carriable value) and the rest, in Kafka order.
 fn split_headers(headers: &[Header]) -> (Vec<(String, String)>, Vec<Header>) {
     let mut direct = Vec::new();
     let mut escaped = Vec::new();

@@ -19,7 +19,10 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::checkpoint::{Checkpoints, PartitionId};
-use crate::config::{BridgeConfig, MappingConfig, RecordPolicy, StartFrom};
+use rocketmq_client_rust::DefaultMQProducer;
+use rocketmq_model::message::MessageQueue;
+
+use crate::config::{BridgeConfig, BridgeSettings, MappingConfig, RecordPolicy, StartFrom};
 use crate::dead_letter::DeadLetterWriter;
 use crate::kafka_source::consumer::{self, BridgeConsumer};
 use crate::kafka_source::{self, start_position};
@@ -122,14 +125,20 @@ pub async fn run(
     };
     let mut sender_tasks = Vec::new();
     let mut mappings = HashMap::new();
+    let mut watched = Vec::new();
     for (mapping, queues) in plans {
-        let router = QueueRouter::new(mapping.ordering, queues.len(), settings.max_batch_records);
-        let mut senders = Vec::new();
-        for queue in queues {
-            let (tx, rx) = mpsc::channel(settings.queue_buffer_records);
-            sender_tasks.push(queue_sender::spawn(sender_context.clone(), queue, rx));
-            senders.push(tx);
-        }
+        watched.push((
+            mapping.kafka_topic.clone(),
+            mapping.rocketmq_topic.clone(),
+            queues.len(),
+        ));
+        let (router, senders) = start_senders(
+            &sender_context,
+            &mapping,
+            queues,
+            settings,
+            &mut sender_tasks,
+        );
         tracing::info!(
             mapping = mapping.label(), kafka_topic = %mapping.kafka_topic, rocketmq_topic = %mapping.rocketmq_topic,
             queues = router.queue_count(), ordering = %mapping.ordering, "mapping ready"
@@ -139,10 +148,11 @@ pub async fn run(
             tag_header: mapping.tag_header.clone(),
             max_message_size: config.rocketmq.max_message_size.0 as usize,
         };
+        let label = mapping.label().to_string();
         mappings.insert(
             mapping.kafka_topic.clone(),
             MappingRuntime {
-                label: mapping.label().to_string(),
+                label,
                 rules,
                 router,
                 senders,
@@ -188,6 +198,14 @@ pub async fn run(
         Arc::clone(&sender_context.counters),
         Arc::clone(&checkpoints),
     );
+    let (replan_tx, replans) = mpsc::channel(16);
+    let watcher = spawn_queue_watcher(
+        Arc::clone(&sender_context.producer),
+        config.rocketmq.name_server.clone(),
+        watched,
+        settings.queue_refresh_interval.0,
+        replan_tx,
+    );
     let mut dispatcher = Dispatcher {
         consumer: Arc::clone(&consumer),
         checkpoints: Arc::clone(&checkpoints),
@@ -195,9 +213,15 @@ pub async fn run(
         dead_letters,
         counters: Arc::clone(&counters),
         stash: VecDeque::new(),
+        sender_context: sender_context.clone(),
+        sender_tasks,
+        settings: settings.clone(),
+        replans,
     };
     let stop = dispatcher.run(&mut shutdown).await;
+    watcher.abort();
     let dead_letters = dispatcher.dead_letters.take();
+    let sender_tasks = std::mem::take(&mut dispatcher.sender_tasks);
     drop(dispatcher);
 
     let drained = drain(
@@ -243,6 +267,11 @@ struct Dispatcher {
     counters: Arc<DispatchCounters>,
     /// Messages that arrived while the assignment was being paused.
     stash: VecDeque<OwnedMessage>,
+    sender_context: SenderContext,
+    sender_tasks: Vec<JoinHandle<()>>,
+    settings: BridgeSettings,
+    /// New queue lists from the watcher: (Kafka topic, queues).
+    replans: mpsc::Receiver<(String, Vec<MessageQueue>)>,
 }
 
 impl Dispatcher {
@@ -267,6 +296,12 @@ impl Dispatcher {
                         }
                     },
                     _ = shutdown.changed() => return Stop::Signal,
+                    Some((topic, queues)) = self.replans.recv() => {
+                        if let Err(stop) = self.replan(&topic, queues, shutdown).await {
+                            return stop;
+                        }
+                        continue;
+                    }
                 },
             };
             if let Err(stop) = self.dispatch(message, shutdown).await {
@@ -346,6 +381,44 @@ impl Dispatcher {
         result
     }
 
+    /// Switches a mapping to a new queue list. Every record already routed
+    /// is stored first, so no key has records in flight on two queues.
+    async fn replan(
+        &mut self,
+        topic: &str,
+        queues: Vec<MessageQueue>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), Stop> {
+        consumer::set_paused(&self.consumer, true);
+        while self.checkpoints.in_flight_of_topic(topic) > 0 {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                received = self.consumer.recv() => {
+                    if let Ok(message) = received {
+                        self.stash.push_back(message.detach());
+                        consumer::set_paused(&self.consumer, true);
+                    }
+                }
+                _ = shutdown.changed() => return Err(Stop::Signal),
+            }
+        }
+        if let Some(mapping) = self.mappings.get_mut(topic) {
+            let (router, senders) = start_senders(
+                &self.sender_context,
+                &mapping.config,
+                queues,
+                &self.settings,
+                &mut self.sender_tasks,
+            );
+            mapping.router = router;
+            // The old senders are idle; dropping their channels ends them.
+            mapping.senders = senders;
+            tracing::warn!(mapping = %mapping.label, queues = router.queue_count(), "mapping re-planned onto the new queue count");
+        }
+        consumer::set_paused(&self.consumer, false);
+        Ok(())
+    }
+
     fn reject(
         &mut self,
         topic: String,
@@ -402,6 +475,64 @@ impl Dispatcher {
             }
         }
     }
+}
+
+/// One sender task per queue; returns the router over them and their channels.
+fn start_senders(
+    context: &SenderContext,
+    mapping: &MappingConfig,
+    queues: Vec<MessageQueue>,
+    settings: &BridgeSettings,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> (QueueRouter, Vec<mpsc::Sender<Envelope>>) {
+    let router = QueueRouter::new(mapping.ordering, queues.len(), settings.max_batch_records);
+    let mut senders = Vec::with_capacity(queues.len());
+    for queue in queues {
+        let (tx, rx) = mpsc::channel(settings.queue_buffer_records);
+        tasks.push(queue_sender::spawn(context.clone(), queue, rx));
+        senders.push(tx);
+    }
+    (router, senders)
+}
+
+/// Re-reads each target topic's queues every `interval`; a change in count
+/// is logged loudly and handed to the dispatcher to re-plan.
+fn spawn_queue_watcher(
+    producer: Arc<DefaultMQProducer>,
+    name_server: String,
+    mut watched: Vec<(String, String, usize)>,
+    interval: Duration,
+    replans: mpsc::Sender<(String, Vec<MessageQueue>)>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        // A clone shares the client instance; fetching needs `&mut`.
+        let mut producer = (*producer).clone();
+        let mut ticker = tokio::time::interval(interval);
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            for (kafka_topic, rocketmq_topic, known) in &mut watched {
+                let fetched = rocketmq_sink::fetch_queues(
+                    &mut producer,
+                    rocketmq_topic,
+                    &name_server,
+                    interval,
+                )
+                .await;
+                let Ok(queues) = fetched else { continue };
+                if queues.len() != *known {
+                    tracing::error!(
+                        rocketmq_topic = %rocketmq_topic, from = *known, to = queues.len(),
+                        "queue count of a target topic changed while running; draining in-flight records and re-planning"
+                    );
+                    *known = queues.len();
+                    if replans.send((kafka_topic.clone(), queues)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    })
 }
 
 fn policy_field(rejection: Rejection) -> &'static str {

@@ -212,6 +212,15 @@ impl Checkpoints {
             .sum()
     }
 
+    /// Records in flight over the partitions of one topic.
+    pub fn in_flight_of_topic(&self, topic: &str) -> usize {
+        self.lock()
+            .iter()
+            .filter(|(id, _)| &*id.topic == topic)
+            .map(|(_, c)| c.in_flight())
+            .sum()
+    }
+
     /// A snapshot for status and logs.
     pub fn snapshot(&self) -> Vec<(PartitionId, Option<i64>, usize, Duration)> {
         let mut rows: Vec<_> = self

@@ -180,6 +180,9 @@ pub struct BridgeSettings {
     /// Longest wait between two retries of a failing send.
     #[serde(default = "default_max_backoff")]
     pub max_retry_backoff: HumanDuration,
+    /// How often target topics' queue counts are re-read.
+    #[serde(default = "default_queue_refresh")]
+    pub queue_refresh_interval: HumanDuration,
 }
 
 impl Default for BridgeSettings {
@@ -191,6 +194,7 @@ impl Default for BridgeSettings {
             max_batch_bytes: default_batch_bytes(),
             queue_buffer_records: default_queue_buffer(),
             max_retry_backoff: default_max_backoff(),
+            queue_refresh_interval: default_queue_refresh(),
         }
     }
 }
@@ -415,6 +419,10 @@ fn default_queue_buffer() -> usize {
 
 fn default_max_backoff() -> HumanDuration {
     HumanDuration(Duration::from_secs(10))
+}
+
+fn default_queue_refresh() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
 }
 
 fn default_listen() -> ListenAddr {

@@ -11,6 +11,7 @@ pub mod bridge;
 pub mod checkpoint;
 pub mod config;
 pub mod dead_letter;
+pub mod health;
 pub mod kafka_source;
 pub mod mapping;
 pub mod plan;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kafka_rocketmq_bridge::bridge::{self, RunOutcome};
-use kafka_rocketmq_bridge::{config, plan, topics};
+use kafka_rocketmq_bridge::{config, health, plan, topics};
 use tokio::sync::watch;
 
 #[derive(Parser)]
@@ -214,6 +214,19 @@ const EXIT_RECORD_FAILED: u8 = 3;
 const EXIT_SECOND_SIGNAL: u8 = 130;
 
 async fn run(config: config::BridgeConfig) -> ExitCode {
+    let health = match health::serve(config.metrics.listen.0).await {
+        Ok(task) => task,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = run_bridge(config).await;
+    health.abort();
+    code
+}
+
+async fn run_bridge(config: config::BridgeConfig) -> ExitCode {
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(watch_signals(stop_tx));
     let mut backoff = Duration::from_secs(1);

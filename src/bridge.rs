@@ -169,11 +169,7 @@ pub async fn run(
     } else {
         None
     };
-    let topics: Vec<String> = config
-        .mappings
-        .iter()
-        .map(|m| m.kafka_topic.clone())
-        .collect();
+    let topics: Vec<String> = config.kafka_topics();
     if let StartFrom::Timestamp(ms) = config.kafka.start_from {
         start_position::commit_start_offsets(&config.kafka, &topics, ms, Duration::from_secs(30))
             .map_err(StartError)?;

@@ -194,16 +194,8 @@ pub async fn check(config: &BridgeConfig, config_path: &str, deadline: Duration)
         Ok(resolved) => (resolved, None),
         Err(problem) => (config, Some(problem.clone())),
     };
-    let kafka_topics: Vec<String> = config
-        .mappings
-        .iter()
-        .map(|m| m.kafka_topic.clone())
-        .collect();
-    let rocketmq_topics: Vec<String> = config
-        .mappings
-        .iter()
-        .map(|m| m.rocketmq_topic.clone())
-        .collect();
+    let kafka_topics: Vec<String> = config.kafka_topics();
+    let rocketmq_topics: Vec<String> = config.rocketmq_topics();
     let (kafka, rocketmq) = tokio::join!(
         kafka_source::partition_counts(&config.kafka, &kafka_topics, deadline),
         rocketmq_queue_counts(config, &rocketmq_topics, deadline),

@@ -61,11 +61,7 @@ async fn create_kafka(
     config: &BridgeConfig,
     request: &CreateRequest,
 ) -> Result<Vec<String>, CreateTopicsError> {
-    let topics: Vec<String> = config
-        .mappings
-        .iter()
-        .map(|m| m.kafka_topic.clone())
-        .collect();
+    let topics: Vec<String> = config.kafka_topics();
     let existing = kafka_source::partition_counts(&config.kafka, &topics, request.timeout).await?;
     let mut lines = Vec::new();
     for (topic, partitions) in existing {
@@ -108,11 +104,7 @@ async fn create_with(
     config: &BridgeConfig,
     request: &CreateRequest,
 ) -> Result<Vec<String>, CreateTopicsError> {
-    let topics: Vec<String> = config
-        .mappings
-        .iter()
-        .map(|m| m.rocketmq_topic.clone())
-        .collect();
+    let topics: Vec<String> = config.rocketmq_topics();
     let mut lines = Vec::new();
     for (topic, queues) in admin.queue_counts(&topics).await? {
         if let Some(queues) = queues {

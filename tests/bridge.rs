@@ -129,11 +129,7 @@ async fn copies_100k_records_exactly_and_in_order() {
         assert_eq!(read.len() as i64, want);
         messages.push(read);
     }
-    bridge.signal("TERM");
-    let status = bridge
-        .wait(Duration::from_secs(30))
-        .expect("bridge exits after SIGTERM");
-    assert!(status.success(), "exit {status:?}; log:\n{}", bridge.logs());
+    bridge.stop_gracefully(Duration::from_secs(30));
 
     // Complete and exact: every Kafka record once, with body, key, headers, provenance.
     let expected = by_coordinates(expected);
@@ -252,11 +248,7 @@ async fn sigterm_commits_exactly_what_was_stored_and_restart_copies_nothing_twic
         .await;
     assert!(seen >= 2_000, "log:\n{}", bridge.logs());
     let started = std::time::Instant::now();
-    bridge.signal("TERM");
-    let status = bridge
-        .wait(Duration::from_secs(25))
-        .expect("exits within the shutdown deadline");
-    assert!(status.success(), "exit {status:?}; log:\n{}", bridge.logs());
+    bridge.stop_gracefully(Duration::from_secs(25));
     assert!(started.elapsed() < Duration::from_secs(25));
 
     // Committed offsets are exactly one past what RocketMQ stored, per partition.
@@ -277,13 +269,7 @@ async fn sigterm_commits_exactly_what_was_stored_and_restart_copies_nothing_twic
         .wait_for_count(&rocketmq_topic, 20_000, Duration::from_secs(180))
         .await;
     assert_eq!(total, 20_000, "log:\n{}", bridge.logs());
-    bridge.signal("TERM");
-    assert!(
-        bridge
-            .wait(Duration::from_secs(25))
-            .expect("exit")
-            .success()
-    );
+    bridge.stop_gracefully(Duration::from_secs(25));
     let all = reader.read(&rocketmq_topic).await;
     let distinct: std::collections::BTreeSet<_> = all.iter().map(coordinates).collect();
     assert_eq!(distinct.len(), 20_000, "every record present");
@@ -345,13 +331,7 @@ async fn kill_9_at_random_points_loses_nothing_and_bounds_duplicates() {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
-    bridge.signal("TERM");
-    assert!(
-        bridge
-            .wait(Duration::from_secs(30))
-            .expect("exit")
-            .success()
-    );
+    bridge.stop_gracefully(Duration::from_secs(30));
 
     let mut copies: BTreeMap<(String, i32, i64), usize> = BTreeMap::new();
     for message in &messages {

@@ -79,15 +79,7 @@ async fn rocketmq_broker_killed_and_restarted_mid_run() {
         bridge.wait(Duration::from_millis(10)).is_none(),
         "the bridge exited"
     );
-    bridge.signal("TERM");
-    assert!(
-        bridge
-            .wait(Duration::from_secs(30))
-            .expect("exit")
-            .success(),
-        "{}",
-        bridge.logs()
-    );
+    bridge.stop_gracefully(Duration::from_secs(30));
     let duplicates = assert_complete_and_ordered(&messages, total, 4);
     let logs = bridge.logs();
     assert!(

@@ -122,13 +122,7 @@ async fn skip_copies_the_rest_and_logs_every_skipped_record() {
         "{}",
         bridge.logs()
     );
-    bridge.signal("TERM");
-    assert!(
-        bridge
-            .wait(Duration::from_secs(30))
-            .expect("exit")
-            .success()
-    );
+    bridge.stop_gracefully(Duration::from_secs(30));
     let offsets: Vec<i64> = reader
         .read(&rocketmq_topic)
         .await
@@ -189,15 +183,7 @@ async fn dead_letter_writes_each_bad_record_to_kafka_with_its_reason() {
         ("oversized_properties", 4),
     ];
     assert_eq!(letters, expected.map(|(r, o)| (r.to_string(), o)).to_vec());
-    bridge.signal("TERM");
-    assert!(
-        bridge
-            .wait(Duration::from_secs(30))
-            .expect("exit")
-            .success(),
-        "{}",
-        bridge.logs()
-    );
+    bridge.stop_gracefully(Duration::from_secs(30));
     assert!(
         bridge.logs().contains("dead_lettered: 4"),
         "{}",
@@ -283,13 +269,7 @@ async fn binary_keys_and_headers_round_trip_through_the_encoding() {
         "{}",
         bridge.logs()
     );
-    bridge.signal("TERM");
-    assert!(
-        bridge
-            .wait(Duration::from_secs(30))
-            .expect("exit")
-            .success()
-    );
+    bridge.stop_gracefully(Duration::from_secs(30));
     let mut back: Vec<_> = reader
         .read(&rocketmq_topic)
         .await

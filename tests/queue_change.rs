@@ -91,13 +91,7 @@ async fn growing_the_queue_count_replans_without_loss() {
         "{}",
         bridge.logs()
     );
-    bridge.signal("TERM");
-    assert!(
-        bridge
-            .wait(Duration::from_secs(30))
-            .expect("exit")
-            .success()
-    );
+    bridge.stop_gracefully(Duration::from_secs(30));
 
     let messages = reader.read(&rocketmq_topic).await;
     let distinct: std::collections::BTreeSet<_> = messages.iter().map(coordinates).collect();

@@ -80,13 +80,7 @@ async fn regex_mappings_expand_check_and_copy() {
         "{}",
         bridge.logs()
     );
-    bridge.signal("TERM");
-    assert!(
-        bridge
-            .wait(Duration::from_secs(30))
-            .expect("exit")
-            .success()
-    );
+    bridge.stop_gracefully(Duration::from_secs(30));
     assert!(
         reader
             .read(&us_target)

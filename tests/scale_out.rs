@@ -108,12 +108,7 @@ async fn two_instances_split_partitions_and_one_takes_over_when_the_other_dies()
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
-    b.signal("TERM");
-    assert!(
-        b.wait(Duration::from_secs(30)).expect("exit").success(),
-        "{}",
-        b.logs()
-    );
+    b.stop_gracefully(Duration::from_secs(30));
     let duplicates = assert_complete_and_ordered(&messages, total, 8);
     eprintln!("scale-out: {duplicates} duplicates of {total}");
     reader.close().await;

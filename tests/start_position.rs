@@ -66,13 +66,7 @@ async fn a_timestamp_start_skips_older_records_and_restart_resumes_from_commits(
         "{}",
         bridge.logs()
     );
-    bridge.signal("TERM");
-    assert!(
-        bridge
-            .wait(Duration::from_secs(30))
-            .expect("exit")
-            .success()
-    );
+    bridge.stop_gracefully(Duration::from_secs(30));
     let copied: std::collections::BTreeSet<_> = reader
         .read(&rocketmq_topic)
         .await
@@ -96,13 +90,7 @@ async fn a_timestamp_start_skips_older_records_and_restart_resumes_from_commits(
         "{}",
         bridge.logs()
     );
-    bridge.signal("TERM");
-    assert!(
-        bridge
-            .wait(Duration::from_secs(30))
-            .expect("exit")
-            .success()
-    );
+    bridge.stop_gracefully(Duration::from_secs(30));
     assert_eq!(reader.count(&rocketmq_topic).await, 800);
     reader.close().await;
 }

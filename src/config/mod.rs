@@ -37,6 +37,24 @@ pub struct BridgeConfig {
     pub bridge: BridgeSettings,
 }
 
+impl BridgeConfig {
+    /// The Kafka topic of every mapping, in mapping order.
+    pub fn kafka_topics(&self) -> Vec<String> {
+        self.mappings
+            .iter()
+            .map(|m| m.kafka_topic.clone())
+            .collect()
+    }
+
+    /// The RocketMQ topic of every mapping, in mapping order.
+    pub fn rocketmq_topics(&self) -> Vec<String> {
+        self.mappings
+            .iter()
+            .map(|m| m.rocketmq_topic.clone())
+            .collect()
+    }
+}
+
 /// Where to consume from.
 #[derive(Debug, Clone, Deserialize)]
 pub struct KafkaConfig {

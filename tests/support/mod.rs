@@ -246,6 +246,15 @@ impl BridgeProcess {
         None
     }
 
+    /// SIGTERM, then the process must exit 0 within `deadline`.
+    pub fn stop_gracefully(&mut self, deadline: Duration) {
+        self.signal("TERM");
+        let status = self
+            .wait(deadline)
+            .unwrap_or_else(|| panic!("no exit within {deadline:?}; log:\n{}", self.logs()));
+        assert!(status.success(), "exit {status:?}; log:\n{}", self.logs());
+    }
+
     pub fn kill9(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -297,3 +297,26 @@ fn empty_file_and_unreadable_file() {
         "{missing}"
     );
 }
+
+#[test]
+fn debug_output_never_shows_secrets() {
+    let text = GOOD
+        .replace(
+            "    session.timeout.ms: 6000",
+            "    session.timeout.ms: 6000\n    sasl.password: \"${KAFKA_PASSWORD}\"",
+        )
+        .replace(
+            "  producer_group: \"p\"",
+            "  producer_group: \"p\"\n  access_key: \"AK\"\n  secret_key: \"${RMQ_SECRET}\"",
+        );
+    let env = |name: &str| match name {
+        "KAFKA_PASSWORD" => Some("kafka-hunter2".to_string()),
+        "RMQ_SECRET" => Some("rocketmq-hunter2".to_string()),
+        _ => None,
+    };
+    let config = config::load_str(&text, "bridge.yaml", env).expect("valid");
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains("\"sasl.password\": \"***\""), "{shown}");
+    assert!(shown.contains("session.timeout.ms"), "{shown}");
+}

@@ -56,7 +56,7 @@ impl BridgeConfig {
 }
 
 /// Where to consume from.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 pub struct KafkaConfig {
     /// Comma-separated `host:port` list, as librdkafka takes it.
     pub bootstrap_servers: String,
@@ -69,6 +69,30 @@ pub struct KafkaConfig {
     /// (and, for `earliest`/`latest`/a timestamp, whether to ignore it).
     #[serde(default)]
     pub start_from: StartFrom,
+}
+
+impl fmt::Debug for KafkaConfig {
+    /// Secret-looking properties (`sasl.password`, ...) print as `***`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let properties: BTreeMap<&str, String> = self
+            .properties
+            .iter()
+            .map(|(name, value)| {
+                let shown = if is_secret_property(name) {
+                    "***".to_string()
+                } else {
+                    value.as_librdkafka_value()
+                };
+                (name.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("group_id", &self.group_id)
+            .field("properties", &properties)
+            .field("start_from", &self.start_from)
+            .finish()
+    }
 }
 
 /// Where consumption starts.

@@ -186,6 +186,7 @@ pub fn to_message(topic: &str, outgoing: &OutgoingMessage) -> Message {
     if let Some(tag) = &outgoing.tag {
         builder = builder.tags(tag.as_str());
     }
+    // Building only fails without a topic, and the topic is always set.
     let mut message = builder.build_unchecked();
     let map = message.properties_mut().as_map_mut();
     for (name, value) in &outgoing.properties {

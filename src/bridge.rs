@@ -22,11 +22,14 @@ use crate::checkpoint::{Checkpoints, PartitionId};
 use rocketmq_client_rust::DefaultMQProducer;
 use rocketmq_model::message::MessageQueue;
 
-use crate::config::{BridgeConfig, BridgeSettings, MappingConfig, RecordPolicy, StartFrom};
+use crate::config::{
+    BridgeConfig, BridgeSettings, MappingConfig, MessageIds, RecordPolicy, StartFrom,
+};
 use crate::dead_letter::DeadLetterWriter;
 use crate::kafka_source::consumer::{self, BridgeConsumer};
 use crate::kafka_source::{self, start_position};
 use crate::mapping::{self, MappingRules, Rejection, SourceRecord};
+use crate::message_id;
 use crate::rocketmq_sink::queue_sender::{
     self, Envelope, SendCounters, SenderContext, SenderSettings,
 };
@@ -212,6 +215,7 @@ pub async fn run(
         sender_context: sender_context.clone(),
         sender_tasks,
         settings: settings.clone(),
+        message_ids: config.rocketmq.message_ids,
         replans,
     };
     let stop = dispatcher.run(&mut shutdown).await;
@@ -266,6 +270,7 @@ struct Dispatcher {
     sender_context: SenderContext,
     sender_tasks: Vec<JoinHandle<()>>,
     settings: BridgeSettings,
+    message_ids: MessageIds,
     /// New queue lists from the watcher: (Kafka topic, queues).
     replans: mpsc::Receiver<(String, Vec<MessageQueue>)>,
 }
@@ -331,10 +336,19 @@ impl Dispatcher {
                         .router
                         .route(record.partition, record.offset, record.key.as_deref());
                 let sender = mapping.senders[queue].clone();
+                let message_id = message_id::message_id(
+                    self.message_ids,
+                    &mapping.config.rocketmq_topic,
+                    &record.topic,
+                    record.partition,
+                    record.offset,
+                    record.timestamp.map(|(ms, _)| ms),
+                );
                 let envelope = Envelope {
                     partition: id,
                     offset: record.offset,
                     message: outgoing,
+                    message_id,
                 };
                 self.hand_over(&sender, envelope, shutdown).await
             }

@@ -14,6 +14,7 @@ pub mod dead_letter;
 pub mod health;
 pub mod kafka_source;
 pub mod mapping;
+pub mod message_id;
 pub mod plan;
 pub mod rocketmq_reader;
 pub mod rocketmq_sink;

@@ -145,6 +145,21 @@ pub struct RocketMqConfig {
     /// How long one send may take before it is retried.
     #[serde(default = "default_send_timeout")]
     pub send_timeout: HumanDuration,
+    /// Where message ids (UNIQ_KEY) come from.
+    #[serde(default)]
+    pub message_ids: MessageIds,
+}
+
+/// How each copied message gets its id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageIds {
+    /// Derived from the target topic and the Kafka coordinates: a re-sent
+    /// copy carries the id of the first one.
+    #[default]
+    Deterministic,
+    /// A fresh id per record from the client's generator.
+    Client,
 }
 
 /// One Kafka topic copied into one RocketMQ topic.

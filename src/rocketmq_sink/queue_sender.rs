@@ -11,14 +11,18 @@ use std::time::{Duration, Instant};
 
 use cheetah_string::CheetahString;
 use rocketmq_client_rust::{DefaultMQProducer, SendStatus};
+use rocketmq_model::common::message::MessageTrait;
+use rocketmq_model::common::message::message_batch::MessageBatch;
 use rocketmq_model::common::message::message_single::Message;
 use rocketmq_model::message::MessageQueue;
+use rocketmq_protocol::common::message::message_decoder::encode_messages;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::client::error_text;
 use crate::checkpoint::{Checkpoints, PartitionId};
 use crate::mapping::OutgoingMessage;
+use crate::message_id::UNIQ_KEY;
 
 /// A mapped record on its way to one queue.
 #[derive(Debug)]
@@ -26,6 +30,8 @@ pub struct Envelope {
     pub partition: PartitionId,
     pub offset: i64,
     pub message: OutgoingMessage,
+    /// This record's UNIQ_KEY, fixed once so retries reuse it.
+    pub message_id: String,
 }
 
 /// Batching and retry limits.
@@ -153,27 +159,49 @@ async fn send_once(
     queue: &MessageQueue,
     batch: &[Envelope],
 ) -> Result<(), String> {
-    let messages: Vec<Message> = batch
-        .iter()
-        .map(|e| to_message(queue.topic_str(), &e.message))
-        .collect();
+    let batch = build_batch(queue.topic_str(), batch)?;
     let timeout = context.settings.send_timeout;
     let millis = timeout.as_millis() as u64;
     let call = context
         .producer
-        .send_batch_to_queue_with_timeout(messages, queue.clone(), millis);
+        .send_to_queue_with_timeout(batch, queue.clone(), millis);
     // The client's own timeout governs the request; this one only guards
     // against a call that never returns.
     let result = tokio::time::timeout(timeout + Duration::from_secs(1), call)
         .await
-        .map_err(|_| format!("no answer within {}ms", millis))?
-        .map_err(|e| error_text(&e))?;
+        .map_err(|_| format!("no answer within {millis}ms"))?
+        .map_err(|e| error_text(&e))?
+        .ok_or_else(|| "the client returned no send result".to_string())?;
     match result.send_status {
         SendStatus::SendOk => Ok(()),
         status => Err(format!(
             "broker answered {status:?} (stored, but not as SEND_OK)"
         )),
     }
+}
+
+/// Builds the batch the way `send_batch_to_queue` would, except for ids:
+/// each message carries its own UNIQ_KEY and the wrapper none. Brokers that
+/// copy the wrapper's properties onto every message (all before the fix for
+/// apache/rocketmq#9416, and rocketmq-rust 1.0.0) would otherwise give the
+/// whole batch one id. The client adds no id to a batch it is handed.
+fn build_batch(topic: &str, batch: &[Envelope]) -> Result<MessageBatch, String> {
+    let messages: Vec<Message> = batch
+        .iter()
+        .map(|envelope| {
+            let mut message = to_message(topic, &envelope.message);
+            message.properties_mut().as_map_mut().insert(
+                CheetahString::from_static_str(UNIQ_KEY),
+                CheetahString::from(envelope.message_id.as_str()),
+            );
+            message
+        })
+        .collect();
+    let mut batch = MessageBatch::generate_from_messages(messages)
+        .map_err(|e| format!("cannot build a batch: {e}"))?;
+    let body = encode_messages(&batch.messages);
+    batch.set_body(body);
+    Ok(batch)
 }
 
 /// Builds the RocketMQ message. Properties go into the map directly: the

@@ -1,0 +1,151 @@
+//! Message ids (UNIQ_KEY) with batching on: one per record, deterministic by
+//! default so a re-sent copy carries its first copy's id.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use kafka_rocketmq_bridge::message_id::deterministic_id;
+use support::*;
+
+fn scenario(extra_rocketmq: &str, partitions: &str) -> (tempfile::NamedTempFile, String, String) {
+    let brokers = brokers();
+    let base = unique("ids");
+    let (kafka_topic, rocketmq_topic) = (format!("{base}.in"), format!("{base}_out"));
+    let text = config_text(
+        &brokers.kafka,
+        &brokers.name_server,
+        &[(&kafka_topic, &rocketmq_topic)],
+    )
+    .replace("mappings:\n", &format!("{extra_rocketmq}mappings:\n"));
+    let file = config_file(&format!(
+        "{text}metrics:\n  listen: \"127.0.0.1:{}\"\n",
+        closed_port()
+    ));
+    let created = run(&[
+        "create-topics",
+        "--config",
+        file.path().to_str().unwrap(),
+        "--partitions",
+        partitions,
+        "--queues",
+        partitions,
+    ]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    (file, kafka_topic, rocketmq_topic)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_batched_record_has_its_own_deterministic_id_and_resends_keep_it() {
+    let brokers = brokers();
+    let (file, kafka_topic, rocketmq_topic) = scenario("", "4");
+    let total = 50_000usize;
+    let producer = kafka_producer(&brokers.kafka);
+    let stored = produce(&producer, &kafka_topic, &keyed_records("id", total, 100)).await;
+    let timestamps: BTreeMap<(i32, i64), i64> = stored
+        .iter()
+        .map(|r| ((r.partition, r.offset), r.timestamp.unwrap().0))
+        .collect();
+
+    let reader = Reader::new(&brokers.name_server).await;
+    // A kill -9 mid-run makes the restart re-send what was not committed.
+    let first = BridgeProcess::start(file.path());
+    assert!(
+        reader
+            .wait_for_count(&rocketmq_topic, 20_000, Duration::from_secs(120))
+            .await
+            >= 20_000,
+        "{}",
+        first.logs()
+    );
+    first.kill9();
+    let mut second = BridgeProcess::start(file.path());
+    let start = std::time::Instant::now();
+    let messages = loop {
+        let messages = reader.read(&rocketmq_topic).await;
+        let distinct: BTreeSet<_> = messages.iter().map(coordinates).collect();
+        if distinct.len() == total || start.elapsed() > Duration::from_secs(180) {
+            break messages;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    second.stop_gracefully(Duration::from_secs(30));
+
+    // Each copy's id is the documented function of its coordinates.
+    let mut id_of: BTreeMap<(String, i32, i64), String> = BTreeMap::new();
+    for message in &messages {
+        let (topic, partition, offset) = coordinates(message);
+        let id = message
+            .uniq_key
+            .clone()
+            .expect("every message has a UNIQ_KEY");
+        let expected = deterministic_id(
+            &rocketmq_topic,
+            &topic,
+            partition,
+            offset,
+            timestamps.get(&(partition, offset)).copied(),
+        );
+        assert_eq!(id, expected, "{topic}/{partition}@{offset}");
+        if let Some(first_id) = id_of.insert((topic, partition, offset), id.clone()) {
+            assert_eq!(first_id, id, "a re-sent copy carries its first copy's id");
+        }
+    }
+    assert_eq!(id_of.len(), total);
+    // A consumer that drops ids it has seen processes each record exactly once.
+    let distinct_ids: BTreeSet<&String> = id_of.values().collect();
+    assert_eq!(distinct_ids.len(), total, "ids are distinct across records");
+    let seen_by_dedup: BTreeSet<&str> = messages
+        .iter()
+        .filter_map(|m| m.uniq_key.as_deref())
+        .collect();
+    assert_eq!(seen_by_dedup.len(), total);
+    eprintln!(
+        "message ids: {} copies of {total} records, {} duplicates, all with their first id",
+        messages.len(),
+        messages.len() - total
+    );
+    reader.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_generated_ids_are_distinct_within_batches_too() {
+    let brokers = brokers();
+    let (file, kafka_topic, rocketmq_topic) = scenario("", "2");
+    let file_text = std::fs::read_to_string(file.path())
+        .unwrap()
+        .replace("  name_server:", "  message_ids: client\n  name_server:");
+    let file = config_file(&file_text);
+    produce(
+        &kafka_producer(&brokers.kafka),
+        &kafka_topic,
+        &keyed_records("c", 5_000, 10),
+    )
+    .await;
+    let mut bridge = BridgeProcess::start(file.path());
+    let reader = Reader::new(&brokers.name_server).await;
+    assert_eq!(
+        reader
+            .wait_for_count(&rocketmq_topic, 5_000, Duration::from_secs(120))
+            .await,
+        5_000,
+        "{}",
+        bridge.logs()
+    );
+    bridge.stop_gracefully(Duration::from_secs(30));
+    let messages = reader.read(&rocketmq_topic).await;
+    let ids: BTreeSet<String> = messages
+        .iter()
+        .map(|m| m.uniq_key.clone().expect("UNIQ_KEY"))
+        .collect();
+    assert_eq!(ids.len(), 5_000);
+    let deterministic = messages.iter().filter(|m| {
+        let (t, p, o) = coordinates(m);
+        m.uniq_key
+            .as_deref()
+            .is_some_and(|id| id[..20] == deterministic_id(&rocketmq_topic, &t, p, o, None)[..20])
+    });
+    assert_eq!(deterministic.count(), 0, "client mode does not derive ids");
+    reader.close().await;
+}

@@ -25,6 +25,8 @@ pub const KAFKA_TIMESTAMP_TYPE: &str = "KAFKA_TIMESTAMP_TYPE";
 /// properties with empty values.
 pub const KAFKA_KEY_B64: &str = "KAFKA_KEY_B64";
 const B64_PREFIX: &str = "b64:";
+/// Set to `percent` when `KEYS` holds a key with spaces, percent-encoded.
+pub const KAFKA_KEY_ESCAPED: &str = "KAFKA_KEY_ESCAPED";
 /// Headers that cannot be user properties, as an ordered list (see [`encode_header_list`]).
 pub const KAFKA_HEADERS_B64: &str = "KAFKA_HEADERS_B64";
 /// Prefix reserved for the bridge's own properties; a Kafka header using it is escaped.
@@ -141,6 +143,12 @@ pub fn map_record(
     let keys = match &record.key {
         None => None,
         Some(key) => match carriable_text(key) {
+            // RocketMQ's key index splits KEYS on spaces; encoded, the key
+            // stays one token that a key query finds whole.
+            Some(text) if text.contains(' ') => {
+                properties.push((KAFKA_KEY_ESCAPED.to_string(), "percent".to_string()));
+                Some(text.replace('%', "%25").replace(' ', "%20"))
+            }
             Some(text) => Some(text.to_string()),
             None => {
                 properties.push((
@@ -340,6 +348,9 @@ pub fn unmap(message: &StoredMessage) -> Result<SourceRecord, UnmapError> {
             let payload = encoded.strip_prefix(B64_PREFIX).ok_or_else(bad)?;
             Some(BASE64.decode(payload).map_err(|_| bad())?)
         }
+        (None, Some(keys)) if get(KAFKA_KEY_ESCAPED) == Some("percent") => {
+            Some(keys.replace("%20", " ").replace("%25", "%").into_bytes())
+        }
         (None, Some(keys)) => Some(keys.as_bytes().to_vec()),
         (None, None) => None,
     };
@@ -428,6 +439,37 @@ mod tests {
         .collect();
         assert_eq!(message.properties, expected);
         assert_eq!(roundtrip(&record(), &rules()), record());
+    }
+
+    #[test]
+    fn keys_with_spaces_are_one_percent_encoded_token() {
+        for (key, keys) in [
+            ("order 42 eu", "order%2042%20eu"),
+            ("50% off now", "50%25%20off%20now"),
+        ] {
+            let mut r = record();
+            r.key = Some(key.as_bytes().to_vec());
+            let message = map_record(&r, &rules()).unwrap();
+            assert_eq!(message.keys.as_deref(), Some(keys));
+            assert!(
+                message
+                    .properties
+                    .contains(&(KAFKA_KEY_ESCAPED.to_string(), "percent".to_string()))
+            );
+            assert_eq!(roundtrip(&r, &rules()), r);
+        }
+        // Without a space, even a `%` stays verbatim and unmarked.
+        let mut r = record();
+        r.key = Some(b"100%20".to_vec());
+        let message = map_record(&r, &rules()).unwrap();
+        assert_eq!(message.keys.as_deref(), Some("100%20"));
+        assert!(
+            message
+                .properties
+                .iter()
+                .all(|(n, _)| n != KAFKA_KEY_ESCAPED)
+        );
+        assert_eq!(roundtrip(&r, &rules()), r);
     }
 
     #[test]

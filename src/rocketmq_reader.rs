@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rocketmq_client_rust::{
-    AclClientRPCHook, ClientRuntime, DefaultMQPullConsumer, PullStatus, SessionCredentials,
+    AclClientRPCHook, ClientRuntime, DefaultMQProducer, DefaultMQPullConsumer, PullStatus,
+    SessionCredentials,
 };
 use rocketmq_model::common::message::STRING_HASH_SET;
 use rocketmq_model::message::MessageQueue;
@@ -140,7 +141,7 @@ impl TopicReader {
                     .msg_found_list()
                     .unwrap_or_default()
                     .iter()
-                    .map(|m| to_read_message(queue, m)),
+                    .map(|m| to_read_message(queue.queue_id(), m)),
             );
             offset = pulled.next_begin_offset() as i64;
         }
@@ -176,8 +177,34 @@ impl TopicReader {
     }
 }
 
+/// Messages of `topic` whose `KEYS` index holds `key` (the broker's key
+/// index, as `mqadmin queryMsgByKey` and the console use it).
+pub async fn query_by_key(
+    producer: &mut DefaultMQProducer,
+    topic: &str,
+    key: &str,
+    name_server: &str,
+) -> Result<Vec<ReadMessage>, ReadError> {
+    let failed = |cause: String| ReadError {
+        topic: topic.to_string(),
+        name_server: name_server.to_string(),
+        cause,
+    };
+    // The client's own timeout for this call is minutes; bound it here.
+    let query = producer.query_message(topic, key, 64, 0, u64::MAX / 2);
+    let found = tokio::time::timeout(Duration::from_secs(30), query)
+        .await
+        .map_err(|_| failed(format!("key query for `{key}`: no answer")))?
+        .map_err(|e| failed(format!("key query for `{key}`: {}", error_text(&e))))?;
+    Ok(found
+        .message_list()
+        .iter()
+        .map(|m| to_read_message(m.queue_id(), m))
+        .collect())
+}
+
 fn to_read_message(
-    queue: &MessageQueue,
+    queue_id: i32,
     message: &rocketmq_model::common::message::message_ext::MessageExt,
 ) -> ReadMessage {
     let props = message.properties();
@@ -194,7 +221,7 @@ fn to_read_message(
         .collect();
     properties.sort();
     ReadMessage {
-        queue_id: queue.queue_id(),
+        queue_id,
         queue_offset: message.queue_offset(),
         uniq_key: get("UNIQ_KEY"),
         keys: get("KEYS"),

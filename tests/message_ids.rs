@@ -149,3 +149,85 @@ async fn client_generated_ids_are_distinct_within_batches_too() {
     assert_eq!(deterministic.count(), 0, "client mode does not derive ids");
     reader.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_with_spaces_is_found_by_a_key_query_and_maps_back() {
+    use kafka_rocketmq_bridge::config::RocketMqConfig;
+    use kafka_rocketmq_bridge::rocketmq_reader::query_by_key;
+    use kafka_rocketmq_bridge::rocketmq_sink::{RocketMqRuntime, start_producer};
+
+    let brokers = brokers();
+    let (file, kafka_topic, rocketmq_topic) = scenario("", "1");
+    let key = format!("order {} eu 50%", unique("k"));
+    let records = vec![
+        TestRecord {
+            key: Some(key.clone().into_bytes()),
+            value: Some(b"spaced".to_vec()),
+            headers: vec![],
+            partition: Some(0),
+        },
+        TestRecord {
+            key: Some(b"plain-key".to_vec()),
+            value: Some(b"plain".to_vec()),
+            headers: vec![],
+            partition: Some(0),
+        },
+    ];
+    produce(&kafka_producer(&brokers.kafka), &kafka_topic, &records).await;
+    let mut bridge = BridgeProcess::start(file.path());
+    let reader = Reader::new(&brokers.name_server).await;
+    assert_eq!(
+        reader
+            .wait_for_count(&rocketmq_topic, 2, Duration::from_secs(120))
+            .await,
+        2,
+        "{}",
+        bridge.logs()
+    );
+    bridge.stop_gracefully(Duration::from_secs(30));
+    reader.close().await;
+
+    let runtime = RocketMqRuntime::start(1).expect("runtime");
+    let config: RocketMqConfig =
+        serde_yaml::from_str(&format!("name_server: \"{}\"", brokers.name_server)).unwrap();
+    let mut producer = start_producer(runtime.client_runtime(), &config)
+        .await
+        .expect("producer");
+    // The documented lookup form: `%` as %25, spaces as %20. The broker's
+    // index is built asynchronously, so ask until it answers or a deadline.
+    let encoded = key.replace('%', "%25").replace(' ', "%20");
+    let start = std::time::Instant::now();
+    let found = loop {
+        let found = query_by_key(
+            &mut producer,
+            &rocketmq_topic,
+            &encoded,
+            &brokers.name_server,
+        )
+        .await
+        .expect("key query");
+        if !found.is_empty() || start.elapsed() > Duration::from_secs(30) {
+            break found;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(found.len(), 1, "the whole key is one indexed token");
+    let record = found[0].kafka_record().expect("unmap");
+    assert_eq!(
+        record.key.as_deref(),
+        Some(key.as_bytes()),
+        "maps back to the original key"
+    );
+    assert_eq!(record.value.as_deref(), Some(&b"spaced"[..]));
+    let plain = query_by_key(
+        &mut producer,
+        &rocketmq_topic,
+        "plain-key",
+        &brokers.name_server,
+    )
+    .await
+    .expect("key query");
+    assert_eq!(plain.len(), 1);
+    producer.shutdown().await;
+    runtime.shutdown().await;
+}

@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::checkpoint::{Checkpoints, PartitionId};
+use metrics::Counter;
 use rocketmq_client_rust::DefaultMQProducer;
 use rocketmq_model::message::MessageQueue;
 
@@ -26,12 +27,13 @@ use crate::config::{
     BridgeConfig, BridgeSettings, MappingConfig, MessageIds, RecordPolicy, StartFrom,
 };
 use crate::dead_letter::DeadLetterWriter;
+use crate::health::Readiness;
 use crate::kafka_source::consumer::{self, BridgeConsumer};
 use crate::kafka_source::{self, start_position};
 use crate::mapping::{self, MappingRules, Rejection, SourceRecord};
 use crate::message_id;
 use crate::rocketmq_sink::queue_sender::{
-    self, Envelope, SendCounters, SenderContext, SenderSettings,
+    self, Envelope, SendCounters, SenderSettings, SenderShared,
 };
 use crate::rocketmq_sink::{self, RocketMqRuntime};
 use crate::router::QueueRouter;
@@ -64,6 +66,8 @@ pub struct StartError(String);
 /// One mapping at run time.
 struct MappingRuntime {
     label: String,
+    consumed: Counter,
+    consumed_bytes: Counter,
     rules: MappingRules,
     router: QueueRouter,
     senders: Vec<mpsc::Sender<Envelope>>,
@@ -88,6 +92,7 @@ struct DispatchCounters {
 pub async fn run(
     config: BridgeConfig,
     mut shutdown: watch::Receiver<bool>,
+    readiness: Arc<Readiness>,
 ) -> Result<RunOutcome, StartError> {
     // Topics created later that match a regex are picked up at the next start.
     let config = kafka_source::resolve_regex_mappings(&config, Duration::from_secs(30))
@@ -115,7 +120,8 @@ pub async fn run(
         .map_err(|e| StartError(e.to_string()))?;
         plans.push((mapping.clone(), queues));
     }
-    let sender_context = SenderContext {
+    let sender_context = SenderShared {
+        readiness: Arc::clone(&readiness),
         producer: Arc::new(producer),
         checkpoints: Arc::clone(&checkpoints),
         counters: Arc::new(SendCounters::default()),
@@ -155,6 +161,8 @@ pub async fn run(
         mappings.insert(
             mapping.kafka_topic.clone(),
             MappingRuntime {
+                consumed: metrics::counter!(crate::metrics::RECORDS_CONSUMED, "mapping" => label.clone()),
+                consumed_bytes: metrics::counter!(crate::metrics::BYTES_CONSUMED, "mapping" => label.clone()),
                 label,
                 rules,
                 router,
@@ -182,8 +190,10 @@ pub async fn run(
         &topics,
         Arc::clone(&checkpoints),
         settings.shutdown_timeout.0,
+        Arc::clone(&readiness),
     )
     .map_err(StartError)?;
+    readiness.running.store(true, AtomicOrdering::Relaxed);
     tracing::info!(group = %config.kafka.group_id, topics = %topics.join(","), "bridge running");
 
     let committer = spawn_committer(
@@ -192,6 +202,10 @@ pub async fn run(
         settings.commit_interval.0,
     );
     let counters = Arc::new(DispatchCounters::default());
+    let gauges = spawn_gauges(
+        Arc::clone(&sender_context.counters),
+        Arc::clone(&checkpoints),
+    );
     let reporter = spawn_reporter(
         Arc::clone(&counters),
         Arc::clone(&sender_context.counters),
@@ -200,6 +214,7 @@ pub async fn run(
     let (replan_tx, replans) = mpsc::channel(16);
     let watcher = spawn_queue_watcher(
         Arc::clone(&sender_context.producer),
+        Arc::clone(&readiness),
         config.rocketmq.name_server.clone(),
         watched,
         settings.queue_refresh_interval.0,
@@ -219,6 +234,7 @@ pub async fn run(
         replans,
     };
     let stop = dispatcher.run(&mut shutdown).await;
+    readiness.running.store(false, AtomicOrdering::Relaxed);
     watcher.abort();
     let dead_letters = dispatcher.dead_letters.take();
     let sender_tasks = std::mem::take(&mut dispatcher.sender_tasks);
@@ -233,6 +249,7 @@ pub async fn run(
     .await;
     committer.abort();
     reporter.abort();
+    gauges.abort();
     final_commit(&consumer, &checkpoints);
     consumer.context().closing();
     consumer.unsubscribe();
@@ -267,7 +284,7 @@ struct Dispatcher {
     counters: Arc<DispatchCounters>,
     /// Messages that arrived while the assignment was being paused.
     stash: VecDeque<OwnedMessage>,
-    sender_context: SenderContext,
+    sender_context: SenderShared,
     sender_tasks: Vec<JoinHandle<()>>,
     settings: BridgeSettings,
     message_ids: MessageIds,
@@ -329,6 +346,10 @@ impl Dispatcher {
                 message.offset()
             )));
         };
+        mapping.consumed.increment(1);
+        mapping
+            .consumed_bytes
+            .increment(record.value.as_ref().map_or(0, |v| v.len() as u64));
         match mapping::map_record(&record, &mapping.rules) {
             Ok(outgoing) => {
                 let queue =
@@ -349,7 +370,13 @@ impl Dispatcher {
                     offset: record.offset,
                     message: outgoing,
                     message_id,
+                    timestamp_ms: record.timestamp.map(|(ms, _)| ms),
                 };
+                let size = envelope.message.size() as i64;
+                self.sender_context
+                    .counters
+                    .in_flight_bytes
+                    .fetch_add(size, AtomicOrdering::Relaxed);
                 self.hand_over(&sender, envelope, shutdown).await
             }
             Err(rejection) => self.reject(message.topic().to_string(), record, id, rejection),
@@ -462,6 +489,8 @@ impl Dispatcher {
                     "record skipped by policy: {rejection}"
                 );
                 self.counters.skipped.fetch_add(1, AtomicOrdering::Relaxed);
+                metrics::counter!(crate::metrics::RECORDS_SKIPPED, "mapping" => mapping.label.clone(), "reason" => rejection.reason())
+                    .increment(1);
                 self.checkpoints.acknowledge(&id, [record.offset]);
                 Ok(())
             }
@@ -480,6 +509,8 @@ impl Dispatcher {
                 self.counters
                     .dead_lettered
                     .fetch_add(1, AtomicOrdering::Relaxed);
+                metrics::counter!(crate::metrics::RECORDS_DEAD_LETTERED, "mapping" => mapping.label.clone(), "reason" => rejection.reason())
+                    .increment(1);
                 writer.write(dlq.clone(), record, id, rejection);
                 Ok(())
             }
@@ -489,7 +520,7 @@ impl Dispatcher {
 
 /// One sender task per queue; returns the router over them and their channels.
 fn start_senders(
-    context: &SenderContext,
+    context: &SenderShared,
     mapping: &MappingConfig,
     queues: Vec<MessageQueue>,
     settings: &BridgeSettings,
@@ -497,6 +528,7 @@ fn start_senders(
 ) -> (QueueRouter, Vec<mpsc::Sender<Envelope>>) {
     let router = QueueRouter::new(mapping.ordering, queues.len(), settings.max_batch_records);
     let mut senders = Vec::with_capacity(queues.len());
+    let context = context.for_mapping(mapping.label());
     for queue in queues {
         let (tx, rx) = mpsc::channel(settings.queue_buffer_records);
         tasks.push(queue_sender::spawn(context.clone(), queue, rx));
@@ -509,6 +541,7 @@ fn start_senders(
 /// is logged loudly and handed to the dispatcher to re-plan.
 fn spawn_queue_watcher(
     producer: Arc<DefaultMQProducer>,
+    readiness: Arc<Readiness>,
     name_server: String,
     mut watched: Vec<(String, String, usize)>,
     interval: Duration,
@@ -529,6 +562,9 @@ fn spawn_queue_watcher(
                     interval,
                 )
                 .await;
+                readiness
+                    .route_failing
+                    .store(fetched.is_err(), AtomicOrdering::Relaxed);
                 let Ok(queues) = fetched else { continue };
                 if queues.len() != *known {
                     tracing::error!(
@@ -567,6 +603,23 @@ fn spawn_committer(
             // Async: the commit callback records success, from the dispatcher's poll.
             if let Err(error) = consumer::commit(consumer.as_ref(), &commits, CommitMode::Async) {
                 tracing::warn!(%error, "cannot start an offset commit; will retry");
+            }
+        }
+    })
+}
+
+/// Refreshes the gauges the hot path does not own, every 2 s.
+fn spawn_gauges(sent: Arc<SendCounters>, checkpoints: Arc<Checkpoints>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            ticker.tick().await;
+            metrics::gauge!(crate::metrics::IN_FLIGHT_RECORDS).set(checkpoints.in_flight() as f64);
+            let bytes = sent.in_flight_bytes.load(AtomicOrdering::Relaxed).max(0);
+            metrics::gauge!(crate::metrics::IN_FLIGHT_BYTES).set(bytes as f64);
+            for (id, _, _, age) in checkpoints.snapshot() {
+                metrics::gauge!(crate::metrics::CHECKPOINT_AGE, "topic" => id.topic.to_string(), "partition" => id.partition.to_string())
+                    .set(age.as_secs_f64());
             }
         }
     })

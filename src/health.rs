@@ -1,40 +1,117 @@
-//! A minimal liveness endpoint on `metrics.listen`: `GET /healthz` answers
-//! 200 while the process runs, so the container `HEALTHCHECK` tells the
-//! truth. The metrics and readiness endpoints will share this listener.
+//! The HTTP endpoint on `metrics.listen`: `/healthz` (the process runs),
+//! `/readyz` (both clusters reachable and partitions assigned) and
+//! `/metrics` (Prometheus text). The container `HEALTHCHECK` uses `/healthz`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-/// Binds `addr` and serves `/healthz` until the task is aborted.
-pub async fn serve(addr: SocketAddr) -> Result<JoinHandle<()>, String> {
+use crate::metrics::Metrics;
+
+/// What `/readyz` reports, updated by the parts of the bridge that know.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    /// The bridge got past start-up (clusters answered, producer started).
+    pub running: AtomicBool,
+    /// Partitions currently assigned to this instance.
+    pub assigned_partitions: AtomicUsize,
+    /// librdkafka reports at least one Kafka broker connection up.
+    pub kafka_up: AtomicBool,
+    /// Queues whose current batch is failing.
+    pub failing_queues: AtomicUsize,
+    /// The last queue-route lookup at the name server failed.
+    pub route_failing: AtomicBool,
+}
+
+impl Readiness {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Readiness::default())
+    }
+
+    /// Whether the instance is ready, and a one-line JSON explanation.
+    pub fn report(&self) -> (bool, String) {
+        let running = self.running.load(Ordering::Relaxed);
+        let assigned = self.assigned_partitions.load(Ordering::Relaxed);
+        let kafka_up = self.kafka_up.load(Ordering::Relaxed);
+        let failing = self.failing_queues.load(Ordering::Relaxed);
+        let route_failing = self.route_failing.load(Ordering::Relaxed);
+        let kafka = if !running {
+            "starting"
+        } else if !kafka_up {
+            "unreachable"
+        } else if assigned == 0 {
+            "no partitions assigned"
+        } else {
+            "ok"
+        };
+        let rocketmq = if !running {
+            "starting"
+        } else if failing > 0 {
+            "sends failing"
+        } else if route_failing {
+            "name server unreachable"
+        } else {
+            "ok"
+        };
+        let ready = kafka == "ok" && rocketmq == "ok";
+        let body = format!(
+            "{{\"ready\":{ready},\"kafka\":\"{kafka}\",\"rocketmq\":\"{rocketmq}\",\"assigned_partitions\":{assigned},\"failing_queues\":{failing}}}\n"
+        );
+        (ready, body)
+    }
+}
+
+/// Binds `addr` and serves until the task is aborted.
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Metrics,
+    readiness: Arc<Readiness>,
+) -> Result<JoinHandle<()>, String> {
     let listener = TcpListener::bind(addr).await.map_err(|e| {
         format!("cannot listen on metrics.listen {addr}: {e} (is another process using it? change metrics.listen)")
     })?;
-    tracing::info!(%addr, "health endpoint listening on /healthz");
+    tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
     Ok(tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            tokio::spawn(answer(stream));
+            tokio::spawn(answer(stream, metrics.clone(), Arc::clone(&readiness)));
         }
     }))
 }
 
-async fn answer(mut stream: TcpStream) {
+async fn answer(mut stream: TcpStream, metrics: Metrics, readiness: Arc<Readiness>) {
     let mut request = [0u8; 1024];
     let Ok(read) = stream.read(&mut request).await else {
         return;
     };
     let head = String::from_utf8_lossy(&request[..read]);
     let path = head.split_whitespace().nth(1).unwrap_or("");
-    let response: &[u8] = if path == "/healthz" {
-        b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n"
-    } else {
-        b"HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\ncontent-length: 10\r\nconnection: close\r\n\r\nnot found\n"
+    let (status, content_type, body) = match path {
+        "/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),
+        "/readyz" => {
+            let (ready, body) = readiness.report();
+            (
+                if ready {
+                    "200 OK"
+                } else {
+                    "503 Service Unavailable"
+                },
+                "application/json",
+                body,
+            )
+        }
+        "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
+        _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
     };
-    let _ = stream.write_all(response).await;
+    let response = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
 }

@@ -15,6 +15,7 @@ pub mod health;
 pub mod kafka_source;
 pub mod mapping;
 pub mod message_id;
+pub mod metrics;
 pub mod plan;
 pub mod rocketmq_reader;
 pub mod rocketmq_sink;

@@ -6,11 +6,12 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kafka_rocketmq_bridge::bridge::{self, RunOutcome};
-use kafka_rocketmq_bridge::{config, health, plan, topics};
+use kafka_rocketmq_bridge::{config, health, metrics, plan, topics};
 use tokio::sync::watch;
 
 #[derive(Parser)]
@@ -214,24 +215,31 @@ const EXIT_RECORD_FAILED: u8 = 3;
 const EXIT_SECOND_SIGNAL: u8 = 130;
 
 async fn run(config: config::BridgeConfig) -> ExitCode {
-    let health = match health::serve(config.metrics.listen.0).await {
+    let readiness = health::Readiness::new();
+    let served = match metrics::Metrics::install() {
+        Ok(metrics) => {
+            health::serve(config.metrics.listen.0, metrics, Arc::clone(&readiness)).await
+        }
+        Err(error) => Err(error),
+    };
+    let health = match served {
         Ok(task) => task,
         Err(error) => {
             eprintln!("error: {error}");
             return ExitCode::from(1);
         }
     };
-    let code = run_bridge(config).await;
+    let code = run_bridge(config, readiness).await;
     health.abort();
     code
 }
 
-async fn run_bridge(config: config::BridgeConfig) -> ExitCode {
+async fn run_bridge(config: config::BridgeConfig, readiness: Arc<health::Readiness>) -> ExitCode {
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(watch_signals(stop_tx));
     let mut backoff = Duration::from_secs(1);
     loop {
-        match bridge::run(config.clone(), stop_rx.clone()).await {
+        match bridge::run(config.clone(), stop_rx.clone(), Arc::clone(&readiness)).await {
             Ok(RunOutcome::Stopped(summary)) => {
                 tracing::info!(?summary, "stopped");
                 return ExitCode::SUCCESS;

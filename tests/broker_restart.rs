@@ -14,14 +14,14 @@ async fn rocketmq_broker_killed_and_restarted_mid_run() {
     let brokers = brokers();
     let base = unique("restart");
     let (kafka_topic, rocketmq_topic) = (format!("{base}.in"), format!("{base}_out"));
+    let port = closed_port();
     let file = config_file(&format!(
-        "{}metrics:\n  listen: \"127.0.0.1:{}\"\nbridge:\n  max_retry_backoff: \"2s\"\n",
+        "{}metrics:\n  listen: \"127.0.0.1:{port}\"\nbridge:\n  max_retry_backoff: \"2s\"\n",
         config_text(
             &brokers.kafka,
             &brokers.name_server,
             &[(&kafka_topic, &rocketmq_topic)]
         ),
-        closed_port()
     ));
     let path = file.path().to_str().unwrap();
     let created = run(&[
@@ -58,12 +58,30 @@ async fn rocketmq_broker_killed_and_restarted_mid_run() {
         &keyed_records("r2", total / 2, 200),
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // /readyz says what is wrong while the broker is down...
+    let down = wait_for_http(port, "/readyz", Duration::from_secs(60), |status, body| {
+        status == 503 && body.contains("\"rocketmq\":\"sends failing\"")
+    })
+    .await;
+    assert!(
+        matches!(&down, Some((503, _))),
+        "readyz did not report the failing sends: {down:?}"
+    );
     assert!(
         bridge.wait(Duration::from_millis(10)).is_none(),
         "the bridge exited while the broker was down"
     );
     brokers_script(&["start", "broker"]);
+    // ...and turns ready again once it is back.
+    let up = wait_for_http(port, "/readyz", Duration::from_secs(120), |status, _| {
+        status == 200
+    })
+    .await;
+    assert!(
+        matches!(&up, Some((200, _))),
+        "readyz did not recover: {up:?}; log:\n{}",
+        bridge.logs()
+    );
 
     let reader = Reader::new(&brokers.name_server).await;
     let start = std::time::Instant::now();

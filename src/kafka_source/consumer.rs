@@ -14,10 +14,11 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{Headers, Message};
-use rdkafka::{Offset, Timestamp, TopicPartitionList};
+use rdkafka::{Offset, Statistics, Timestamp, TopicPartitionList};
 
 use crate::checkpoint::{Checkpoints, PartitionId};
 use crate::config::{KafkaConfig, StartFrom};
+use crate::health::Readiness;
 use crate::mapping::{SourceRecord, TimestampType};
 
 /// The consumer the bridge reads with.
@@ -29,6 +30,7 @@ pub struct SourceContext {
     drain_timeout: Duration,
     /// Set during shutdown, when nothing is left to drain.
     closing: AtomicBool,
+    readiness: Arc<Readiness>,
 }
 
 impl SourceContext {
@@ -53,6 +55,24 @@ impl ClientContext for SourceContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(target: "librdkafka", %error, "Kafka client error: {reason}");
+    }
+
+    /// librdkafka's statistics carry each partition's lag behind its
+    /// high watermark (taken from fetch responses, so it is exact).
+    fn stats(&self, statistics: Statistics) {
+        let up = statistics
+            .brokers
+            .values()
+            .any(|broker| broker.state == "UP");
+        self.readiness.kafka_up.store(up, AtomicOrdering::Relaxed);
+        for (topic, details) in &statistics.topics {
+            for (partition, stats) in details.partitions.iter().filter(|(p, _)| **p >= 0) {
+                if stats.consumer_lag >= 0 {
+                    metrics::gauge!(crate::metrics::CONSUMER_LAG, "topic" => topic.clone(), "partition" => partition.to_string())
+                        .set(stats.consumer_lag as f64);
+                }
+            }
+        }
     }
 }
 
@@ -88,11 +108,18 @@ impl ConsumerContext for SourceContext {
             self.checkpoints.committed(&commits);
         }
         self.checkpoints.revoke(&partitions);
+        let assigned = &self.readiness.assigned_partitions;
+        let _ = assigned.fetch_update(AtomicOrdering::SeqCst, AtomicOrdering::SeqCst, |n| {
+            Some(n.saturating_sub(partitions.len()))
+        });
         tracing::info!(partitions = %list_text(&partitions), "partitions revoked");
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(list) = rebalance {
+            self.readiness
+                .assigned_partitions
+                .fetch_add(list.count(), AtomicOrdering::SeqCst);
             tracing::info!(partitions = %list_text(&partition_ids(list)), "partitions assigned");
         }
     }
@@ -125,6 +152,7 @@ pub fn subscribe(
     topics: &[String],
     checkpoints: Arc<Checkpoints>,
     drain_timeout: Duration,
+    readiness: Arc<Readiness>,
 ) -> Result<Arc<BridgeConsumer>, String> {
     let mut config = super::client_config(kafka);
     let reset = match kafka.start_from {
@@ -132,10 +160,15 @@ pub fn subscribe(
         _ => "earliest",
     };
     config.set("auto.offset.reset", reset);
+    if !kafka.properties.contains_key("statistics.interval.ms") {
+        // Feeds the consumer lag metric.
+        config.set("statistics.interval.ms", "5000");
+    }
     let context = SourceContext {
         checkpoints,
         drain_timeout,
         closing: AtomicBool::new(false),
+        readiness,
     };
     let consumer: BridgeConsumer = config.create_with_context(context).map_err(|e| {
         format!(

@@ -6,10 +6,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering as AtomicOrdering};
 use std::time::{Duration, Instant};
 
 use cheetah_string::CheetahString;
+use metrics::{Counter, Histogram};
 use rocketmq_client_rust::{DefaultMQProducer, SendStatus};
 use rocketmq_model::common::message::MessageTrait;
 use rocketmq_model::common::message::message_batch::MessageBatch;
@@ -21,6 +22,7 @@ use tokio::task::JoinHandle;
 
 use super::client::error_text;
 use crate::checkpoint::{Checkpoints, PartitionId};
+use crate::health::Readiness;
 use crate::mapping::OutgoingMessage;
 use crate::message_id::UNIQ_KEY;
 
@@ -32,6 +34,8 @@ pub struct Envelope {
     pub message: OutgoingMessage,
     /// This record's UNIQ_KEY, fixed once so retries reuse it.
     pub message_id: String,
+    /// The Kafka record timestamp, for the end-to-end latency.
+    pub timestamp_ms: Option<i64>,
 }
 
 /// Batching and retry limits.
@@ -50,15 +54,67 @@ pub struct SendCounters {
     pub bytes: AtomicU64,
     pub batches: AtomicU64,
     pub failed_attempts: AtomicU64,
+    /// Bytes handed to senders and not yet stored.
+    pub in_flight_bytes: AtomicI64,
+}
+
+/// One mapping's metric handles, registered once.
+#[derive(Clone)]
+pub struct SenderMeters {
+    pub mapping: Arc<str>,
+    pub produced: Counter,
+    pub produced_bytes: Counter,
+    pub retries: Counter,
+    pub send_latency: Histogram,
+    pub end_to_end_latency: Histogram,
+}
+
+impl SenderMeters {
+    pub fn new(mapping: &str) -> Self {
+        let label = mapping.to_string();
+        SenderMeters {
+            mapping: Arc::from(mapping),
+            produced: metrics::counter!(crate::metrics::RECORDS_PRODUCED, "mapping" => label.clone()),
+            produced_bytes: metrics::counter!(crate::metrics::BYTES_PRODUCED, "mapping" => label.clone()),
+            retries: metrics::counter!(crate::metrics::SEND_RETRIES, "mapping" => label.clone()),
+            send_latency: metrics::histogram!(crate::metrics::SEND_LATENCY, "mapping" => label.clone()),
+            end_to_end_latency: metrics::histogram!(crate::metrics::END_TO_END_LATENCY, "mapping" => label),
+        }
+    }
+}
+
+/// What all senders share; [`SenderShared::for_mapping`] adds a mapping's meters.
+#[derive(Clone)]
+pub struct SenderShared {
+    pub readiness: Arc<Readiness>,
+    pub producer: Arc<DefaultMQProducer>,
+    pub checkpoints: Arc<Checkpoints>,
+    pub counters: Arc<SendCounters>,
+    pub settings: SenderSettings,
+}
+
+impl SenderShared {
+    pub fn for_mapping(&self, mapping: &str) -> SenderContext {
+        SenderContext {
+            readiness: Arc::clone(&self.readiness),
+            producer: Arc::clone(&self.producer),
+            checkpoints: Arc::clone(&self.checkpoints),
+            counters: Arc::clone(&self.counters),
+            settings: self.settings,
+            meters: SenderMeters::new(mapping),
+        }
+    }
 }
 
 /// Everything a sender needs besides its queue.
 #[derive(Clone)]
 pub struct SenderContext {
+    pub readiness: Arc<Readiness>,
     pub producer: Arc<DefaultMQProducer>,
     pub checkpoints: Arc<Checkpoints>,
     pub counters: Arc<SendCounters>,
     pub settings: SenderSettings,
+    pub meters: SenderMeters,
 }
 
 /// Starts the sender of `queue`; it ends when `records` closes and its last batch is stored.
@@ -114,20 +170,17 @@ async fn send_until_stored(context: &SenderContext, queue: &MessageQueue, batch:
     let mut last_report = Instant::now();
     loop {
         attempts += 1;
+        let started = Instant::now();
         match send_once(context, queue, batch).await {
             Ok(()) => {
                 if attempts > 1 {
+                    context
+                        .readiness
+                        .failing_queues
+                        .fetch_sub(1, AtomicOrdering::Relaxed);
                     tracing::info!(queue = %describe(queue), attempts, "queue recovered: batch stored after retries");
                 }
-                let bytes: usize = batch.iter().map(|e| e.message.size()).sum();
-                let counters = &context.counters;
-                counters
-                    .records
-                    .fetch_add(batch.len() as u64, AtomicOrdering::Relaxed);
-                counters
-                    .bytes
-                    .fetch_add(bytes as u64, AtomicOrdering::Relaxed);
-                counters.batches.fetch_add(1, AtomicOrdering::Relaxed);
+                record_stored(context, batch, started.elapsed());
                 return;
             }
             Err(cause) => {
@@ -135,6 +188,16 @@ async fn send_until_stored(context: &SenderContext, queue: &MessageQueue, batch:
                     .counters
                     .failed_attempts
                     .fetch_add(1, AtomicOrdering::Relaxed);
+                if attempts == 1 {
+                    context
+                        .readiness
+                        .failing_queues
+                        .fetch_add(1, AtomicOrdering::Relaxed);
+                }
+                let kind = crate::metrics::error_kind(&cause);
+                metrics::counter!(crate::metrics::SEND_ERRORS, "mapping" => context.meters.mapping.to_string(), "kind" => kind)
+                    .increment(1);
+                context.meters.retries.increment(1);
                 // One line when a queue starts failing, then one every 30 s: never one per retry.
                 if attempts == 1 || last_report.elapsed() >= Duration::from_secs(30) {
                     let first = batch
@@ -142,7 +205,7 @@ async fn send_until_stored(context: &SenderContext, queue: &MessageQueue, batch:
                         .map(|e| format!("{}@{}", e.partition, e.offset))
                         .unwrap_or_default();
                     tracing::warn!(
-                        queue = %describe(queue), records = batch.len(), first_record = %first, attempts,
+                        queue = %describe(queue), records = batch.len(), first_record = %first, attempts, kind,
                         error = %cause, "send to RocketMQ failed; retrying on the same queue, checkpoints held"
                     );
                     last_report = Instant::now();
@@ -151,6 +214,35 @@ async fn send_until_stored(context: &SenderContext, queue: &MessageQueue, batch:
                 backoff = (backoff * 2).min(context.settings.max_backoff);
             }
         }
+    }
+}
+
+/// Counters, gauges and latencies for a stored batch.
+fn record_stored(context: &SenderContext, batch: &[Envelope], send_time: Duration) {
+    let bytes: usize = batch.iter().map(|e| e.message.size()).sum();
+    let counters = &context.counters;
+    counters
+        .records
+        .fetch_add(batch.len() as u64, AtomicOrdering::Relaxed);
+    counters
+        .bytes
+        .fetch_add(bytes as u64, AtomicOrdering::Relaxed);
+    counters.batches.fetch_add(1, AtomicOrdering::Relaxed);
+    counters
+        .in_flight_bytes
+        .fetch_sub(bytes as i64, AtomicOrdering::Relaxed);
+    let meters = &context.meters;
+    meters.produced.increment(batch.len() as u64);
+    meters.produced_bytes.increment(bytes as u64);
+    meters.send_latency.record(send_time.as_secs_f64());
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    for timestamp in batch.iter().filter_map(|e| e.timestamp_ms) {
+        meters
+            .end_to_end_latency
+            .record((now_ms - timestamp).max(0) as f64 / 1000.0);
     }
 }
 

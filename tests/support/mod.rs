@@ -408,3 +408,40 @@ pub fn assert_complete_and_ordered(
     );
     messages.len() - expected_total
 }
+
+/// GET `path` on 127.0.0.1:`port`: (status code, body), or None if nothing answers.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// Polls `path` until `done` holds for (status, body), or `deadline` passes.
+pub async fn wait_for_http(
+    port: u16,
+    path: &str,
+    deadline: Duration,
+    done: impl Fn(u16, &str) -> bool,
+) -> Option<(u16, String)> {
+    let start = Instant::now();
+    let mut last = None;
+    while start.elapsed() < deadline {
+        last = http_get(port, path);
+        if let Some((status, body)) = &last
+            && done(*status, body)
+        {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    last
+}

@@ -1,0 +1,168 @@
+//! Prometheus metrics: every metric's name, type and help text in one place,
+//! and the recorder that renders them for `/metrics`.
+//!
+//! Names follow Prometheus conventions (base units, `_total`, `_seconds`,
+//! `_bytes`). Labels are the mapping, or topic and partition; their
+//! cardinality is bounded by the configuration.
+
+use std::time::Instant;
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const RECORDS_CONSUMED: &str = "bridge_records_consumed_total";
+pub const BYTES_CONSUMED: &str = "bridge_bytes_consumed_total";
+pub const RECORDS_PRODUCED: &str = "bridge_records_produced_total";
+pub const BYTES_PRODUCED: &str = "bridge_bytes_produced_total";
+pub const RECORDS_SKIPPED: &str = "bridge_records_skipped_total";
+pub const RECORDS_DEAD_LETTERED: &str = "bridge_records_dead_lettered_total";
+pub const SEND_ERRORS: &str = "bridge_send_errors_total";
+pub const SEND_RETRIES: &str = "bridge_send_retries_total";
+pub const IN_FLIGHT_RECORDS: &str = "bridge_in_flight_records";
+pub const IN_FLIGHT_BYTES: &str = "bridge_in_flight_bytes";
+pub const CONSUMER_LAG: &str = "bridge_consumer_lag_records";
+pub const CHECKPOINT_AGE: &str = "bridge_checkpoint_age_seconds";
+pub const END_TO_END_LATENCY: &str = "bridge_end_to_end_latency_seconds";
+pub const SEND_LATENCY: &str = "bridge_send_latency_seconds";
+pub const BUILD_INFO: &str = "bridge_build_info";
+pub const UPTIME: &str = "bridge_uptime_seconds";
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// The installed recorder, and when the process started.
+#[derive(Clone)]
+pub struct Metrics {
+    handle: PrometheusHandle,
+    started: Instant,
+}
+
+impl Metrics {
+    /// Installs the process-wide recorder. Call once, before recording.
+    pub fn install() -> Result<Self, String> {
+        let handle = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Suffix("_latency_seconds".to_string()),
+                LATENCY_BUCKETS,
+            )
+            .map_err(|e| format!("invalid histogram buckets: {e}"))?
+            .install_recorder()
+            .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+        describe();
+        metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+        Ok(Metrics {
+            handle,
+            started: Instant::now(),
+        })
+    }
+
+    /// The exposition text for `/metrics`.
+    pub fn render(&self) -> String {
+        metrics::gauge!(UPTIME).set(self.started.elapsed().as_secs_f64());
+        self.handle.render()
+    }
+}
+
+fn describe() {
+    describe_counter!(RECORDS_CONSUMED, "Kafka records read, per mapping.");
+    describe_counter!(
+        BYTES_CONSUMED,
+        Unit::Bytes,
+        "Kafka value bytes read, per mapping."
+    );
+    describe_counter!(
+        RECORDS_PRODUCED,
+        "Records stored in RocketMQ (SEND_OK), per mapping."
+    );
+    describe_counter!(
+        BYTES_PRODUCED,
+        Unit::Bytes,
+        "Message bytes (body and properties) stored in RocketMQ, per mapping."
+    );
+    describe_counter!(
+        RECORDS_SKIPPED,
+        "Records not copied by a skip policy, per mapping and reason."
+    );
+    describe_counter!(
+        RECORDS_DEAD_LETTERED,
+        "Records written to the dead-letter topic, per mapping and reason."
+    );
+    describe_counter!(
+        SEND_ERRORS,
+        "Failed batch sends, per mapping and error kind."
+    );
+    describe_counter!(SEND_RETRIES, "Batch sends retried, per mapping.");
+    describe_gauge!(
+        IN_FLIGHT_RECORDS,
+        "Records handed to senders and not yet acknowledged."
+    );
+    describe_gauge!(
+        IN_FLIGHT_BYTES,
+        Unit::Bytes,
+        "Bytes of records handed to senders and not yet acknowledged."
+    );
+    describe_gauge!(
+        CONSUMER_LAG,
+        "High watermark minus committed offset, per topic and partition."
+    );
+    describe_gauge!(
+        CHECKPOINT_AGE,
+        Unit::Seconds,
+        "Time since the partition's commit point last advanced."
+    );
+    describe_histogram!(
+        END_TO_END_LATENCY,
+        Unit::Seconds,
+        "Kafka record timestamp to RocketMQ acknowledgement."
+    );
+    describe_histogram!(
+        SEND_LATENCY,
+        Unit::Seconds,
+        "Duration of one successful batch send."
+    );
+    describe_gauge!(BUILD_INFO, "Always 1; the version is a label.");
+    describe_gauge!(UPTIME, Unit::Seconds, "Seconds since the process started.");
+}
+
+/// A coarse, bounded label for a send error.
+pub fn error_kind(text: &str) -> &'static str {
+    let text = text.to_ascii_lowercase();
+    if text.contains("no answer") || text.contains("timeout") || text.contains("timed out") {
+        "timeout"
+    } else if text.contains("connect") || text.contains("transport") || text.contains("broken pipe")
+    {
+        "connection"
+    } else if text.contains("busy") || text.contains("flow control") {
+        "broker_busy"
+    } else if text.contains("not as send_ok") {
+        "not_send_ok"
+    } else if text.contains("route") || text.contains("topic") {
+        "route"
+    } else {
+        "other"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_kinds_are_a_small_fixed_set() {
+        assert_eq!(error_kind("no answer within 5000ms"), "timeout");
+        assert_eq!(
+            error_kind("transport.connection.failed: Connection refused"),
+            "connection"
+        );
+        assert_eq!(
+            error_kind("broker answered FlushDiskTimeout (stored, but not as SEND_OK)"),
+            "not_send_ok"
+        );
+        assert_eq!(
+            error_kind("[TIMEOUT_CLEAN_QUEUE]broker busy"),
+            "broker_busy"
+        );
+        assert_eq!(error_kind("something else"), "other");
+    }
+}

@@ -96,11 +96,7 @@ pub struct SenderShared {
 impl SenderShared {
     pub fn for_mapping(&self, mapping: &str) -> SenderContext {
         SenderContext {
-            readiness: Arc::clone(&self.readiness),
-            producer: Arc::clone(&self.producer),
-            checkpoints: Arc::clone(&self.checkpoints),
-            counters: Arc::clone(&self.counters),
-            settings: self.settings,
+            shared: self.clone(),
             meters: SenderMeters::new(mapping),
         }
     }
@@ -109,11 +105,7 @@ impl SenderShared {
 /// Everything a sender needs besides its queue.
 #[derive(Clone)]
 pub struct SenderContext {
-    pub readiness: Arc<Readiness>,
-    pub producer: Arc<DefaultMQProducer>,
-    pub checkpoints: Arc<Checkpoints>,
-    pub counters: Arc<SendCounters>,
-    pub settings: SenderSettings,
+    pub shared: SenderShared,
     pub meters: SenderMeters,
 }
 
@@ -136,10 +128,10 @@ async fn run(context: SenderContext, queue: MessageQueue, mut records: mpsc::Rec
                 None => return,
             },
         };
-        let (batch, next) = fill_batch(first, &mut records, &context.settings);
+        let (batch, next) = fill_batch(first, &mut records, &context.shared.settings);
         carry = next;
         send_until_stored(&context, &queue, &batch).await;
-        acknowledge(&context.checkpoints, &batch);
+        acknowledge(&context.shared.checkpoints, &batch);
     }
 }
 
@@ -175,6 +167,7 @@ async fn send_until_stored(context: &SenderContext, queue: &MessageQueue, batch:
             Ok(()) => {
                 if attempts > 1 {
                     context
+                        .shared
                         .readiness
                         .failing_queues
                         .fetch_sub(1, AtomicOrdering::Relaxed);
@@ -185,11 +178,13 @@ async fn send_until_stored(context: &SenderContext, queue: &MessageQueue, batch:
             }
             Err(cause) => {
                 context
+                    .shared
                     .counters
                     .failed_attempts
                     .fetch_add(1, AtomicOrdering::Relaxed);
                 if attempts == 1 {
                     context
+                        .shared
                         .readiness
                         .failing_queues
                         .fetch_add(1, AtomicOrdering::Relaxed);
@@ -211,7 +206,7 @@ async fn send_until_stored(context: &SenderContext, queue: &MessageQueue, batch:
                     last_report = Instant::now();
                 }
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(context.settings.max_backoff);
+                backoff = (backoff * 2).min(context.shared.settings.max_backoff);
             }
         }
     }
@@ -220,7 +215,7 @@ async fn send_until_stored(context: &SenderContext, queue: &MessageQueue, batch:
 /// Counters, gauges and latencies for a stored batch.
 fn record_stored(context: &SenderContext, batch: &[Envelope], send_time: Duration) {
     let bytes: usize = batch.iter().map(|e| e.message.size()).sum();
-    let counters = &context.counters;
+    let counters = &context.shared.counters;
     counters
         .records
         .fetch_add(batch.len() as u64, AtomicOrdering::Relaxed);
@@ -252,9 +247,10 @@ async fn send_once(
     batch: &[Envelope],
 ) -> Result<(), String> {
     let batch = build_batch(queue.topic_str(), batch)?;
-    let timeout = context.settings.send_timeout;
+    let timeout = context.shared.settings.send_timeout;
     let millis = timeout.as_millis() as u64;
     let call = context
+        .shared
         .producer
         .send_to_queue_with_timeout(batch, queue.clone(), millis);
     // The client's own timeout governs the request; this one only guards

@@ -128,15 +128,18 @@ fn describe() {
 /// A coarse, bounded label for a send error.
 pub fn error_kind(text: &str) -> &'static str {
     let text = text.to_ascii_lowercase();
-    if text.contains("no answer") || text.contains("timeout") || text.contains("timed out") {
+    // Specific answers first: a stored-but-not-OK status names e.g.
+    // FlushDiskTimeout, and the broker's back-pressure reads
+    // "[TIMEOUT_CLEAN_QUEUE]broker busy"; neither is a request timeout.
+    if text.contains("not as send_ok") {
+        "not_send_ok"
+    } else if text.contains("busy") || text.contains("flow control") {
+        "broker_busy"
+    } else if text.contains("no answer") || text.contains("timeout") || text.contains("timed out") {
         "timeout"
     } else if text.contains("connect") || text.contains("transport") || text.contains("broken pipe")
     {
         "connection"
-    } else if text.contains("busy") || text.contains("flow control") {
-        "broker_busy"
-    } else if text.contains("not as send_ok") {
-        "not_send_ok"
     } else if text.contains("route") || text.contains("topic") {
         "route"
     } else {

@@ -9,26 +9,6 @@ use std::time::Duration;
 use kafka_rocketmq_bridge::mapping::SourceRecord;
 use support::*;
 
-/// Creates the topics of `config_path` with `partitions` partitions and queues.
-fn create_topics(config_path: &str, partitions: u32) {
-    let n = partitions.to_string();
-    let output = run(&[
-        "create-topics",
-        "--config",
-        config_path,
-        "--partitions",
-        &n,
-        "--queues",
-        &n,
-    ]);
-    assert!(
-        output.status.success(),
-        "{}{}",
-        stdout(&output),
-        stderr(&output)
-    );
-}
-
 struct Scenario {
     _file: tempfile::NamedTempFile,
     path: String,
@@ -66,7 +46,7 @@ fn three_topic_scenario(extra_bridge: &str) -> Scenario {
     );
     let file = config_file(&text);
     let path = file.path().to_str().unwrap().to_string();
-    create_topics(&path, 8);
+    create_topics(&path, 8, 8);
     Scenario {
         _file: file,
         path,
@@ -322,15 +302,9 @@ async fn kill_9_at_random_points_loses_nothing_and_bounds_duplicates() {
         bridge.kill9();
     }
     let mut bridge = BridgeProcess::start(path);
-    let start = std::time::Instant::now();
-    let messages = loop {
-        let messages = reader.read(&rocketmq_topic).await;
-        let distinct: std::collections::BTreeSet<_> = messages.iter().map(coordinates).collect();
-        if distinct.len() as i64 == total || start.elapsed() > Duration::from_secs(300) {
-            break messages;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    };
+    let messages = reader
+        .wait_for_all(&rocketmq_topic, total as usize, Duration::from_secs(300))
+        .await;
     bridge.stop_gracefully(Duration::from_secs(30));
 
     let mut copies: BTreeMap<(String, i32, i64), usize> = BTreeMap::new();

@@ -24,16 +24,7 @@ async fn rocketmq_broker_killed_and_restarted_mid_run() {
         ),
     ));
     let path = file.path().to_str().unwrap();
-    let created = run(&[
-        "create-topics",
-        "--config",
-        path,
-        "--partitions",
-        "4",
-        "--queues",
-        "4",
-    ]);
-    assert!(created.status.success(), "{}", stderr(&created));
+    create_topics(path, 4, 4);
 
     let producer = kafka_producer(&brokers.kafka);
     let total = 30_000;
@@ -84,15 +75,9 @@ async fn rocketmq_broker_killed_and_restarted_mid_run() {
     );
 
     let reader = Reader::new(&brokers.name_server).await;
-    let start = std::time::Instant::now();
-    let messages = loop {
-        let messages = reader.read(&rocketmq_topic).await;
-        let distinct: std::collections::BTreeSet<_> = messages.iter().map(coordinates).collect();
-        if distinct.len() == total || start.elapsed() > Duration::from_secs(180) {
-            break messages;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    };
+    let messages = reader
+        .wait_for_all(&rocketmq_topic, total, Duration::from_secs(180))
+        .await;
     assert!(
         bridge.wait(Duration::from_millis(10)).is_none(),
         "the bridge exited"

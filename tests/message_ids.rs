@@ -9,7 +9,7 @@ use std::time::Duration;
 use kafka_rocketmq_bridge::message_id::deterministic_id;
 use support::*;
 
-fn scenario(extra_rocketmq: &str, partitions: &str) -> (tempfile::NamedTempFile, String, String) {
+fn scenario(extra_rocketmq: &str, partitions: u32) -> (tempfile::NamedTempFile, String, String) {
     let brokers = brokers();
     let base = unique("ids");
     let (kafka_topic, rocketmq_topic) = (format!("{base}.in"), format!("{base}_out"));
@@ -23,23 +23,14 @@ fn scenario(extra_rocketmq: &str, partitions: &str) -> (tempfile::NamedTempFile,
         "{text}metrics:\n  listen: \"127.0.0.1:{}\"\n",
         closed_port()
     ));
-    let created = run(&[
-        "create-topics",
-        "--config",
-        file.path().to_str().unwrap(),
-        "--partitions",
-        partitions,
-        "--queues",
-        partitions,
-    ]);
-    assert!(created.status.success(), "{}", stderr(&created));
+    create_topics(file.path(), partitions, partitions);
     (file, kafka_topic, rocketmq_topic)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_batched_record_has_its_own_deterministic_id_and_resends_keep_it() {
     let brokers = brokers();
-    let (file, kafka_topic, rocketmq_topic) = scenario("", "4");
+    let (file, kafka_topic, rocketmq_topic) = scenario("", 4);
     let total = 50_000usize;
     let producer = kafka_producer(&brokers.kafka);
     let stored = produce(&producer, &kafka_topic, &keyed_records("id", total, 100)).await;
@@ -61,15 +52,9 @@ async fn every_batched_record_has_its_own_deterministic_id_and_resends_keep_it()
     );
     first.kill9();
     let mut second = BridgeProcess::start(file.path());
-    let start = std::time::Instant::now();
-    let messages = loop {
-        let messages = reader.read(&rocketmq_topic).await;
-        let distinct: BTreeSet<_> = messages.iter().map(coordinates).collect();
-        if distinct.len() == total || start.elapsed() > Duration::from_secs(180) {
-            break messages;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    };
+    let messages = reader
+        .wait_for_all(&rocketmq_topic, total, Duration::from_secs(180))
+        .await;
     second.stop_gracefully(Duration::from_secs(30));
 
     // Each copy's id is the documented function of its coordinates.
@@ -112,7 +97,7 @@ async fn every_batched_record_has_its_own_deterministic_id_and_resends_keep_it()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_generated_ids_are_distinct_within_batches_too() {
     let brokers = brokers();
-    let (file, kafka_topic, rocketmq_topic) = scenario("", "2");
+    let (file, kafka_topic, rocketmq_topic) = scenario("", 2);
     let file_text = std::fs::read_to_string(file.path())
         .unwrap()
         .replace("  name_server:", "  message_ids: client\n  name_server:");
@@ -157,7 +142,7 @@ async fn a_key_with_spaces_is_found_by_a_key_query_and_maps_back() {
     use kafka_rocketmq_bridge::rocketmq_sink::{RocketMqRuntime, start_producer};
 
     let brokers = brokers();
-    let (file, kafka_topic, rocketmq_topic) = scenario("", "1");
+    let (file, kafka_topic, rocketmq_topic) = scenario("", 1);
     let key = format!("order {} eu 50%", unique("k"));
     let records = vec![
         TestRecord {

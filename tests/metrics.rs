@@ -42,16 +42,7 @@ async fn metrics_parse_and_counters_match_the_records_copied() {
         "    name: \"m\"\n    on_empty_value: skip\n    rocketmq_topic:",
     );
     let file = config_file(&format!("{text}metrics:\n  listen: \"127.0.0.1:{port}\"\n"));
-    let created = run(&[
-        "create-topics",
-        "--config",
-        file.path().to_str().unwrap(),
-        "--partitions",
-        "3",
-        "--queues",
-        "3",
-    ]);
-    assert!(created.status.success(), "{}", stderr(&created));
+    create_topics(file.path(), 3, 3);
     let mut records = keyed_records("m", 3_000, 30);
     records.push(TestRecord {
         key: Some(b"t".to_vec()),

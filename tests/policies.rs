@@ -33,16 +33,7 @@ fn scenario(
     );
     let file = config_file(&text);
     let path = file.path().to_str().unwrap().to_string();
-    let output = run(&[
-        "create-topics",
-        "--config",
-        &path,
-        "--partitions",
-        "1",
-        "--queues",
-        "2",
-    ]);
-    assert!(output.status.success(), "{}", stderr(&output));
+    create_topics(&path, 1, 2);
     (file, kafka_topic, rocketmq_topic, dlq)
 }
 

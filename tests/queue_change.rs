@@ -27,16 +27,7 @@ async fn growing_the_queue_count_replans_without_loss() {
         "{text}metrics:\n  listen: \"127.0.0.1:{}\"\nbridge:\n  queue_refresh_interval: 1s\n",
         closed_port()
     ));
-    let created = run(&[
-        "create-topics",
-        "--config",
-        file.path().to_str().unwrap(),
-        "--partitions",
-        "2",
-        "--queues",
-        "2",
-    ]);
-    assert!(created.status.success(), "{}", stderr(&created));
+    create_topics(file.path(), 2, 2);
     let producer = kafka_producer(&brokers.kafka);
     produce(&producer, &kafka_topic, &keyed_records("before", 2_000, 50)).await;
     let mut bridge = BridgeProcess::start(file.path());

@@ -19,16 +19,7 @@ async fn regex_mappings_expand_check_and_copy() {
         &brokers.name_server,
         &[(&eu, &eu_target), (&us, &us_target)],
     ));
-    let created = run(&[
-        "create-topics",
-        "--config",
-        plain.path().to_str().unwrap(),
-        "--partitions",
-        "2",
-        "--queues",
-        "2",
-    ]);
-    assert!(created.status.success(), "{}", stderr(&created));
+    create_topics(plain.path(), 2, 2);
 
     let regex_config = |extra: &str| {
         let text = config_text(&brokers.kafka, &brokers.name_server, &[]);

@@ -54,16 +54,7 @@ async fn two_instances_split_partitions_and_one_takes_over_when_the_other_dies()
             closed_port()
         )),
     );
-    let created = run(&[
-        "create-topics",
-        "--config",
-        file_a.path().to_str().unwrap(),
-        "--partitions",
-        "8",
-        "--queues",
-        "8",
-    ]);
-    assert!(created.status.success(), "{}", stderr(&created));
+    create_topics(file_a.path(), 8, 8);
     let producer = kafka_producer(&brokers.kafka);
     let mut total = 0;
     total += produce(&producer, &kafka_topic, &keyed_records("p1", 5_000, 300))
@@ -99,15 +90,9 @@ async fn two_instances_split_partitions_and_one_takes_over_when_the_other_dies()
         .len();
 
     let reader = Reader::new(&brokers.name_server).await;
-    let start = Instant::now();
-    let messages = loop {
-        let messages = reader.read(&rocketmq_topic).await;
-        let distinct: BTreeSet<_> = messages.iter().map(coordinates).collect();
-        if distinct.len() == total || start.elapsed() > Duration::from_secs(180) {
-            break messages;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    };
+    let messages = reader
+        .wait_for_all(&rocketmq_topic, total, Duration::from_secs(180))
+        .await;
     b.stop_gracefully(Duration::from_secs(30));
     let duplicates = assert_complete_and_ordered(&messages, total, 8);
     eprintln!("scale-out: {duplicates} duplicates of {total}");

@@ -13,23 +13,12 @@ async fn a_timestamp_start_skips_older_records_and_restart_resumes_from_commits(
     let base = unique("start");
     let (kafka_topic, rocketmq_topic) = (format!("{base}.in"), format!("{base}_out"));
     let producer = kafka_producer(&brokers.kafka);
-    let created = run(&[
-        "create-topics",
-        "--config",
-        config_file(&config_text(
-            &brokers.kafka,
-            &brokers.name_server,
-            &[(&kafka_topic, &rocketmq_topic)],
-        ))
-        .path()
-        .to_str()
-        .unwrap(),
-        "--partitions",
-        "2",
-        "--queues",
-        "2",
-    ]);
-    assert!(created.status.success(), "{}", stderr(&created));
+    let plain = config_file(&config_text(
+        &brokers.kafka,
+        &brokers.name_server,
+        &[(&kafka_topic, &rocketmq_topic)],
+    ));
+    create_topics(plain.path(), 2, 2);
     let old = produce(&producer, &kafka_topic, &keyed_records("old", 500, 10)).await;
     // The scenario needs records on both sides of a point in time; brokers
     // index time per batch, so leave a clear gap.

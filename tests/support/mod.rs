@@ -78,6 +78,31 @@ pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_kafka-rocketmq-bridge"))
 }
 
+/// `create-topics` for the config at `config`, which must succeed.
+pub fn create_topics(config: impl AsRef<std::path::Path>, partitions: u32, queues: u32) {
+    let path = config
+        .as_ref()
+        .to_str()
+        .expect("UTF-8 temp path")
+        .to_string();
+    let (partitions, queues) = (partitions.to_string(), queues.to_string());
+    let output = run(&[
+        "create-topics",
+        "--config",
+        &path,
+        "--partitions",
+        &partitions,
+        "--queues",
+        &queues,
+    ]);
+    assert!(
+        output.status.success(),
+        "create-topics failed: {}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+}
+
 /// Runs the binary to completion and returns its output.
 pub fn run(args: &[&str]) -> Output {
     Command::new(binary())
@@ -317,6 +342,26 @@ impl Reader {
                 return count;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Re-reads `topic` until it holds `records` distinct Kafka records (copies
+    /// of one record count once) or `deadline` passes; returns every copy.
+    pub async fn wait_for_all(
+        &self,
+        topic: &str,
+        records: usize,
+        deadline: Duration,
+    ) -> Vec<ReadMessage> {
+        let start = Instant::now();
+        loop {
+            let messages = self.read(topic).await;
+            let distinct: std::collections::BTreeSet<_> =
+                messages.iter().map(coordinates).collect();
+            if distinct.len() >= records || start.elapsed() > deadline {
+                return messages;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::config::{BridgeConfig, Ordering};
 use crate::kafka_source;
-use crate::rocketmq_sink::{RocketMqAdmin, RocketMqRuntime};
+use crate::rocketmq_sink;
 
 /// Topic name to its partition or queue count; `None` when it does not exist.
 type Counts = BTreeMap<String, Option<usize>>;
@@ -238,16 +238,9 @@ async fn rocketmq_queue_counts(
     topics: &[String],
     deadline: Duration,
 ) -> Result<Counts, String> {
-    let runtime = RocketMqRuntime::start(1)?;
-    let result =
-        match RocketMqAdmin::connect(runtime.client_runtime(), &config.rocketmq, deadline).await {
-            Ok(admin) => {
-                let counts = admin.queue_counts(topics).await.map_err(|e| e.to_string());
-                admin.shutdown().await;
-                counts
-            }
-            Err(error) => Err(error.to_string()),
-        };
-    runtime.shutdown().await;
-    result
+    rocketmq_sink::with_admin(&config.rocketmq, deadline, async |admin| {
+        admin.queue_counts(topics).await
+    })
+    .await
+    .map_err(|e| e.to_string())
 }

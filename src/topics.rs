@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::config::BridgeConfig;
 use crate::kafka_source::{self, KafkaAdminError};
-use crate::rocketmq_sink::{RocketMqAdmin, RocketMqAdminError, RocketMqRuntime};
+use crate::rocketmq_sink::{self, RocketMqAdmin, RocketMqAdminError};
 
 /// Which side to create topics on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +34,7 @@ pub enum CreateTopicsError {
     #[error(transparent)]
     RocketMq(#[from] RocketMqAdminError),
     #[error("{0}")]
-    Runtime(String),
+    Resolve(String),
 }
 
 /// Creates every missing mapped topic; returns one line per topic.
@@ -45,7 +45,7 @@ pub async fn create_missing(
     // Regex mappings name existing Kafka topics; their RocketMQ targets may be missing.
     let resolved = kafka_source::resolve_regex_mappings(config, request.timeout)
         .await
-        .map_err(CreateTopicsError::Runtime)?;
+        .map_err(CreateTopicsError::Resolve)?;
     let config = &resolved;
     let mut lines = Vec::new();
     if request.only != Some(Side::RocketMq) {
@@ -85,25 +85,15 @@ async fn create_rocketmq(
     config: &BridgeConfig,
     request: &CreateRequest,
 ) -> Result<Vec<String>, CreateTopicsError> {
-    let runtime = RocketMqRuntime::start(1).map_err(CreateTopicsError::Runtime)?;
-    let result = async {
-        let admin =
-            RocketMqAdmin::connect(runtime.client_runtime(), &config.rocketmq, request.timeout)
-                .await?;
-        let result = create_with(&admin, config, request).await;
-        admin.shutdown().await;
-        result
-    }
-    .await;
-    runtime.shutdown().await;
-    result
+    let work = async |admin: &RocketMqAdmin| create_with(admin, config, request).await;
+    Ok(rocketmq_sink::with_admin(&config.rocketmq, request.timeout, work).await?)
 }
 
 async fn create_with(
     admin: &RocketMqAdmin,
     config: &BridgeConfig,
     request: &CreateRequest,
-) -> Result<Vec<String>, CreateTopicsError> {
+) -> Result<Vec<String>, RocketMqAdminError> {
     let topics: Vec<String> = config.rocketmq_topics();
     let mut lines = Vec::new();
     for (topic, queues) in admin.queue_counts(&topics).await? {

@@ -12,7 +12,7 @@ use rocketmq_client_rust::{AclClientRPCHook, ClientError, ClientRuntime, Session
 use rocketmq_client_rust::{DefaultMQAdminExt, RouteAdmin, TopicAdmin};
 use rocketmq_model::topic::TopicConfig;
 
-use super::client::error_text;
+use super::client::{RocketMqRuntime, error_text};
 use crate::config::RocketMqConfig;
 
 /// Broker answer for a topic with no route (`TOPIC_NOT_EXIST`).
@@ -35,11 +35,33 @@ pub enum RocketMqAdminError {
         operation: String,
         cause: String,
     },
+    #[error("{0}")]
+    Runtime(String),
     #[error("no RocketMQ broker of cluster `{cluster}` is registered at name server {name_server}")]
     NoBroker {
         name_server: String,
         cluster: String,
     },
+}
+
+/// Runs `work` with an admin client on a client runtime of its own, and
+/// shuts both down whatever `work` returns.
+pub async fn with_admin<T>(
+    config: &RocketMqConfig,
+    deadline: Duration,
+    work: impl AsyncFnOnce(&RocketMqAdmin) -> Result<T, RocketMqAdminError>,
+) -> Result<T, RocketMqAdminError> {
+    let runtime = RocketMqRuntime::start(1).map_err(RocketMqAdminError::Runtime)?;
+    let result = match RocketMqAdmin::connect(runtime.client_runtime(), config, deadline).await {
+        Ok(admin) => {
+            let result = work(&admin).await;
+            admin.shutdown().await;
+            result
+        }
+        Err(error) => Err(error),
+    };
+    runtime.shutdown().await;
+    result
 }
 
 /// An admin client for one name server list, started and ready.

@@ -53,30 +53,36 @@ pub async fn partition_counts(
     topics: &[String],
     deadline: Duration,
 ) -> Result<BTreeMap<String, Option<usize>>, KafkaAdminError> {
-    let config = super::quick_client_config(kafka, deadline);
-    let bootstrap = kafka.bootstrap_servers.clone();
-    let topics = topics.to_vec();
-    let unreachable = move |cause: String| KafkaAdminError::Unreachable {
-        bootstrap: bootstrap.clone(),
-        seconds: deadline.as_secs().max(1),
-        cause,
-    };
-    let consumer: BaseConsumer<QuietContext> = config
+    let found = topic_partitions(kafka, deadline).await?;
+    Ok(topics
+        .iter()
+        .map(|t| (t.clone(), found.get(t).copied()))
+        .collect())
+}
+
+/// Every healthy topic of the cluster with its partition count, from one
+/// all-topics metadata request (asking for all topics auto-creates none).
+async fn topic_partitions(
+    kafka: &KafkaConfig,
+    deadline: Duration,
+) -> Result<BTreeMap<String, usize>, KafkaAdminError> {
+    let consumer: BaseConsumer<QuietContext> = super::quick_client_config(kafka, deadline)
         .create_with_context(QuietContext)
         .map_err(|e| KafkaAdminError::Settings(e.to_string()))?;
     let metadata = tokio::task::spawn_blocking(move || consumer.fetch_metadata(None, deadline))
         .await
-        .map_err(|e| unreachable(e.to_string()))?
-        .map_err(|e| unreachable(e.to_string()))?;
-    let found: BTreeMap<&str, usize> = metadata
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+        .map_err(|cause| KafkaAdminError::Unreachable {
+            bootstrap: kafka.bootstrap_servers.clone(),
+            seconds: deadline.as_secs().max(1),
+            cause,
+        })?;
+    Ok(metadata
         .topics()
         .iter()
         .filter(|t| t.error().is_none())
-        .map(|t| (t.name(), t.partitions().len()))
-        .collect();
-    Ok(topics
-        .iter()
-        .map(|t| (t.clone(), found.get(t.as_str()).copied()))
+        .map(|t| (t.name().to_string(), t.partitions().len()))
         .collect())
 }
 
@@ -117,25 +123,9 @@ pub async fn list_topics(
     kafka: &KafkaConfig,
     deadline: Duration,
 ) -> Result<Vec<String>, KafkaAdminError> {
-    let config = super::quick_client_config(kafka, deadline);
-    let consumer: BaseConsumer<QuietContext> = config
-        .create_with_context(QuietContext)
-        .map_err(|e| KafkaAdminError::Settings(e.to_string()))?;
-    let bootstrap = kafka.bootstrap_servers.clone();
-    let metadata = tokio::task::spawn_blocking(move || consumer.fetch_metadata(None, deadline))
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()))
-        .map_err(|cause| KafkaAdminError::Unreachable {
-            bootstrap,
-            seconds: deadline.as_secs().max(1),
-            cause,
-        })?;
-    Ok(metadata
-        .topics()
-        .iter()
-        .filter(|t| t.error().is_none())
-        .map(|t| t.name().to_string())
+    Ok(topic_partitions(kafka, deadline)
+        .await?
+        .into_keys()
         .collect())
 }
 

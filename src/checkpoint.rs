@@ -42,6 +42,8 @@ pub struct PartitionCheckpoint {
     /// The offset last committed to the group by this process.
     committed: Option<i64>,
     last_advanced: Instant,
+    /// Offsets acknowledged since this process took the partition.
+    acknowledged: u64,
 }
 
 impl Default for PartitionCheckpoint {
@@ -51,6 +53,7 @@ impl Default for PartitionCheckpoint {
             next_offset: None,
             committed: None,
             last_advanced: Instant::now(),
+            acknowledged: 0,
         }
     }
 }
@@ -65,7 +68,9 @@ impl PartitionCheckpoint {
     }
 
     fn acknowledged(&mut self, offset: i64) {
-        self.in_flight.remove(&offset);
+        if self.in_flight.remove(&offset) {
+            self.acknowledged += 1;
+        }
     }
 
     /// The offset to commit: the oldest one still in flight, or one past
@@ -97,6 +102,16 @@ impl PartitionCheckpoint {
     pub fn next_offset(&self) -> Option<i64> {
         self.next_offset
     }
+}
+
+/// One partition's progress at one moment.
+#[derive(Debug, Clone)]
+pub struct PartitionProgress {
+    pub partition: PartitionId,
+    pub committed: Option<i64>,
+    pub in_flight: usize,
+    pub checkpoint_age: Duration,
+    pub acknowledged: u64,
 }
 
 /// All partitions this process owns, shared by the dispatcher, the queue
@@ -221,14 +236,20 @@ impl Checkpoints {
             .sum()
     }
 
-    /// A snapshot for status and logs.
-    pub fn snapshot(&self) -> Vec<(PartitionId, Option<i64>, usize, Duration)> {
+    /// Every partition's progress, for status and gauges.
+    pub fn progress(&self) -> Vec<PartitionProgress> {
         let mut rows: Vec<_> = self
             .lock()
             .iter()
-            .map(|(id, c)| (id.clone(), c.committed, c.in_flight(), c.checkpoint_age()))
+            .map(|(id, c)| PartitionProgress {
+                partition: id.clone(),
+                committed: c.committed,
+                in_flight: c.in_flight(),
+                checkpoint_age: c.checkpoint_age(),
+                acknowledged: c.acknowledged,
+            })
             .collect();
-        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows.sort_by(|a, b| a.partition.cmp(&b.partition));
         rows
     }
 }

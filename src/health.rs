@@ -1,6 +1,7 @@
 //! The HTTP endpoint on `metrics.listen`: `/healthz` (the process runs),
-//! `/readyz` (both clusters reachable and partitions assigned) and
-//! `/metrics` (Prometheus text). The container `HEALTHCHECK` uses `/healthz`.
+//! `/readyz` (both clusters reachable and partitions assigned), `/status`
+//! (a JSON snapshot per mapping and partition) and `/metrics` (Prometheus
+//! text). The container `HEALTHCHECK` uses `/healthz`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use crate::metrics::Metrics;
+use crate::status::StatusBoard;
 
 /// What `/readyz` reports, updated by the parts of the bridge that know.
 #[derive(Debug, Default)]
@@ -70,22 +72,35 @@ pub async fn serve(
     addr: SocketAddr,
     metrics: Metrics,
     readiness: Arc<Readiness>,
+    status: Arc<StatusBoard>,
 ) -> Result<JoinHandle<()>, String> {
     let listener = TcpListener::bind(addr).await.map_err(|e| {
         format!("cannot listen on metrics.listen {addr}: {e} (is another process using it? change metrics.listen)")
     })?;
-    tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
+    tracing::info!(%addr, "serving /healthz, /readyz, /status and /metrics");
     Ok(tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            tokio::spawn(answer(stream, metrics.clone(), Arc::clone(&readiness)));
+            let endpoints = Endpoints {
+                metrics: metrics.clone(),
+                readiness: Arc::clone(&readiness),
+                status: Arc::clone(&status),
+            };
+            tokio::spawn(answer(stream, endpoints));
         }
     }))
 }
 
-async fn answer(mut stream: TcpStream, metrics: Metrics, readiness: Arc<Readiness>) {
+/// What the endpoints read from.
+struct Endpoints {
+    metrics: Metrics,
+    readiness: Arc<Readiness>,
+    status: Arc<StatusBoard>,
+}
+
+async fn answer(mut stream: TcpStream, endpoints: Endpoints) {
     let mut request = [0u8; 1024];
     let Ok(read) = stream.read(&mut request).await else {
         return;
@@ -95,7 +110,7 @@ async fn answer(mut stream: TcpStream, metrics: Metrics, readiness: Arc<Readines
     let (status, content_type, body) = match path {
         "/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),
         "/readyz" => {
-            let (ready, body) = readiness.report();
+            let (ready, body) = endpoints.readiness.report();
             (
                 if ready {
                     "200 OK"
@@ -106,7 +121,16 @@ async fn answer(mut stream: TcpStream, metrics: Metrics, readiness: Arc<Readines
                 body,
             )
         }
-        "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
+        "/status" => (
+            "200 OK",
+            "application/json",
+            endpoints.status.render(endpoints.metrics.uptime()),
+        ),
+        "/metrics" => (
+            "200 OK",
+            "text/plain; version=0.0.4",
+            endpoints.metrics.render(),
+        ),
         _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
     };
     let response = format!(

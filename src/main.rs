@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kafka_rocketmq_bridge::bridge::{self, RunOutcome};
-use kafka_rocketmq_bridge::{config, health, metrics, plan, topics};
+use kafka_rocketmq_bridge::{config, health, metrics, plan, status, topics};
 use tokio::sync::watch;
 
 #[derive(Parser)]
@@ -197,10 +197,10 @@ async fn dispatch(command: Command) -> ExitCode {
             }
         }
         Command::Run { config } => {
-            let Some(config) = load(&config.config) else {
+            let Some(loaded) = load(&config.config) else {
                 return ExitCode::from(1);
             };
-            run(config).await
+            run(loaded, config.config).await
         }
         Command::Verify { .. } => {
             eprintln!("error: this command is not available yet in this version");
@@ -214,11 +214,18 @@ const EXIT_RECORD_FAILED: u8 = 3;
 /// Exit code of a second signal: out at once, nothing more committed.
 const EXIT_SECOND_SIGNAL: u8 = 130;
 
-async fn run(config: config::BridgeConfig) -> ExitCode {
+async fn run(config: config::BridgeConfig, path: PathBuf) -> ExitCode {
     let readiness = health::Readiness::new();
+    let status = status::StatusBoard::new();
     let served = match metrics::Metrics::install() {
         Ok(metrics) => {
-            health::serve(config.metrics.listen.0, metrics, Arc::clone(&readiness)).await
+            health::serve(
+                config.metrics.listen.0,
+                metrics,
+                Arc::clone(&readiness),
+                Arc::clone(&status),
+            )
+            .await
         }
         Err(error) => Err(error),
     };
@@ -229,17 +236,30 @@ async fn run(config: config::BridgeConfig) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let code = run_bridge(config, readiness).await;
+    let (limits_tx, limits_rx) = watch::channel(config::LiveLimits::of(&config));
+    tokio::spawn(reload_on_sighup(path, config.clone(), limits_tx));
+    let code = run_bridge(config, readiness, status, limits_rx).await;
     health.abort();
     code
 }
 
-async fn run_bridge(config: config::BridgeConfig, readiness: Arc<health::Readiness>) -> ExitCode {
+async fn run_bridge(
+    config: config::BridgeConfig,
+    readiness: Arc<health::Readiness>,
+    status: Arc<status::StatusBoard>,
+    limits: watch::Receiver<config::LiveLimits>,
+) -> ExitCode {
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(watch_signals(stop_tx));
     let mut backoff = Duration::from_secs(1);
     loop {
-        match bridge::run(config.clone(), stop_rx.clone(), Arc::clone(&readiness)).await {
+        let controls = bridge::Controls {
+            shutdown: stop_rx.clone(),
+            limits: limits.clone(),
+            readiness: Arc::clone(&readiness),
+            status: Arc::clone(&status),
+        };
+        match bridge::run(config.clone(), controls).await {
             Ok(RunOutcome::Stopped(summary)) => {
                 tracing::info!(?summary, "stopped");
                 return ExitCode::SUCCESS;
@@ -288,6 +308,45 @@ async fn watch_signals(stop: watch::Sender<bool>) {
         } else {
             tracing::warn!("second signal: exiting now without committing unacknowledged records");
             std::process::exit(i32::from(EXIT_SECOND_SIGNAL));
+        }
+    }
+}
+
+/// SIGHUP: re-reads the config file and applies new limits at once. A file
+/// that does not load, or that changes anything else, is refused with one
+/// log line; the running config stays.
+async fn reload_on_sighup(
+    path: PathBuf,
+    mut running: config::BridgeConfig,
+    limits: watch::Sender<config::LiveLimits>,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot install the SIGHUP handler; limits cannot be reloaded");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        let file = path.display();
+        let reloaded = match config::load_file(&path) {
+            Ok(reloaded) => reloaded,
+            Err(error) => {
+                let error = error.to_string().replace('\n', "; ");
+                tracing::error!(%file, %error, "SIGHUP: the config file does not load; keeping the running config");
+                continue;
+            }
+        };
+        match config::reload_limits(&running, &reloaded) {
+            Ok(new) if new == *limits.borrow() => {
+                tracing::info!(%file, "SIGHUP: config reloaded; the limits did not change");
+            }
+            Ok(new) => {
+                tracing::info!(%file, limits = %new.describe(), "SIGHUP: config reloaded; applying the new limits");
+                running = reloaded;
+                limits.send_replace(new);
+            }
+            Err(refusal) => {
+                tracing::error!(%file, "SIGHUP: change refused, keeping the running config: {refusal}");
+            }
         }
     }
 }

@@ -24,6 +24,7 @@ pub const CONSUMER_LAG: &str = "bridge_consumer_lag_records";
 pub const CHECKPOINT_AGE: &str = "bridge_checkpoint_age_seconds";
 pub const END_TO_END_LATENCY: &str = "bridge_end_to_end_latency_seconds";
 pub const SEND_LATENCY: &str = "bridge_send_latency_seconds";
+pub const THROTTLED: &str = "bridge_throttled_seconds";
 pub const BUILD_INFO: &str = "bridge_build_info";
 pub const UPTIME: &str = "bridge_uptime_seconds";
 
@@ -47,6 +48,8 @@ impl Metrics {
                 LATENCY_BUCKETS,
             )
             .map_err(|e| format!("invalid histogram buckets: {e}"))?
+            .set_buckets_for_metric(Matcher::Full(THROTTLED.to_string()), LATENCY_BUCKETS)
+            .map_err(|e| format!("invalid histogram buckets: {e}"))?
             .install_recorder()
             .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
         describe();
@@ -55,6 +58,10 @@ impl Metrics {
             handle,
             started: Instant::now(),
         })
+    }
+
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
     }
 
     /// The exposition text for `/metrics`.
@@ -120,6 +127,11 @@ fn describe() {
         SEND_LATENCY,
         Unit::Seconds,
         "Duration of one successful batch send."
+    );
+    describe_histogram!(
+        THROTTLED,
+        Unit::Seconds,
+        "Waits imposed by a limiter, per mapping and limiter; the _sum is the time spent throttled."
     );
     describe_gauge!(BUILD_INFO, "Always 1; the version is a label.");
     describe_gauge!(UPTIME, Unit::Seconds, "Seconds since the process started.");

@@ -320,3 +320,45 @@ fn debug_output_never_shows_secrets() {
     assert!(shown.contains("\"sasl.password\": \"***\""), "{shown}");
     assert!(shown.contains("session.timeout.ms"), "{shown}");
 }
+
+#[test]
+fn rate_limits_parse_units_and_refuse_zero_and_orphan_bursts() {
+    let limited = format!(
+        "{GOOD}bridge:\n  max_in_flight_bytes: 8MiB\n  rate_limit:\n    messages_per_second: 1000\n    bytes_per_second: 10MiB\n"
+    );
+    let config = load(&limited).expect("valid limits");
+    assert_eq!(config.bridge.max_in_flight_bytes.0, 8 << 20);
+    assert_eq!(config.bridge.rate_limit.messages_per_second, Some(1000));
+    assert_eq!(
+        config.bridge.rate_limit.bytes_per_second.map(|b| b.0),
+        Some(10 << 20)
+    );
+    assert_eq!(
+        load(GOOD).expect("valid").bridge.max_in_flight_bytes.0,
+        64 << 20
+    );
+
+    let bad = GOOD.replace(
+        "    ordering: key_hash\n",
+        "    ordering: key_hash\n    rate_limit:\n      messages_per_second: 0\n      burst_bytes: 1MiB\n      bytes_per_secnd: 5\n",
+    );
+    let text = error_text(&bad);
+    assert!(
+        text.contains("bridge.yaml:14: mappings[0].rate_limit.messages_per_second: must be at least 1 (leave it out for no limit)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bridge.yaml:15: mappings[0].rate_limit.burst_bytes: has no effect without bytes_per_second"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bridge.yaml:16: mappings[0].rate_limit.bytes_per_secnd: unknown key `bytes_per_secnd`: did you mean `bytes_per_second`?"),
+        "{text}"
+    );
+    let negative = format!("{GOOD}bridge:\n  rate_limit:\n    messages_per_second: -5\n");
+    let text = error_text(&negative);
+    assert!(
+        text.contains("bridge.rate_limit.messages_per_second"),
+        "{text}"
+    );
+}

@@ -11,7 +11,7 @@ use super::env_subst::{self, SubstError};
 use super::locate::{self, Segment};
 use super::{
     BridgeConfig, BridgeSettings, ConfigError, ConfigProblem, KafkaConfig, MappingConfig,
-    MetricsConfig, RocketMqConfig, validate,
+    MetricsConfig, RateLimit, RocketMqConfig, validate,
 };
 
 /// Reads, substitutes and validates the config file at `path`.
@@ -183,6 +183,8 @@ fn section<T: DeserializeOwned>(
         full.extend(relative.iter().cloned());
         let message = if relative.len() == 1 {
             unknown_key_message(name, known)
+        } else if relative.iter().rev().nth(1) == Some(&Segment::Key("rate_limit".to_string())) {
+            unknown_key_message(name, struct_fields::<RateLimit>())
         } else {
             format!("unknown key `{name}`")
         };

@@ -9,6 +9,7 @@ mod env_subst;
 mod load;
 mod locate;
 mod regex_mappings;
+mod reload;
 mod secret;
 mod validate;
 
@@ -22,11 +23,12 @@ use serde::Deserialize;
 
 pub use load::{load_file, load_str};
 pub use regex_mappings::{TOPIC_PLACEHOLDER, expand_regex_mappings};
+pub use reload::{LiveLimits, reload_limits};
 pub use secret::Secret;
 pub use validate::{is_legal_rocketmq_topic, suggest_rocketmq_topic};
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct BridgeConfig {
     pub kafka: KafkaConfig,
     pub rocketmq: RocketMqConfig,
@@ -56,7 +58,7 @@ impl BridgeConfig {
 }
 
 /// Where to consume from.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 pub struct KafkaConfig {
     /// Comma-separated `host:port` list, as librdkafka takes it.
     pub bootstrap_servers: String,
@@ -127,7 +129,7 @@ impl<'de> Deserialize<'de> for StartFrom {
 }
 
 /// Where to produce to.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct RocketMqConfig {
     /// `host:port`, or several separated by `;`.
     pub name_server: String,
@@ -163,7 +165,7 @@ pub enum MessageIds {
 }
 
 /// One Kafka topic copied into one RocketMQ topic.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct MappingConfig {
     /// Label used in logs and metrics; defaults to the Kafka topic.
     #[serde(default)]
@@ -201,6 +203,35 @@ pub struct MappingConfig {
     /// Kafka topic that `dead_letter` policies write to.
     #[serde(default)]
     pub dead_letter_topic: Option<String>,
+    /// This mapping's own throughput limit (a regex mapping: each matched topic).
+    #[serde(default)]
+    pub rate_limit: RateLimit,
+    /// For a mapping expanded from `kafka_topic_regex`: the label of the
+    /// regex mapping, whose `rate_limit` all its topics share.
+    #[serde(skip)]
+    pub expanded_from: Option<String>,
+}
+
+/// A throughput limit: a message rate, a byte rate, or both. Reloaded on SIGHUP.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct RateLimit {
+    #[serde(default)]
+    pub messages_per_second: Option<u32>,
+    /// Counted over each Kafka record's key, value and headers.
+    #[serde(default)]
+    pub bytes_per_second: Option<ByteSize>,
+    /// Messages that may pass at once after an idle spell; default one second's worth.
+    #[serde(default)]
+    pub burst_messages: Option<u32>,
+    /// Bytes that may pass at once after an idle spell; default one second's worth.
+    #[serde(default)]
+    pub burst_bytes: Option<ByteSize>,
+}
+
+impl RateLimit {
+    pub fn is_unlimited(&self) -> bool {
+        self.messages_per_second.is_none() && self.bytes_per_second.is_none()
+    }
 }
 
 /// What to do with a record RocketMQ cannot take.
@@ -217,7 +248,7 @@ pub enum RecordPolicy {
 }
 
 /// How the bridge batches, commits and shuts down.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct BridgeSettings {
     /// How often acknowledged offsets are committed.
     #[serde(default = "default_commit_interval")]
@@ -240,6 +271,13 @@ pub struct BridgeSettings {
     /// How often target topics' queue counts are re-read.
     #[serde(default = "default_queue_refresh")]
     pub queue_refresh_interval: HumanDuration,
+    /// Bytes of records handed to RocketMQ and not yet stored, over all
+    /// mappings. Bounds memory; a single bigger record still passes, alone.
+    #[serde(default = "default_max_in_flight_bytes")]
+    pub max_in_flight_bytes: ByteSize,
+    /// A limit over all mappings together. Reloaded on SIGHUP.
+    #[serde(default)]
+    pub rate_limit: RateLimit,
 }
 
 impl Default for BridgeSettings {
@@ -252,6 +290,8 @@ impl Default for BridgeSettings {
             queue_buffer_records: default_queue_buffer(),
             max_retry_backoff: default_max_backoff(),
             queue_refresh_interval: default_queue_refresh(),
+            max_in_flight_bytes: default_max_in_flight_bytes(),
+            rate_limit: RateLimit::default(),
         }
     }
 }
@@ -338,6 +378,13 @@ impl<'de> Deserialize<'de> for ByteSize {
 }
 
 impl MappingConfig {
+    /// The label its `rate_limit` is kept under: a regex mapping's topics share one.
+    pub fn limit_label(&self) -> &str {
+        self.expanded_from
+            .as_deref()
+            .unwrap_or_else(|| self.label())
+    }
+
     /// The label this mapping goes by in logs, metrics and `--mapping`.
     pub fn label(&self) -> &str {
         match (&self.name, &self.kafka_topic_regex) {
@@ -373,7 +420,7 @@ impl fmt::Display for Ordering {
 }
 
 /// Prometheus endpoint settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct MetricsConfig {
     #[serde(default = "default_listen")]
     pub listen: ListenAddr,
@@ -480,6 +527,10 @@ fn default_max_backoff() -> HumanDuration {
 
 fn default_queue_refresh() -> HumanDuration {
     HumanDuration(Duration::from_secs(30))
+}
+
+fn default_max_in_flight_bytes() -> ByteSize {
+    ByteSize(64 << 20)
 }
 
 fn default_listen() -> ListenAddr {

@@ -77,6 +77,7 @@ pub fn expand_regex_mappings(
                     concrete.name = Some(format!("{}:{topic}", mapping.label()));
                     concrete.kafka_topic = topic.clone();
                     concrete.kafka_topic_regex = None;
+                    concrete.expanded_from = Some(mapping.label().to_string());
                     concrete.rocketmq_topic = target;
                     expanded.push(concrete);
                 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use super::load::Problems;
 use super::locate::Segment;
 use super::regex_mappings::{TOPIC_PLACEHOLDER, anchored};
-use super::{BridgeConfig, MappingConfig, RecordPolicy};
+use super::{BridgeConfig, MappingConfig, RateLimit, RecordPolicy};
 
 /// librdkafka settings the bridge sets itself; a user value would break
 /// checkpointing or contradict the dedicated key.
@@ -39,6 +39,45 @@ fn validate_bridge(config: &BridgeConfig, problems: &mut Problems) {
         if value == 0 {
             problems.push(&[key("bridge"), key(field)], "must be at least 1");
         }
+    }
+    validate_rate_limit(
+        &bridge.rate_limit,
+        &[key("bridge"), key("rate_limit")],
+        problems,
+    );
+}
+
+/// Rates and bursts are positive and fit the limiter (32-bit cells).
+fn validate_rate_limit(limit: &RateLimit, base: &[Segment], problems: &mut Problems) {
+    let at = |field: &str| {
+        let mut path = base.to_vec();
+        path.push(key(field));
+        path
+    };
+    for (field, value) in [
+        ("messages_per_second", limit.messages_per_second),
+        ("burst_messages", limit.burst_messages),
+    ] {
+        if value == Some(0) {
+            problems.push(&at(field), "must be at least 1 (leave it out for no limit)");
+        }
+    }
+    for (field, value) in [
+        ("bytes_per_second", limit.bytes_per_second),
+        ("burst_bytes", limit.burst_bytes),
+    ] {
+        if value.is_some_and(|bytes| bytes.0 > u64::from(u32::MAX)) {
+            problems.push(&at(field), "must be at most 4GiB");
+        }
+    }
+    if limit.burst_messages.is_some() && limit.messages_per_second.is_none() {
+        problems.push(
+            &at("burst_messages"),
+            "has no effect without messages_per_second",
+        );
+    }
+    if limit.burst_bytes.is_some() && limit.bytes_per_second.is_none() {
+        problems.push(&at("burst_bytes"), "has no effect without bytes_per_second");
     }
 }
 
@@ -114,6 +153,11 @@ fn validate_mappings(config: &BridgeConfig, problems: &mut Problems) {
         validate_source(mapping, &at, problems);
         validate_target(mapping, &at, problems);
         validate_policies(mapping, &at, problems);
+        validate_rate_limit(
+            &mapping.rate_limit,
+            &[key("mappings"), Segment::Index(index), key("rate_limit")],
+            problems,
+        );
         if mapping.kafka_topic_regex.is_some() {
             // Regex mappings are checked for clashes once expanded, at start-up.
             continue;

@@ -3,8 +3,8 @@
 //! giving a partition up.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::client::ClientContext;
@@ -20,6 +20,7 @@ use crate::checkpoint::{Checkpoints, PartitionId};
 use crate::config::{KafkaConfig, StartFrom};
 use crate::health::Readiness;
 use crate::mapping::{SourceRecord, TimestampType};
+use crate::status::StatusBoard;
 
 /// The consumer the bridge reads with.
 pub type BridgeConsumer = StreamConsumer<SourceContext>;
@@ -31,11 +32,20 @@ pub struct SourceContext {
     /// Set during shutdown, when nothing is left to drain.
     closing: AtomicBool,
     readiness: Arc<Readiness>,
+    status: Arc<StatusBoard>,
+    /// Partitions revoked since the dispatcher last looked, so it can drop
+    /// records of theirs it holds back (the new owner reads them again).
+    revoked: Mutex<Vec<PartitionId>>,
 }
 
 impl SourceContext {
     pub fn closing(&self) {
         self.closing.store(true, AtomicOrdering::SeqCst);
+    }
+
+    /// Partitions revoked since the last call.
+    pub fn take_revoked(&self) -> Vec<PartitionId> {
+        std::mem::take(&mut *self.revoked.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
@@ -67,6 +77,14 @@ impl ClientContext for SourceContext {
         self.readiness.kafka_up.store(up, AtomicOrdering::Relaxed);
         for (topic, details) in &statistics.topics {
             for (partition, stats) in details.partitions.iter().filter(|(p, _)| **p >= 0) {
+                if stats.hi_offset >= 0 {
+                    let committed = Some(stats.committed_offset).filter(|o| *o >= 0);
+                    self.status.offsets(
+                        PartitionId::new(topic, *partition),
+                        stats.hi_offset,
+                        committed,
+                    );
+                }
                 if stats.consumer_lag >= 0 {
                     metrics::gauge!(crate::metrics::CONSUMER_LAG, "topic" => topic.clone(), "partition" => partition.to_string())
                         .set(stats.consumer_lag as f64);
@@ -112,6 +130,11 @@ impl ConsumerContext for SourceContext {
         let _ = assigned.fetch_update(AtomicOrdering::SeqCst, AtomicOrdering::SeqCst, |n| {
             Some(n.saturating_sub(partitions.len()))
         });
+        self.status.revoked(&partitions);
+        self.revoked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(partitions.iter().cloned());
         tracing::info!(partitions = %list_text(&partitions), "partitions revoked");
     }
 
@@ -120,7 +143,9 @@ impl ConsumerContext for SourceContext {
             self.readiness
                 .assigned_partitions
                 .fetch_add(list.count(), AtomicOrdering::SeqCst);
-            tracing::info!(partitions = %list_text(&partition_ids(list)), "partitions assigned");
+            let partitions = partition_ids(list);
+            self.status.assigned(&partitions);
+            tracing::info!(partitions = %list_text(&partitions), "partitions assigned");
         }
     }
 
@@ -153,6 +178,7 @@ pub fn subscribe(
     checkpoints: Arc<Checkpoints>,
     drain_timeout: Duration,
     readiness: Arc<Readiness>,
+    status: Arc<StatusBoard>,
 ) -> Result<Arc<BridgeConsumer>, String> {
     let mut config = super::client_config(kafka);
     let reset = match kafka.start_from {
@@ -169,6 +195,8 @@ pub fn subscribe(
         drain_timeout,
         closing: AtomicBool::new(false),
         readiness,
+        status,
+        revoked: Mutex::new(Vec::new()),
     };
     let consumer: BridgeConsumer = config.create_with_context(context).map_err(|e| {
         format!(
@@ -205,13 +233,27 @@ pub fn commit<C: Consumer<X>, X: ConsumerContext>(
 
 /// Pauses or resumes every partition currently assigned.
 pub fn set_paused(consumer: &BridgeConsumer, paused: bool) {
+    set_paused_where(consumer, paused, |_| true);
+}
+
+/// Pauses or resumes the assigned partitions of the topics `selected` picks.
+pub fn set_paused_where(consumer: &BridgeConsumer, paused: bool, selected: impl Fn(&str) -> bool) {
     let Ok(assignment) = consumer.assignment() else {
         return;
     };
+    let mut chosen = TopicPartitionList::new();
+    for element in assignment.elements() {
+        if selected(element.topic()) {
+            chosen.add_partition(element.topic(), element.partition());
+        }
+    }
+    if chosen.count() == 0 {
+        return;
+    }
     let result = if paused {
-        consumer.pause(&assignment)
+        consumer.pause(&chosen)
     } else {
-        consumer.resume(&assignment)
+        consumer.resume(&chosen)
     };
     if let Err(error) = result {
         tracing::warn!(%error, paused, "cannot pause/resume the Kafka partitions");

@@ -17,7 +17,7 @@ use rocketmq_model::common::message::message_batch::MessageBatch;
 use rocketmq_model::common::message::message_single::Message;
 use rocketmq_model::message::MessageQueue;
 use rocketmq_protocol::common::message::message_decoder::encode_messages;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use super::client::error_text;
@@ -25,6 +25,7 @@ use crate::checkpoint::{Checkpoints, PartitionId};
 use crate::health::Readiness;
 use crate::mapping::OutgoingMessage;
 use crate::message_id::UNIQ_KEY;
+use crate::status::StatusBoard;
 
 /// A mapped record on its way to one queue.
 #[derive(Debug)]
@@ -56,6 +57,8 @@ pub struct SendCounters {
     pub failed_attempts: AtomicU64,
     /// Bytes handed to senders and not yet stored.
     pub in_flight_bytes: AtomicI64,
+    /// Signalled when a stored batch frees in-flight bytes.
+    pub space_freed: Notify,
 }
 
 /// One mapping's metric handles, registered once.
@@ -87,6 +90,7 @@ impl SenderMeters {
 #[derive(Clone)]
 pub struct SenderShared {
     pub readiness: Arc<Readiness>,
+    pub status: Arc<StatusBoard>,
     pub producer: Arc<DefaultMQProducer>,
     pub checkpoints: Arc<Checkpoints>,
     pub counters: Arc<SendCounters>,
@@ -171,6 +175,10 @@ async fn send_until_stored(context: &SenderContext, queue: &MessageQueue, batch:
                         .readiness
                         .failing_queues
                         .fetch_sub(1, AtomicOrdering::Relaxed);
+                    context
+                        .shared
+                        .status
+                        .queue_failing(&context.meters.mapping, false);
                     tracing::info!(queue = %describe(queue), attempts, "queue recovered: batch stored after retries");
                 }
                 record_stored(context, batch, started.elapsed());
@@ -188,6 +196,10 @@ async fn send_until_stored(context: &SenderContext, queue: &MessageQueue, batch:
                         .readiness
                         .failing_queues
                         .fetch_add(1, AtomicOrdering::Relaxed);
+                    context
+                        .shared
+                        .status
+                        .queue_failing(&context.meters.mapping, true);
                 }
                 let kind = crate::metrics::error_kind(&cause);
                 metrics::counter!(crate::metrics::SEND_ERRORS, "mapping" => context.meters.mapping.to_string(), "kind" => kind)
@@ -226,6 +238,7 @@ fn record_stored(context: &SenderContext, batch: &[Envelope], send_time: Duratio
     counters
         .in_flight_bytes
         .fetch_sub(bytes as i64, AtomicOrdering::Relaxed);
+    counters.space_freed.notify_one();
     let meters = &context.meters;
     meters.produced.increment(batch.len() as u64);
     meters.produced_bytes.increment(bytes as u64);
@@ -273,7 +286,7 @@ async fn send_once(
 /// copy the wrapper's properties onto every message (all before the fix for
 /// apache/rocketmq#9416, and rocketmq-rust 1.0.0) would otherwise give the
 /// whole batch one id. The client adds no id to a batch it is handed.
-fn build_batch(topic: &str, batch: &[Envelope]) -> Result<MessageBatch, String> {
+pub fn build_batch(topic: &str, batch: &[Envelope]) -> Result<MessageBatch, String> {
     let messages: Vec<Message> = batch
         .iter()
         .map(|envelope| {

@@ -1,42 +1,41 @@
 //! `run`: wires source -> mapping -> router -> sink -> checkpoint and keeps
 //! it going until a signal or a `fail` policy stops it.
 //!
-//! One dispatcher task reads Kafka in order and hands each mapped record to
-//! the sender of its queue. When a sender's buffer is full the dispatcher
-//! pauses the Kafka assignment and keeps polling (so the group does not
-//! evict it) until there is room. A committer task commits acknowledged
-//! offsets every `commit_interval`.
+//! One dispatcher task ([`dispatcher`]) reads Kafka in order and hands each
+//! mapped record to the sender of its queue, within the rate limits and the
+//! in-flight cap. A committer task commits acknowledged offsets every
+//! `commit_interval`; small tasks refresh gauges, `/status` and the summary log.
 
-use std::collections::{HashMap, VecDeque};
+mod dispatcher;
+
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rdkafka::Message as _;
+use metrics::Counter;
 use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::message::OwnedMessage;
+use rocketmq_client_rust::DefaultMQProducer;
+use rocketmq_model::message::MessageQueue;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::checkpoint::{Checkpoints, PartitionId};
-use metrics::Counter;
-use rocketmq_client_rust::DefaultMQProducer;
-use rocketmq_model::message::MessageQueue;
-
+use crate::checkpoint::Checkpoints;
 use crate::config::{
-    BridgeConfig, BridgeSettings, MappingConfig, MessageIds, RecordPolicy, StartFrom,
+    BridgeConfig, BridgeSettings, KafkaConfig, LiveLimits, MappingConfig, PropertyValue, StartFrom,
 };
 use crate::dead_letter::DeadLetterWriter;
 use crate::health::Readiness;
 use crate::kafka_source::consumer::{self, BridgeConsumer};
 use crate::kafka_source::{self, start_position};
-use crate::mapping::{self, MappingRules, Rejection, SourceRecord};
-use crate::message_id;
+use crate::mapping::{MappingRules, Rejection};
 use crate::rocketmq_sink::queue_sender::{
     self, Envelope, SendCounters, SenderSettings, SenderShared,
 };
 use crate::rocketmq_sink::{self, RocketMqRuntime};
 use crate::router::QueueRouter;
+use crate::status::{StatusBoard, ThrottleChange};
+use dispatcher::{Dispatcher, DispatcherParts};
 
 /// Why `run` returned.
 #[derive(Debug)]
@@ -63,9 +62,20 @@ pub struct RunSummary {
 #[error("{0}")]
 pub struct StartError(String);
 
+/// What a running bridge listens to and reports into, besides its config.
+pub struct Controls {
+    pub shutdown: watch::Receiver<bool>,
+    /// New limits from a SIGHUP reload.
+    pub limits: watch::Receiver<LiveLimits>,
+    pub readiness: Arc<Readiness>,
+    pub status: Arc<StatusBoard>,
+}
+
 /// One mapping at run time.
 struct MappingRuntime {
     label: String,
+    /// The key of its rate limit (shared by a regex mapping's topics).
+    limit_label: String,
     consumed: Counter,
     consumed_bytes: Counter,
     rules: MappingRules,
@@ -89,11 +99,14 @@ struct DispatchCounters {
 }
 
 /// Runs the bridge until `shutdown` turns true or a record fails.
-pub async fn run(
-    config: BridgeConfig,
-    mut shutdown: watch::Receiver<bool>,
-    readiness: Arc<Readiness>,
-) -> Result<RunOutcome, StartError> {
+pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome, StartError> {
+    let Controls {
+        mut shutdown,
+        limits,
+        readiness,
+        status,
+    } = controls;
+    status.reset(limits.borrow().describe());
     // Topics created later that match a regex are picked up at the next start.
     let config = kafka_source::resolve_regex_mappings(&config, Duration::from_secs(30))
         .await
@@ -122,6 +135,7 @@ pub async fn run(
     }
     let sender_context = SenderShared {
         readiness: Arc::clone(&readiness),
+        status: Arc::clone(&status),
         producer: Arc::new(producer),
         checkpoints: Arc::clone(&checkpoints),
         counters: Arc::new(SendCounters::default()),
@@ -158,9 +172,11 @@ pub async fn run(
             max_message_size: config.rocketmq.max_message_size.0 as usize,
         };
         let label = mapping.label().to_string();
+        status.add_mapping(&label, &mapping.kafka_topic, &mapping.rocketmq_topic);
         mappings.insert(
             mapping.kafka_topic.clone(),
             MappingRuntime {
+                limit_label: mapping.limit_label().to_string(),
                 consumed: metrics::counter!(crate::metrics::RECORDS_CONSUMED, "mapping" => label.clone()),
                 consumed_bytes: metrics::counter!(crate::metrics::BYTES_CONSUMED, "mapping" => label.clone()),
                 label,
@@ -186,11 +202,12 @@ pub async fn run(
             .map_err(StartError)?;
     }
     let consumer = consumer::subscribe(
-        &config.kafka,
+        &with_bounded_prefetch(&config.kafka, settings.max_in_flight_bytes.0),
         &topics,
         Arc::clone(&checkpoints),
         settings.shutdown_timeout.0,
         Arc::clone(&readiness),
+        Arc::clone(&status),
     )
     .map_err(StartError)?;
     readiness.running.store(true, AtomicOrdering::Relaxed);
@@ -205,11 +222,13 @@ pub async fn run(
     let gauges = spawn_gauges(
         Arc::clone(&sender_context.counters),
         Arc::clone(&checkpoints),
+        Arc::clone(&status),
     );
     let reporter = spawn_reporter(
         Arc::clone(&counters),
         Arc::clone(&sender_context.counters),
         Arc::clone(&checkpoints),
+        Arc::clone(&status),
     );
     let (replan_tx, replans) = mpsc::channel(16);
     let watcher = spawn_queue_watcher(
@@ -220,19 +239,20 @@ pub async fn run(
         settings.queue_refresh_interval.0,
         replan_tx,
     );
-    let mut dispatcher = Dispatcher {
+    let mut dispatcher = Dispatcher::new(DispatcherParts {
         consumer: Arc::clone(&consumer),
         checkpoints: Arc::clone(&checkpoints),
         mappings,
         dead_letters,
         counters: Arc::clone(&counters),
-        stash: VecDeque::new(),
         sender_context: sender_context.clone(),
         sender_tasks,
         settings: settings.clone(),
         message_ids: config.rocketmq.message_ids,
         replans,
-    };
+        limit_updates: limits,
+        status: Arc::clone(&status),
+    });
     let stop = dispatcher.run(&mut shutdown).await;
     readiness.running.store(false, AtomicOrdering::Relaxed);
     watcher.abort();
@@ -276,246 +296,17 @@ pub async fn run(
     })
 }
 
-struct Dispatcher {
-    consumer: Arc<BridgeConsumer>,
-    checkpoints: Arc<Checkpoints>,
-    mappings: HashMap<String, MappingRuntime>,
-    dead_letters: Option<DeadLetterWriter>,
-    counters: Arc<DispatchCounters>,
-    /// Messages that arrived while the assignment was being paused.
-    stash: VecDeque<OwnedMessage>,
-    sender_context: SenderShared,
-    sender_tasks: Vec<JoinHandle<()>>,
-    settings: BridgeSettings,
-    message_ids: MessageIds,
-    /// New queue lists from the watcher: (Kafka topic, queues).
-    replans: mpsc::Receiver<(String, Vec<MessageQueue>)>,
-}
-
-impl Dispatcher {
-    async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) -> Stop {
-        let mut last_error_log: Option<Instant> = None;
-        loop {
-            if *shutdown.borrow() {
-                return Stop::Signal;
-            }
-            let message = match self.stash.pop_front() {
-                Some(message) => message,
-                None => tokio::select! {
-                    received = self.consumer.recv() => match received {
-                        Ok(message) => message.detach(),
-                        Err(error) => {
-                            // Transient by nature (broker down, rebalance); librdkafka reconnects.
-                            if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(30)) {
-                                tracing::warn!(%error, "Kafka consume error; retrying");
-                                last_error_log = Some(Instant::now());
-                            }
-                            continue;
-                        }
-                    },
-                    _ = shutdown.changed() => return Stop::Signal,
-                    Some((topic, queues)) = self.replans.recv() => {
-                        if let Err(stop) = self.replan(&topic, queues, shutdown).await {
-                            return stop;
-                        }
-                        continue;
-                    }
-                },
-            };
-            if let Err(stop) = self.dispatch(message, shutdown).await {
-                return stop;
-            }
-        }
-    }
-
-    async fn dispatch(
-        &mut self,
-        message: OwnedMessage,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<(), Stop> {
-        let id = PartitionId::new(message.topic(), message.partition());
-        if !self.checkpoints.dispatch(&id, message.offset()) {
-            return Ok(());
-        }
-        self.counters.consumed.fetch_add(1, AtomicOrdering::Relaxed);
-        let record = consumer::source_record(&message);
-        let Some(mapping) = self.mappings.get(message.topic()) else {
-            // Subscribed topics are exactly the mapped ones; nothing else arrives.
-            return Err(Stop::RecordFailed(format!(
-                "record from unmapped topic {id}@{}",
-                message.offset()
-            )));
-        };
-        mapping.consumed.increment(1);
-        mapping
-            .consumed_bytes
-            .increment(record.value.as_ref().map_or(0, |v| v.len() as u64));
-        match mapping::map_record(&record, &mapping.rules) {
-            Ok(outgoing) => {
-                let queue =
-                    mapping
-                        .router
-                        .route(record.partition, record.offset, record.key.as_deref());
-                let sender = mapping.senders[queue].clone();
-                let message_id = message_id::message_id(
-                    self.message_ids,
-                    &mapping.config.rocketmq_topic,
-                    &record.topic,
-                    record.partition,
-                    record.offset,
-                    record.timestamp.map(|(ms, _)| ms),
-                );
-                let envelope = Envelope {
-                    partition: id,
-                    offset: record.offset,
-                    message: outgoing,
-                    message_id,
-                    timestamp_ms: record.timestamp.map(|(ms, _)| ms),
-                };
-                let size = envelope.message.size() as i64;
-                self.sender_context
-                    .counters
-                    .in_flight_bytes
-                    .fetch_add(size, AtomicOrdering::Relaxed);
-                self.hand_over(&sender, envelope, shutdown).await
-            }
-            Err(rejection) => self.reject(message.topic().to_string(), record, id, rejection),
-        }
-    }
-
-    /// Gives `envelope` to its queue's sender, pausing Kafka while the
-    /// sender's buffer is full.
-    async fn hand_over(
-        &mut self,
-        sender: &mpsc::Sender<Envelope>,
-        envelope: Envelope,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<(), Stop> {
-        let envelope = match sender.try_send(envelope) {
-            Ok(()) => return Ok(()),
-            Err(mpsc::error::TrySendError::Full(envelope)) => envelope,
-            Err(mpsc::error::TrySendError::Closed(_)) => return Err(Stop::Signal),
-        };
-        consumer::set_paused(&self.consumer, true);
-        let result = loop {
-            tokio::select! {
-                permit = sender.reserve() => match permit {
-                    Ok(permit) => { permit.send(envelope); break Ok(()) }
-                    Err(_) => break Err(Stop::Signal),
-                },
-                // Keep polling so the group keeps us; a partition assigned
-                // meanwhile is not paused yet, so keep what it delivers.
-                received = self.consumer.recv() => {
-                    if let Ok(message) = received {
-                        self.stash.push_back(message.detach());
-                        consumer::set_paused(&self.consumer, true);
-                    }
-                }
-                _ = shutdown.changed() => break Err(Stop::Signal),
-            }
-        };
-        consumer::set_paused(&self.consumer, false);
-        result
-    }
-
-    /// Switches a mapping to a new queue list. Every record already routed
-    /// is stored first, so no key has records in flight on two queues.
-    async fn replan(
-        &mut self,
-        topic: &str,
-        queues: Vec<MessageQueue>,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<(), Stop> {
-        consumer::set_paused(&self.consumer, true);
-        while self.checkpoints.in_flight_of_topic(topic) > 0 {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-                received = self.consumer.recv() => {
-                    if let Ok(message) = received {
-                        self.stash.push_back(message.detach());
-                        consumer::set_paused(&self.consumer, true);
-                    }
-                }
-                _ = shutdown.changed() => return Err(Stop::Signal),
-            }
-        }
-        if let Some(mapping) = self.mappings.get_mut(topic) {
-            let (router, senders) = start_senders(
-                &self.sender_context,
-                &mapping.config,
-                queues,
-                &self.settings,
-                &mut self.sender_tasks,
-            );
-            mapping.router = router;
-            // The old senders are idle; dropping their channels ends them.
-            mapping.senders = senders;
-            tracing::warn!(mapping = %mapping.label, queues = router.queue_count(), "mapping re-planned onto the new queue count");
-        }
-        consumer::set_paused(&self.consumer, false);
-        Ok(())
-    }
-
-    fn reject(
-        &mut self,
-        topic: String,
-        record: SourceRecord,
-        id: PartitionId,
-        rejection: Rejection,
-    ) -> Result<(), Stop> {
-        let Some(mapping) = self.mappings.get(&topic) else {
-            return Ok(());
-        };
-        let policy = match rejection {
-            Rejection::EmptyValue => mapping.config.on_empty_value,
-            Rejection::OversizedBody { .. } => mapping.config.on_oversized_body,
-            Rejection::OversizedProperties { .. } => mapping.config.on_oversized_properties,
-        };
-        let coordinates = format!("{id}@{}", record.offset);
-        match policy {
-            RecordPolicy::Fail => {
-                let field = policy_field(rejection);
-                let reason = format!(
-                    "record {coordinates} of mapping {} cannot be copied: {rejection}. The bridge stopped without \
-                     committing past it. Set mappings[].{field} to skip or dead_letter to let it through.",
-                    mapping.label
-                );
-                tracing::error!(mapping = %mapping.label, record = %coordinates, reason = rejection.reason(), "{reason}");
-                Err(Stop::RecordFailed(reason))
-            }
-            RecordPolicy::Skip => {
-                tracing::warn!(
-                    mapping = %mapping.label, record = %coordinates, reason = rejection.reason(),
-                    "record skipped by policy: {rejection}"
-                );
-                self.counters.skipped.fetch_add(1, AtomicOrdering::Relaxed);
-                metrics::counter!(crate::metrics::RECORDS_SKIPPED, "mapping" => mapping.label.clone(), "reason" => rejection.reason())
-                    .increment(1);
-                self.checkpoints.acknowledge(&id, [record.offset]);
-                Ok(())
-            }
-            RecordPolicy::DeadLetter => {
-                let (Some(writer), Some(dlq)) =
-                    (&self.dead_letters, &mapping.config.dead_letter_topic)
-                else {
-                    return Err(Stop::RecordFailed(format!(
-                        "{coordinates}: dead_letter policy without a dead-letter writer"
-                    )));
-                };
-                tracing::warn!(
-                    mapping = %mapping.label, record = %coordinates, reason = rejection.reason(), dead_letter_topic = %dlq,
-                    "record sent to the dead-letter topic: {rejection}"
-                );
-                self.counters
-                    .dead_lettered
-                    .fetch_add(1, AtomicOrdering::Relaxed);
-                metrics::counter!(crate::metrics::RECORDS_DEAD_LETTERED, "mapping" => mapping.label.clone(), "reason" => rejection.reason())
-                    .increment(1);
-                writer.write(dlq.clone(), record, id, rejection);
-                Ok(())
-            }
-        }
-    }
+/// librdkafka prefetches up to 64 MiB by default, outside the in-flight
+/// cap; unless the user set it, tie it to the cap (a quarter, 1-64 MiB).
+fn with_bounded_prefetch(kafka: &KafkaConfig, max_in_flight_bytes: u64) -> KafkaConfig {
+    const KEY: &str = "queued.max.messages.kbytes";
+    let mut kafka = kafka.clone();
+    let kbytes = (max_in_flight_bytes / 4 / 1024).clamp(1024, 65536);
+    kafka
+        .properties
+        .entry(KEY.to_string())
+        .or_insert(PropertyValue::Integer(kbytes as i64));
+    kafka
 }
 
 /// One sender task per queue; returns the router over them and their channels.
@@ -608,8 +399,13 @@ fn spawn_committer(
     })
 }
 
-/// Refreshes the gauges the hot path does not own, every 2 s.
-fn spawn_gauges(sent: Arc<SendCounters>, checkpoints: Arc<Checkpoints>) -> JoinHandle<()> {
+/// Every 2 s: refreshes the gauges the hot path does not own, samples
+/// progress for `/status`, and logs the end of throttles.
+fn spawn_gauges(
+    sent: Arc<SendCounters>,
+    checkpoints: Arc<Checkpoints>,
+    status: Arc<StatusBoard>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(Duration::from_secs(2));
         loop {
@@ -617,9 +413,16 @@ fn spawn_gauges(sent: Arc<SendCounters>, checkpoints: Arc<Checkpoints>) -> JoinH
             metrics::gauge!(crate::metrics::IN_FLIGHT_RECORDS).set(checkpoints.in_flight() as f64);
             let bytes = sent.in_flight_bytes.load(AtomicOrdering::Relaxed).max(0);
             metrics::gauge!(crate::metrics::IN_FLIGHT_BYTES).set(bytes as f64);
-            for (id, _, _, age) in checkpoints.snapshot() {
-                metrics::gauge!(crate::metrics::CHECKPOINT_AGE, "topic" => id.topic.to_string(), "partition" => id.partition.to_string())
-                    .set(age.as_secs_f64());
+            let progress = checkpoints.progress();
+            for row in &progress {
+                metrics::gauge!(crate::metrics::CHECKPOINT_AGE, "topic" => row.partition.topic.to_string(), "partition" => row.partition.partition.to_string())
+                    .set(row.checkpoint_age.as_secs_f64());
+            }
+            status.sample(progress, bytes);
+            for (mapping, change) in status.expire_throttles() {
+                if let ThrottleChange::Ended { lasted } = change {
+                    tracing::info!(%mapping, throttled_s = lasted.as_secs(), "mapping no longer throttled");
+                }
             }
         }
     })
@@ -629,6 +432,7 @@ fn spawn_reporter(
     dispatch: Arc<DispatchCounters>,
     sent: Arc<SendCounters>,
     checkpoints: Arc<Checkpoints>,
+    status: Arc<StatusBoard>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(Duration::from_secs(30));
@@ -641,7 +445,9 @@ fn spawn_reporter(
                 skipped = dispatch.skipped.load(AtomicOrdering::Relaxed),
                 dead_lettered = dispatch.dead_lettered.load(AtomicOrdering::Relaxed),
                 in_flight = checkpoints.in_flight(),
+                in_flight_bytes = sent.in_flight_bytes.load(AtomicOrdering::Relaxed).max(0),
                 failed_send_attempts = sent.failed_attempts.load(AtomicOrdering::Relaxed),
+                throttled = %status.throttled_summary(),
                 "summary"
             );
         }

@@ -1,0 +1,661 @@
+//! The dispatcher: the one task that reads Kafka, in order, and hands each
+//! record on (mapping, routing, the queue's sender), or applies its policy.
+//!
+//! It is also where back-pressure happens, always by pausing Kafka and never
+//! by buffering without bound:
+//! - a rate limiter that refuses a record holds back that record's topic
+//!   (later records of the topic queue behind it, up to a bound, then its
+//!   partitions pause); other topics go on;
+//! - the in-flight byte cap and a full queue buffer make it wait for the
+//!   senders; if that lasts over [`PAUSE_AFTER`], every partition pauses.
+//!
+//! While paused it keeps polling, so the group does not evict it; what
+//! arrives meanwhile is kept in order.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering as AtomicOrdering;
+use std::time::{Duration, Instant};
+
+use rdkafka::Message as _;
+use rdkafka::consumer::Consumer as _;
+use rdkafka::message::{Headers as _, OwnedMessage};
+use rocketmq_model::message::MessageQueue;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::{DispatchCounters, MappingRuntime, Stop, policy_field, start_senders};
+use crate::checkpoint::{Checkpoints, PartitionId};
+use crate::config::{BridgeSettings, LiveLimits, MessageIds, RecordPolicy};
+use crate::dead_letter::DeadLetterWriter;
+use crate::kafka_source::consumer::{self, BridgeConsumer};
+use crate::mapping::{self, Rejection, SourceRecord};
+use crate::message_id;
+use crate::rate_limit::{Admission, LimiterKind, RateLimits, Throttled};
+use crate::rocketmq_sink::queue_sender::{Envelope, SenderShared};
+use crate::status::{StatusBoard, ThrottleChange};
+
+/// How long the dispatcher waits for the senders without polling Kafka
+/// before it pauses the partitions and polls. Short waits are the normal
+/// rhythm of a backlog: librdkafka's prefetch (bounded by
+/// `queued.max.messages.kbytes`) absorbs them, while a pause would drop
+/// that prefetch and cost a fetch round trip on resume. Long waits (RocketMQ
+/// failing) must poll, or the group would evict the instance.
+const PAUSE_AFTER: Duration = Duration::from_secs(1);
+
+/// Records of one Kafka topic waiting for a rate limiter, oldest first.
+struct HeldRecords {
+    records: VecDeque<OwnedMessage>,
+    bytes: u64,
+    /// How far the front record got through its limiters.
+    admission: Admission,
+    /// The limiter holding the front record, and since when.
+    blocked: (LimiterKind, Instant),
+    retry_at: Instant,
+    /// Whether this topic's partitions are paused for it.
+    paused: bool,
+}
+
+pub(super) struct Dispatcher {
+    pub consumer: Arc<BridgeConsumer>,
+    pub checkpoints: Arc<Checkpoints>,
+    /// By Kafka topic.
+    pub mappings: HashMap<String, MappingRuntime>,
+    pub dead_letters: Option<DeadLetterWriter>,
+    pub counters: Arc<DispatchCounters>,
+    /// Messages that arrived while every partition was being paused.
+    pub stash: VecDeque<OwnedMessage>,
+    /// By Kafka topic: records a rate limiter holds back.
+    held: HashMap<String, HeldRecords>,
+    pub sender_context: SenderShared,
+    pub sender_tasks: Vec<JoinHandle<()>>,
+    pub settings: BridgeSettings,
+    pub message_ids: MessageIds,
+    /// New queue lists from the watcher: (Kafka topic, queues).
+    pub replans: mpsc::Receiver<(String, Vec<MessageQueue>)>,
+    limits: RateLimits,
+    max_in_flight_bytes: u64,
+    limit_updates: watch::Receiver<LiveLimits>,
+    status: Arc<StatusBoard>,
+}
+
+/// What the dispatcher starts from.
+pub(super) struct DispatcherParts {
+    pub consumer: Arc<BridgeConsumer>,
+    pub checkpoints: Arc<Checkpoints>,
+    pub mappings: HashMap<String, MappingRuntime>,
+    pub dead_letters: Option<DeadLetterWriter>,
+    pub counters: Arc<DispatchCounters>,
+    pub sender_context: SenderShared,
+    pub sender_tasks: Vec<JoinHandle<()>>,
+    pub settings: BridgeSettings,
+    pub message_ids: MessageIds,
+    pub replans: mpsc::Receiver<(String, Vec<MessageQueue>)>,
+    pub limit_updates: watch::Receiver<LiveLimits>,
+    pub status: Arc<StatusBoard>,
+}
+
+impl Dispatcher {
+    pub fn new(parts: DispatcherParts) -> Self {
+        let mut limit_updates = parts.limit_updates;
+        let limits = limit_updates.borrow_and_update().clone();
+        Dispatcher {
+            consumer: parts.consumer,
+            checkpoints: parts.checkpoints,
+            mappings: parts.mappings,
+            dead_letters: parts.dead_letters,
+            counters: parts.counters,
+            stash: VecDeque::new(),
+            held: HashMap::new(),
+            sender_context: parts.sender_context,
+            sender_tasks: parts.sender_tasks,
+            settings: parts.settings,
+            message_ids: parts.message_ids,
+            replans: parts.replans,
+            limits: RateLimits::new(&limits),
+            max_in_flight_bytes: limits.max_in_flight_bytes,
+            limit_updates,
+            status: parts.status,
+        }
+    }
+
+    pub async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) -> Stop {
+        let mut last_error_log: Option<Instant> = None;
+        loop {
+            if *shutdown.borrow() {
+                return Stop::Signal;
+            }
+            if let Some(message) = self.stash.pop_front() {
+                if let Err(stop) = self.accept(message, shutdown).await {
+                    return stop;
+                }
+                continue;
+            }
+            let next_release = self.held.values().map(|h| h.retry_at).min();
+            let step = tokio::select! {
+                received = self.consumer.recv() => match received {
+                    Ok(message) => {
+                        let message = message.detach();
+                        self.forget_revoked();
+                        self.accept(message, shutdown).await
+                    }
+                    Err(error) => {
+                        // Transient by nature (broker down, rebalance); librdkafka reconnects.
+                        if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(30)) {
+                            tracing::warn!(%error, "Kafka consume error; retrying");
+                            last_error_log = Some(Instant::now());
+                        }
+                        Ok(())
+                    }
+                },
+                _ = shutdown.changed() => Err(Stop::Signal),
+                Some((topic, queues)) = self.replans.recv() => self.replan(&topic, queues, shutdown).await,
+                _ = sleep_until(next_release), if next_release.is_some() => self.release_held(shutdown).await,
+                Ok(()) = self.limit_updates.changed() => {
+                    self.apply_new_limits();
+                    Ok(())
+                }
+            };
+            if let Err(stop) = step {
+                return stop;
+            }
+        }
+    }
+
+    /// A record in Kafka order: queued behind its topic's held records, or
+    /// admitted by the limiters and dispatched, or held itself.
+    async fn accept(
+        &mut self,
+        message: OwnedMessage,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), Stop> {
+        if let Some(held) = self.held.get_mut(message.topic()) {
+            held.bytes += record_bytes(&message);
+            held.records.push_back(message);
+            let topic = held.records[0].topic().to_string();
+            self.pause_if_full(&topic);
+            return Ok(());
+        }
+        let mut admission = Admission::default();
+        match self.admit(&message, &mut admission) {
+            Ok(()) => self.dispatch(message, shutdown).await,
+            Err(throttled) => {
+                self.hold(message, admission, throttled);
+                Ok(())
+            }
+        }
+    }
+
+    fn admit(&self, message: &OwnedMessage, admission: &mut Admission) -> Result<(), Throttled> {
+        if self.limits.is_unlimited() {
+            return Ok(());
+        }
+        let Some(mapping) = self.mappings.get(message.topic()) else {
+            return Ok(());
+        };
+        self.limits
+            .admit(&mapping.limit_label, record_bytes(message), admission)
+    }
+
+    fn hold(&mut self, message: OwnedMessage, admission: Admission, throttled: Throttled) {
+        let topic = message.topic().to_string();
+        let now = Instant::now();
+        self.note_throttled(&topic, throttled.limiter);
+        self.held.insert(
+            topic.clone(),
+            HeldRecords {
+                bytes: record_bytes(&message),
+                records: VecDeque::from([message]),
+                admission,
+                blocked: (throttled.limiter, now),
+                retry_at: now + throttled.wait,
+                paused: false,
+            },
+        );
+        self.pause_if_full(&topic);
+    }
+
+    /// Pauses a topic whose held records reached the bound: the queue
+    /// buffer's record count, or a quarter of the in-flight cap.
+    fn pause_if_full(&mut self, topic: &str) {
+        let (records_bound, bytes_bound) = self.hold_bounds();
+        let Some(held) = self.held.get_mut(topic) else {
+            return;
+        };
+        if !held.paused && (held.records.len() >= records_bound || held.bytes >= bytes_bound) {
+            held.paused = true;
+            consumer::set_paused_where(&self.consumer, true, |t| t == topic);
+        }
+    }
+
+    fn hold_bounds(&self) -> (usize, u64) {
+        (
+            self.settings.queue_buffer_records.max(1),
+            (self.max_in_flight_bytes / 4).max(1),
+        )
+    }
+
+    /// Lets through the held records whose limiters allow them now.
+    async fn release_held(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), Stop> {
+        let now = Instant::now();
+        let mut due: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(_, held)| held.retry_at <= now)
+            .map(|(topic, _)| topic.clone())
+            .collect();
+        due.sort();
+        for topic in due {
+            self.release_topic(&topic, shutdown).await?;
+        }
+        Ok(())
+    }
+
+    async fn release_topic(
+        &mut self,
+        topic: &str,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), Stop> {
+        loop {
+            let Some(held) = self.held.get(topic) else {
+                return Ok(());
+            };
+            let Some(front) = held.records.front() else {
+                self.end_hold(topic);
+                return Ok(());
+            };
+            let mut admission = held.admission;
+            let admitted = self.admit(front, &mut admission);
+            let label = self.mapping_label(topic);
+            let (records_bound, bytes_bound) = self.hold_bounds();
+            let Some(held) = self.held.get_mut(topic) else {
+                return Ok(());
+            };
+            let now = Instant::now();
+            match admitted {
+                Ok(()) => {
+                    let (limiter, since) = held.blocked;
+                    count_throttled(&label, limiter, now.duration_since(since));
+                    held.blocked = (limiter, now);
+                    held.admission = Admission::default();
+                    let Some(message) = held.records.pop_front() else {
+                        return Ok(());
+                    };
+                    held.bytes = held.bytes.saturating_sub(record_bytes(&message));
+                    // Resume at half the bound, not at once: fewer pause/resume
+                    // cycles, each of which makes librdkafka fetch again.
+                    if held.paused
+                        && held.records.len() <= records_bound / 2
+                        && held.bytes <= bytes_bound / 2
+                    {
+                        held.paused = false;
+                        consumer::set_paused_where(&self.consumer, false, |t| t == topic);
+                    }
+                    self.dispatch(message, shutdown).await?;
+                }
+                Err(throttled) => {
+                    held.admission = admission;
+                    held.retry_at = now + throttled.wait;
+                    let (limiter, since) = held.blocked;
+                    if limiter != throttled.limiter {
+                        count_throttled(&label, limiter, now.duration_since(since));
+                        held.blocked = (throttled.limiter, now);
+                    }
+                    self.note_throttled(topic, throttled.limiter);
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn end_hold(&mut self, topic: &str) {
+        if let Some(held) = self.held.remove(topic)
+            && held.paused
+        {
+            consumer::set_paused_where(&self.consumer, false, |t| t == topic);
+        }
+    }
+
+    fn mapping_label(&self, topic: &str) -> String {
+        self.mappings
+            .get(topic)
+            .map_or_else(|| topic.to_string(), |m| m.label.clone())
+    }
+
+    /// Reports a throttle to the status board; its start is one log line.
+    fn note_throttled(&self, topic: &str, limiter: LimiterKind) {
+        let label = self.mapping_label(topic);
+        if let Some(ThrottleChange::Started { limiter }) =
+            self.status.throttled(&label, limiter.label())
+        {
+            tracing::info!(mapping = %label, limiter, "mapping throttled by a rate limit; its records wait, Kafka pauses if they pile up");
+        }
+    }
+
+    /// SIGHUP brought new limits: they apply from the next record on.
+    fn apply_new_limits(&mut self) {
+        let limits = self.limit_updates.borrow_and_update().clone();
+        self.limits = RateLimits::new(&limits);
+        self.max_in_flight_bytes = limits.max_in_flight_bytes;
+        let now = Instant::now();
+        for held in self.held.values_mut() {
+            held.admission = Admission::default();
+            held.retry_at = now;
+        }
+        self.status.set_limits(limits.describe());
+        tracing::info!(limits = %limits.describe(), "new limits applied");
+    }
+
+    /// Drops held and stashed records of partitions revoked meanwhile: the
+    /// new owner reads them again from the committed offset.
+    fn forget_revoked(&mut self) {
+        let revoked = self.consumer.context().take_revoked();
+        if revoked.is_empty() {
+            return;
+        }
+        let gone: HashSet<PartitionId> = revoked.into_iter().collect();
+        let is_gone = |m: &OwnedMessage| gone.contains(&PartitionId::new(m.topic(), m.partition()));
+        self.stash.retain(|m| !is_gone(m));
+        for held in self.held.values_mut() {
+            held.records.retain(|m| !is_gone(m));
+            held.bytes = held.records.iter().map(record_bytes).sum();
+        }
+        let emptied: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(_, held)| held.records.is_empty())
+            .map(|(topic, _)| topic.clone())
+            .collect();
+        emptied.iter().for_each(|topic| self.end_hold(topic));
+    }
+
+    /// A record received while every partition is paused: kept, in order.
+    fn keep_received(&mut self, message: OwnedMessage) {
+        self.forget_revoked();
+        self.stash.push_back(message);
+        // A partition assigned meanwhile is not paused yet.
+        consumer::set_paused(&self.consumer, true);
+    }
+
+    /// Resumes every partition except those of topics held by a limiter.
+    fn resume_all(&self) {
+        consumer::set_paused_where(&self.consumer, false, |topic| {
+            self.held.get(topic).is_none_or(|held| !held.paused)
+        });
+    }
+
+    async fn dispatch(
+        &mut self,
+        message: OwnedMessage,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), Stop> {
+        let id = PartitionId::new(message.topic(), message.partition());
+        if !self.checkpoints.dispatch(&id, message.offset()) {
+            return Ok(());
+        }
+        self.counters.consumed.fetch_add(1, AtomicOrdering::Relaxed);
+        let record = consumer::source_record(&message);
+        let Some(mapping) = self.mappings.get(message.topic()) else {
+            // Subscribed topics are exactly the mapped ones; nothing else arrives.
+            return Err(Stop::RecordFailed(format!(
+                "record from unmapped topic {id}@{}",
+                message.offset()
+            )));
+        };
+        mapping.consumed.increment(1);
+        mapping
+            .consumed_bytes
+            .increment(record.value.as_ref().map_or(0, |v| v.len() as u64));
+        match mapping::map_record(&record, &mapping.rules) {
+            Ok(outgoing) => {
+                let queue =
+                    mapping
+                        .router
+                        .route(record.partition, record.offset, record.key.as_deref());
+                let sender = mapping.senders[queue].clone();
+                let message_id = message_id::message_id(
+                    self.message_ids,
+                    &mapping.config.rocketmq_topic,
+                    &record.topic,
+                    record.partition,
+                    record.offset,
+                    record.timestamp.map(|(ms, _)| ms),
+                );
+                let label = mapping.label.clone();
+                let envelope = Envelope {
+                    partition: id,
+                    offset: record.offset,
+                    message: outgoing,
+                    message_id,
+                    timestamp_ms: record.timestamp.map(|(ms, _)| ms),
+                };
+                let size = envelope.message.size() as i64;
+                self.wait_for_in_flight_room(size, &label, shutdown).await?;
+                self.sender_context
+                    .counters
+                    .in_flight_bytes
+                    .fetch_add(size, AtomicOrdering::Relaxed);
+                self.hand_over(&sender, envelope, shutdown).await
+            }
+            Err(rejection) => self.reject(message.topic().to_string(), record, id, rejection),
+        }
+    }
+
+    /// Waits until `size` more bytes fit under the in-flight cap. Nothing in
+    /// flight means room for any record, however big.
+    async fn wait_for_in_flight_room(
+        &mut self,
+        size: i64,
+        label: &str,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), Stop> {
+        let counters = Arc::clone(&self.sender_context.counters);
+        let cap = i64::try_from(self.max_in_flight_bytes).unwrap_or(i64::MAX);
+        // Go on only once half the cap is free, so a full pipeline does not
+        // stop and start for every record.
+        let room = || {
+            let now = counters.in_flight_bytes.load(AtomicOrdering::Relaxed);
+            now <= 0 || (now + size <= cap && now <= cap / 2)
+        };
+        let first = counters.in_flight_bytes.load(AtomicOrdering::Relaxed);
+        if first <= 0 || first + size <= cap {
+            return Ok(());
+        }
+        let since = Instant::now();
+        let unpolled_until = since + PAUSE_AFTER;
+        let mut paused = false;
+        let result = loop {
+            if room() {
+                break Ok(());
+            }
+            if !paused && Instant::now() >= unpolled_until {
+                paused = true;
+                consumer::set_paused(&self.consumer, true);
+            }
+            tokio::select! {
+                _ = counters.space_freed.notified() => {}
+                _ = tokio::time::sleep_until(unpolled_until.into()), if !paused => {}
+                received = self.consumer.recv(), if paused => {
+                    if let Ok(message) = received {
+                        self.keep_received(message.detach());
+                    }
+                }
+                _ = shutdown.changed() => break Err(Stop::Signal),
+            }
+        };
+        if paused {
+            self.resume_all();
+        }
+        count_throttled(label, LimiterKind::InFlightBytes, since.elapsed());
+        result
+    }
+
+    /// Gives `envelope` to its queue's sender, waiting while the sender's
+    /// buffer is full (with Kafka paused if that takes long).
+    async fn hand_over(
+        &mut self,
+        sender: &mpsc::Sender<Envelope>,
+        envelope: Envelope,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), Stop> {
+        let envelope = match sender.try_send(envelope) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Full(envelope)) => envelope,
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(Stop::Signal),
+        };
+        tokio::select! {
+            permit = tokio::time::timeout(PAUSE_AFTER, sender.reserve()) => match permit {
+                Ok(Ok(permit)) => {
+                    permit.send(envelope);
+                    return Ok(());
+                }
+                Ok(Err(_)) => return Err(Stop::Signal),
+                Err(_) => {}
+            },
+            _ = shutdown.changed() => return Err(Stop::Signal),
+        }
+        consumer::set_paused(&self.consumer, true);
+        let result = loop {
+            tokio::select! {
+                permit = sender.reserve() => match permit {
+                    Ok(permit) => { permit.send(envelope); break Ok(()) }
+                    Err(_) => break Err(Stop::Signal),
+                },
+                // Keep polling so the group keeps us.
+                received = self.consumer.recv() => {
+                    if let Ok(message) = received {
+                        self.keep_received(message.detach());
+                    }
+                }
+                _ = shutdown.changed() => break Err(Stop::Signal),
+            }
+        };
+        self.resume_all();
+        result
+    }
+
+    /// Switches a mapping to a new queue list. Every record already routed
+    /// is stored first, so no key has records in flight on two queues.
+    async fn replan(
+        &mut self,
+        topic: &str,
+        queues: Vec<MessageQueue>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), Stop> {
+        consumer::set_paused(&self.consumer, true);
+        while self.checkpoints.in_flight_of_topic(topic) > 0 {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                received = self.consumer.recv() => {
+                    if let Ok(message) = received {
+                        self.keep_received(message.detach());
+                    }
+                }
+                _ = shutdown.changed() => return Err(Stop::Signal),
+            }
+        }
+        if let Some(mapping) = self.mappings.get_mut(topic) {
+            let (router, senders) = start_senders(
+                &self.sender_context,
+                &mapping.config,
+                queues,
+                &self.settings,
+                &mut self.sender_tasks,
+            );
+            mapping.router = router;
+            // The old senders are idle; dropping their channels ends them.
+            mapping.senders = senders;
+            tracing::warn!(mapping = %mapping.label, queues = router.queue_count(), "mapping re-planned onto the new queue count");
+        }
+        self.resume_all();
+        Ok(())
+    }
+
+    fn reject(
+        &mut self,
+        topic: String,
+        record: SourceRecord,
+        id: PartitionId,
+        rejection: Rejection,
+    ) -> Result<(), Stop> {
+        let Some(mapping) = self.mappings.get(&topic) else {
+            return Ok(());
+        };
+        let policy = match rejection {
+            Rejection::EmptyValue => mapping.config.on_empty_value,
+            Rejection::OversizedBody { .. } => mapping.config.on_oversized_body,
+            Rejection::OversizedProperties { .. } => mapping.config.on_oversized_properties,
+        };
+        let coordinates = format!("{id}@{}", record.offset);
+        match policy {
+            RecordPolicy::Fail => {
+                let field = policy_field(rejection);
+                let reason = format!(
+                    "record {coordinates} of mapping {} cannot be copied: {rejection}. The bridge stopped without \
+                     committing past it. Set mappings[].{field} to skip or dead_letter to let it through.",
+                    mapping.label
+                );
+                tracing::error!(mapping = %mapping.label, record = %coordinates, reason = rejection.reason(), "{reason}");
+                Err(Stop::RecordFailed(reason))
+            }
+            RecordPolicy::Skip => {
+                tracing::warn!(
+                    mapping = %mapping.label, record = %coordinates, reason = rejection.reason(),
+                    "record skipped by policy: {rejection}"
+                );
+                self.counters.skipped.fetch_add(1, AtomicOrdering::Relaxed);
+                metrics::counter!(crate::metrics::RECORDS_SKIPPED, "mapping" => mapping.label.clone(), "reason" => rejection.reason())
+                    .increment(1);
+                self.checkpoints.acknowledge(&id, [record.offset]);
+                Ok(())
+            }
+            RecordPolicy::DeadLetter => {
+                let (Some(writer), Some(dlq)) =
+                    (&self.dead_letters, &mapping.config.dead_letter_topic)
+                else {
+                    return Err(Stop::RecordFailed(format!(
+                        "{coordinates}: dead_letter policy without a dead-letter writer"
+                    )));
+                };
+                tracing::warn!(
+                    mapping = %mapping.label, record = %coordinates, reason = rejection.reason(), dead_letter_topic = %dlq,
+                    "record sent to the dead-letter topic: {rejection}"
+                );
+                self.counters
+                    .dead_lettered
+                    .fetch_add(1, AtomicOrdering::Relaxed);
+                metrics::counter!(crate::metrics::RECORDS_DEAD_LETTERED, "mapping" => mapping.label.clone(), "reason" => rejection.reason())
+                    .increment(1);
+                writer.write(dlq.clone(), record, id, rejection);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// What a byte limit counts: the Kafka record's key, value and headers.
+fn record_bytes(message: &OwnedMessage) -> u64 {
+    let headers: usize = message.headers().map_or(0, |headers| {
+        headers
+            .iter()
+            .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len))
+            .sum()
+    });
+    (message.key().map_or(0, <[u8]>::len) + message.payload().map_or(0, <[u8]>::len) + headers)
+        as u64
+}
+
+fn count_throttled(mapping: &str, limiter: LimiterKind, waited: Duration) {
+    if waited.is_zero() {
+        return;
+    }
+    metrics::histogram!(crate::metrics::THROTTLED, "mapping" => mapping.to_string(), "limiter" => limiter.label())
+        .record(waited.as_secs_f64());
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,382 @@
+//! The `/status` snapshot: per mapping and partition, where the bridge is
+//! (committed offset, high watermark, lag, throughput over the last minute)
+//! and what it is doing (running, paused-by-limit, retrying, revoked).
+//! Parts of the bridge report into the board; `/status` renders it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::checkpoint::{PartitionId, PartitionProgress};
+
+/// How long a mapping must go unthrottled to count as no longer throttled.
+const THROTTLE_QUIET: Duration = Duration::from_secs(5);
+/// The throughput window.
+const WINDOW: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Default)]
+pub struct StatusBoard {
+    state: Mutex<BoardState>,
+}
+
+#[derive(Debug, Default)]
+struct BoardState {
+    mappings: BTreeMap<String, MappingState>,
+    /// From librdkafka's statistics: high watermark and the group's committed offset.
+    offsets: HashMap<PartitionId, (i64, Option<i64>)>,
+    revoked: BTreeSet<PartitionId>,
+    /// Progress samples, oldest first, spanning about `WINDOW`.
+    samples: VecDeque<(Instant, Vec<PartitionProgress>)>,
+    limits: String,
+    in_flight_bytes: i64,
+}
+
+#[derive(Debug)]
+struct MappingState {
+    kafka_topic: String,
+    rocketmq_topic: String,
+    failing_queues: usize,
+    throttle: Option<Throttle>,
+}
+
+#[derive(Debug)]
+struct Throttle {
+    limiter: &'static str,
+    since: Instant,
+    last: Instant,
+}
+
+/// A state change worth one log line.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ThrottleChange {
+    Started { limiter: &'static str },
+    Ended { lasted: Duration },
+}
+
+impl StatusBoard {
+    pub fn new() -> Arc<Self> {
+        Arc::new(StatusBoard::default())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BoardState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets the previous run's mappings (start-up is retried in-process).
+    pub fn reset(&self, limits: String) {
+        let mut state = self.lock();
+        *state = BoardState::default();
+        state.limits = limits;
+    }
+
+    pub fn set_limits(&self, limits: String) {
+        self.lock().limits = limits;
+    }
+
+    pub fn add_mapping(&self, label: &str, kafka_topic: &str, rocketmq_topic: &str) {
+        self.lock().mappings.insert(
+            label.to_string(),
+            MappingState {
+                kafka_topic: kafka_topic.to_string(),
+                rocketmq_topic: rocketmq_topic.to_string(),
+                failing_queues: 0,
+                throttle: None,
+            },
+        );
+    }
+
+    /// A queue of `mapping` started (`true`) or stopped (`false`) failing.
+    pub fn queue_failing(&self, mapping: &str, failing: bool) {
+        if let Some(state) = self.lock().mappings.get_mut(mapping) {
+            state.failing_queues = if failing {
+                state.failing_queues + 1
+            } else {
+                state.failing_queues.saturating_sub(1)
+            };
+        }
+    }
+
+    /// A limiter held a record of `mapping` back. Returns a change when the
+    /// mapping was not throttled before.
+    pub fn throttled(&self, mapping: &str, limiter: &'static str) -> Option<ThrottleChange> {
+        let mut state = self.lock();
+        let mapping = state.mappings.get_mut(mapping)?;
+        let now = Instant::now();
+        match &mut mapping.throttle {
+            Some(throttle) => {
+                throttle.last = now;
+                throttle.limiter = limiter;
+                None
+            }
+            None => {
+                mapping.throttle = Some(Throttle {
+                    limiter,
+                    since: now,
+                    last: now,
+                });
+                Some(ThrottleChange::Started { limiter })
+            }
+        }
+    }
+
+    /// `orders(global_messages) payments(mapping_bytes)`, or `none`.
+    pub fn throttled_summary(&self) -> String {
+        let state = self.lock();
+        let throttled: Vec<String> = state
+            .mappings
+            .iter()
+            .filter_map(|(label, m)| {
+                m.throttle
+                    .as_ref()
+                    .map(|t| format!("{label}({})", t.limiter))
+            })
+            .collect();
+        if throttled.is_empty() {
+            "none".to_string()
+        } else {
+            throttled.join(" ")
+        }
+    }
+
+    /// Ends throttles not renewed for a while; returns them for logging.
+    pub fn expire_throttles(&self) -> Vec<(String, ThrottleChange)> {
+        let mut state = self.lock();
+        let mut ended = Vec::new();
+        for (label, mapping) in &mut state.mappings {
+            if let Some(throttle) = mapping
+                .throttle
+                .take_if(|t| t.last.elapsed() >= THROTTLE_QUIET)
+            {
+                let lasted = throttle.last.duration_since(throttle.since);
+                ended.push((label.clone(), ThrottleChange::Ended { lasted }));
+            }
+        }
+        ended
+    }
+
+    pub fn offsets(&self, partition: PartitionId, high_watermark: i64, committed: Option<i64>) {
+        self.lock()
+            .offsets
+            .insert(partition, (high_watermark, committed));
+    }
+
+    pub fn assigned(&self, partitions: &[PartitionId]) {
+        let mut state = self.lock();
+        partitions.iter().for_each(|p| {
+            state.revoked.remove(p);
+        });
+    }
+
+    pub fn revoked(&self, partitions: &[PartitionId]) {
+        self.lock().revoked.extend(partitions.iter().cloned());
+    }
+
+    /// Takes a progress sample; called every few seconds.
+    pub fn sample(&self, progress: Vec<PartitionProgress>, in_flight_bytes: i64) {
+        let mut state = self.lock();
+        let now = Instant::now();
+        state.samples.push_back((now, progress));
+        state.in_flight_bytes = in_flight_bytes;
+        while state
+            .samples
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > WINDOW)
+        {
+            state.samples.pop_front();
+        }
+    }
+
+    /// The `/status` JSON document.
+    pub fn render(&self, uptime: Duration) -> String {
+        let state = self.lock();
+        let document = StatusDocument {
+            uptime_seconds: uptime.as_secs(),
+            limits: &state.limits,
+            in_flight_bytes: state.in_flight_bytes.max(0),
+            mappings: state
+                .mappings
+                .iter()
+                .map(|(label, mapping)| state.mapping_status(label, mapping))
+                .collect(),
+        };
+        serde_json::to_string_pretty(&document)
+            .map(|mut text| {
+                text.push('\n');
+                text
+            })
+            .unwrap_or_else(|error| format!("{{\"error\":\"{error}\"}}\n"))
+    }
+}
+
+impl BoardState {
+    fn mapping_status<'a>(
+        &'a self,
+        label: &'a str,
+        mapping: &'a MappingState,
+    ) -> MappingStatus<'a> {
+        let state = if mapping.failing_queues > 0 {
+            "retrying"
+        } else if mapping.throttle.is_some() {
+            "paused-by-limit"
+        } else {
+            "running"
+        };
+        let latest = self.samples.back();
+        let oldest = self.samples.front();
+        let mut partitions: Vec<PartitionStatus> = latest
+            .map(|(_, rows)| rows.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter(|row| *row.partition.topic == *mapping.kafka_topic)
+            .map(|row| {
+                let (high_watermark, group_committed) = self
+                    .offsets
+                    .get(&row.partition)
+                    .map_or((None, None), |(high, committed)| (Some(*high), *committed));
+                // This process's last commit is fresher than the statistics.
+                let committed = row.committed.max(group_committed);
+                PartitionStatus {
+                    partition: row.partition.partition,
+                    state,
+                    committed,
+                    high_watermark,
+                    lag: high_watermark
+                        .zip(committed)
+                        .map(|(high, committed)| (high - committed).max(0)),
+                    in_flight: row.in_flight,
+                    records_per_second_1m: rate(oldest, latest, &row.partition),
+                    checkpoint_age_seconds: row.checkpoint_age.as_secs(),
+                }
+            })
+            .collect();
+        partitions.extend(
+            self.revoked
+                .iter()
+                .filter(|id| *id.topic == *mapping.kafka_topic)
+                .map(|id| PartitionStatus::revoked(id.partition)),
+        );
+        partitions.sort_by_key(|p| p.partition);
+        MappingStatus {
+            mapping: label,
+            kafka_topic: &mapping.kafka_topic,
+            rocketmq_topic: &mapping.rocketmq_topic,
+            state,
+            throttled_by: mapping.throttle.as_ref().map(|t| t.limiter),
+            partitions,
+        }
+    }
+}
+
+/// Records stored per second between the oldest and latest samples.
+fn rate(
+    oldest: Option<&(Instant, Vec<PartitionProgress>)>,
+    latest: Option<&(Instant, Vec<PartitionProgress>)>,
+    partition: &PartitionId,
+) -> f64 {
+    let (Some((from, old)), Some((to, new))) = (oldest, latest) else {
+        return 0.0;
+    };
+    let seconds = to.duration_since(*from).as_secs_f64();
+    let count = |rows: &[PartitionProgress]| {
+        rows.iter()
+            .find(|r| r.partition == *partition)
+            .map_or(0, |r| r.acknowledged)
+    };
+    if seconds <= 0.0 {
+        return 0.0;
+    }
+    let per_second = count(new).saturating_sub(count(old)) as f64 / seconds;
+    (per_second * 10.0).round() / 10.0
+}
+
+#[derive(Serialize)]
+struct StatusDocument<'a> {
+    uptime_seconds: u64,
+    limits: &'a str,
+    in_flight_bytes: i64,
+    mappings: Vec<MappingStatus<'a>>,
+}
+
+#[derive(Serialize)]
+struct MappingStatus<'a> {
+    mapping: &'a str,
+    kafka_topic: &'a str,
+    rocketmq_topic: &'a str,
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    throttled_by: Option<&'static str>,
+    partitions: Vec<PartitionStatus>,
+}
+
+#[derive(Serialize)]
+struct PartitionStatus {
+    partition: i32,
+    state: &'static str,
+    committed: Option<i64>,
+    high_watermark: Option<i64>,
+    lag: Option<i64>,
+    in_flight: usize,
+    records_per_second_1m: f64,
+    checkpoint_age_seconds: u64,
+}
+
+impl PartitionStatus {
+    fn revoked(partition: i32) -> Self {
+        PartitionStatus {
+            partition,
+            state: "revoked",
+            committed: None,
+            high_watermark: None,
+            lag: None,
+            in_flight: 0,
+            records_per_second_1m: 0.0,
+            checkpoint_age_seconds: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(partition: i32, committed: i64, acknowledged: u64) -> PartitionProgress {
+        PartitionProgress {
+            partition: PartitionId::new("orders", partition),
+            committed: Some(committed),
+            in_flight: 0,
+            checkpoint_age: Duration::ZERO,
+            acknowledged,
+        }
+    }
+
+    #[test]
+    fn renders_lag_state_and_revoked_partitions() {
+        let board = StatusBoard::new();
+        board.reset("global 10 msg/s; in-flight cap 1024 B".to_string());
+        board.add_mapping("orders", "orders", "orders_rmq");
+        board.offsets(PartitionId::new("orders", 0), 150, Some(90));
+        board.sample(vec![progress(0, 100, 100)], 0);
+        board.revoked(&[PartitionId::new("orders", 1)]);
+        assert_eq!(
+            board.throttled("orders", "global_messages"),
+            Some(ThrottleChange::Started {
+                limiter: "global_messages"
+            })
+        );
+        assert_eq!(board.throttled("orders", "global_messages"), None);
+        let json: serde_json::Value =
+            serde_json::from_str(&board.render(Duration::from_secs(3))).unwrap();
+        let mapping = &json["mappings"][0];
+        assert_eq!(mapping["state"], "paused-by-limit");
+        assert_eq!(mapping["throttled_by"], "global_messages");
+        assert_eq!(mapping["partitions"][0]["lag"], 50);
+        assert_eq!(mapping["partitions"][0]["committed"], 100);
+        assert_eq!(mapping["partitions"][1]["state"], "revoked");
+        board.queue_failing("orders", true);
+        let json: serde_json::Value =
+            serde_json::from_str(&board.render(Duration::from_secs(3))).unwrap();
+        assert_eq!(json["mappings"][0]["state"], "retrying");
+    }
+}

@@ -7,6 +7,8 @@ WORKDIR /src
 # OpenSSL headers come with the rust image.
 COPY Cargo.toml Cargo.lock rust-toolchain.toml ./
 COPY src ./src
+# Cargo.toml names the benchmark target; cargo wants its file present.
+COPY benches ./benches
 RUN cargo build --release --locked --bin kafka-rocketmq-bridge
 
 FROM debian:bookworm-slim

@@ -57,3 +57,9 @@ fi
 
 step "cargo test"
 cargo test --locked "$@"
+
+if [ $# -eq 0 ]; then
+    step "benchmark harness, smoke run (scripts/bench.sh --smoke)"
+    BRIDGE_BENCH_KAFKA=$BRIDGE_TEST_KAFKA BRIDGE_BENCH_NAMESRV=$BRIDGE_TEST_NAMESRV \
+        "$HERE/bench.sh" --smoke
+fi

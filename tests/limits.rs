@@ -14,7 +14,9 @@ async fn measured_rate(reader: &Reader, topic: &str, window: Duration) -> f64 {
     let (start, before) = (Instant::now(), reader.count(topic).await);
     tokio::time::sleep(window).await;
     let (elapsed, after) = (start.elapsed(), reader.count(topic).await);
-    (after - before) as f64 / elapsed.as_secs_f64()
+    let rate = (after - before) as f64 / elapsed.as_secs_f64();
+    eprintln!("{topic}: {rate:.0} msg/s over {elapsed:.1?}");
+    rate
 }
 
 fn status_json(port: u16) -> serde_json::Value {

@@ -53,7 +53,18 @@ pub fn deterministic_id(
     id[..10].copy_from_slice(&digest[..10]);
     id[10..14].copy_from_slice(&time_field(timestamp_ms).to_be_bytes());
     id[14..].copy_from_slice(&digest[10..12]);
-    id.iter().map(|b| format!("{b:02X}")).collect()
+    hex_upper(&id)
+}
+
+/// Upper-case hex without a formatting call per byte (this runs per record).
+fn hex_upper(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    text
 }
 
 /// Milliseconds since the start of the (UTC) month of `timestamp - 1 day`,

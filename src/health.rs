@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -100,12 +101,32 @@ struct Endpoints {
     status: Arc<StatusBoard>,
 }
 
+/// The request head, read whole: closing a socket with unread request
+/// bytes makes the kernel reset the connection, and the client loses the
+/// answer. Clients may send a request in several segments.
+async fn read_head(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    const LIMIT: usize = 8192;
+    let mut head = Vec::with_capacity(256);
+    let mut chunk = [0u8; 1024];
+    let read_all = async {
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < LIMIT {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), read_all)
+        .await
+        .ok()?;
+    Some(head)
+}
+
 async fn answer(mut stream: TcpStream, endpoints: Endpoints) {
-    let mut request = [0u8; 1024];
-    let Ok(read) = stream.read(&mut request).await else {
+    let Some(request) = read_head(&mut stream).await else {
         return;
     };
-    let head = String::from_utf8_lossy(&request[..read]);
+    let head = String::from_utf8_lossy(&request);
     let path = head.split_whitespace().nth(1).unwrap_or("");
     let (status, content_type, body) = match path {
         "/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),

@@ -26,6 +26,8 @@ struct BoardState {
     mappings: BTreeMap<String, MappingState>,
     /// From librdkafka's statistics: high watermark and the group's committed offset.
     offsets: HashMap<PartitionId, (i64, Option<i64>)>,
+    /// Assigned to this instance; listed even before their first record.
+    assigned: BTreeSet<PartitionId>,
     revoked: BTreeSet<PartitionId>,
     /// Progress samples, oldest first, spanning about `WINDOW`.
     samples: VecDeque<(Instant, Vec<PartitionProgress>)>,
@@ -164,13 +166,18 @@ impl StatusBoard {
 
     pub fn assigned(&self, partitions: &[PartitionId]) {
         let mut state = self.lock();
-        partitions.iter().for_each(|p| {
-            state.revoked.remove(p);
-        });
+        for partition in partitions {
+            state.revoked.remove(partition);
+            state.assigned.insert(partition.clone());
+        }
     }
 
     pub fn revoked(&self, partitions: &[PartitionId]) {
-        self.lock().revoked.extend(partitions.iter().cloned());
+        let mut state = self.lock();
+        for partition in partitions {
+            state.assigned.remove(partition);
+            state.revoked.insert(partition.clone());
+        }
     }
 
     /// Takes a progress sample; called every few seconds.
@@ -251,6 +258,14 @@ impl BoardState {
                 }
             })
             .collect();
+        // Assigned partitions that have not dispatched a record yet.
+        let listed: BTreeSet<i32> = partitions.iter().map(|p| p.partition).collect();
+        partitions.extend(
+            self.assigned
+                .iter()
+                .filter(|id| *id.topic == *mapping.kafka_topic && !listed.contains(&id.partition))
+                .map(|id| self.waiting_partition(id, state)),
+        );
         partitions.extend(
             self.revoked
                 .iter()
@@ -265,6 +280,28 @@ impl BoardState {
             state,
             throttled_by: mapping.throttle.as_ref().map(|t| t.limiter),
             partitions,
+        }
+    }
+}
+
+impl BoardState {
+    /// A partition with no progress yet: its offsets from the statistics only.
+    fn waiting_partition(&self, id: &PartitionId, state: &'static str) -> PartitionStatus {
+        let (high_watermark, committed) = self
+            .offsets
+            .get(id)
+            .map_or((None, None), |(high, committed)| (Some(*high), *committed));
+        PartitionStatus {
+            partition: id.partition,
+            state,
+            committed,
+            high_watermark,
+            lag: high_watermark
+                .zip(committed)
+                .map(|(high, committed)| (high - committed).max(0)),
+            in_flight: 0,
+            records_per_second_1m: 0.0,
+            checkpoint_age_seconds: 0,
         }
     }
 }
@@ -358,6 +395,11 @@ mod tests {
         board.add_mapping("orders", "orders", "orders_rmq");
         board.offsets(PartitionId::new("orders", 0), 150, Some(90));
         board.sample(vec![progress(0, 100, 100)], 0);
+        board.assigned(&[
+            PartitionId::new("orders", 0),
+            PartitionId::new("orders", 1),
+            PartitionId::new("orders", 2),
+        ]);
         board.revoked(&[PartitionId::new("orders", 1)]);
         assert_eq!(
             board.throttled("orders", "global_messages"),
@@ -374,6 +416,10 @@ mod tests {
         assert_eq!(mapping["partitions"][0]["lag"], 50);
         assert_eq!(mapping["partitions"][0]["committed"], 100);
         assert_eq!(mapping["partitions"][1]["state"], "revoked");
+        // Assigned, nothing dispatched yet: listed all the same.
+        assert_eq!(mapping["partitions"][2]["partition"], 2);
+        assert_eq!(mapping["partitions"][2]["in_flight"], 0);
+        assert_eq!(mapping["partitions"].as_array().map(Vec::len), Some(3));
         board.queue_failing("orders", true);
         let json: serde_json::Value =
             serde_json::from_str(&board.render(Duration::from_secs(3))).unwrap();

@@ -10,6 +10,7 @@
 pub mod bridge;
 pub mod checkpoint;
 pub mod config;
+pub mod count_match;
 pub mod dead_letter;
 pub mod health;
 pub mod kafka_source;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kafka_rocketmq_bridge::bridge::{self, RunOutcome};
-use kafka_rocketmq_bridge::{config, health, metrics, plan, status, topics};
+use kafka_rocketmq_bridge::{config, count_match, health, metrics, plan, status, topics};
 use tokio::sync::watch;
 
 #[derive(Parser)]
@@ -68,10 +68,32 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
-    /// Compare Kafka and RocketMQ per day (coming with the count-match issue).
+    /// Compare Kafka and RocketMQ per mapping and day, by count and content.
+    /// Exit code 0: no day mismatches; 1: a day mismatches; 2: verify could not run.
     Verify {
         #[command(flatten)]
         config: ConfigArg,
+        /// First day, YYYY-MM-DD (default: the same as --to).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day, YYYY-MM-DD (default: yesterday, the last full day).
+        #[arg(long)]
+        to: Option<String>,
+        /// Time zone days are counted in (IANA name).
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+        /// Only this mapping (its name, or the label of the regex mapping it came from).
+        #[arg(long)]
+        mapping: Option<String>,
+        /// Start reading this long before the first day: brokers' time indexes are approximate.
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        slack: Duration,
+        /// At most this many differing records listed per day.
+        #[arg(long, default_value_t = 20)]
+        max_listed: usize,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -98,19 +120,8 @@ struct ConfigArg {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 10s or 500ms"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(value)),
-        "s" | "" => Ok(Duration::from_secs(value)),
-        "m" => Ok(Duration::from_secs(value * 60)),
-        _ => Err(format!("`{text}` is not a duration like 10s or 500ms")),
-    }
+    config::HumanDuration::parse(text)
+        .ok_or_else(|| format!("`{text}` is not a duration like 10s, 500ms, 5m or 1h"))
 }
 
 /// The client libraries log every connection at INFO; the bridge reports
@@ -202,9 +213,64 @@ async fn dispatch(command: Command) -> ExitCode {
             };
             run(loaded, config.config).await
         }
-        Command::Verify { .. } => {
-            eprintln!("error: this command is not available yet in this version");
-            ExitCode::from(2)
+        Command::Verify {
+            config,
+            from,
+            to,
+            timezone,
+            mapping,
+            slack,
+            max_listed,
+            json,
+        } => {
+            let Some(loaded) = load(&config.config) else {
+                return ExitCode::from(EXIT_VERIFY_ERROR);
+            };
+            let days =
+                match count_match::days::DayRange::parse(from.as_deref(), to.as_deref(), &timezone)
+                {
+                    Ok(days) => days,
+                    Err(error) => {
+                        eprintln!("error: {error}");
+                        return ExitCode::from(EXIT_VERIFY_ERROR);
+                    }
+                };
+            let request = count_match::VerifyRequest {
+                days,
+                mapping,
+                slack,
+                max_listed,
+            };
+            verify(&loaded, &request, json).await
+        }
+    }
+}
+
+/// Exit code of `verify` when it could not run (or the config is bad).
+const EXIT_VERIFY_ERROR: u8 = 2;
+
+async fn verify(
+    config: &config::BridgeConfig,
+    request: &count_match::VerifyRequest,
+    json: bool,
+) -> ExitCode {
+    let progress = count_match::Progress::on_terminal();
+    match count_match::verify(config, request, &progress).await {
+        Ok(report) => {
+            if json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{}", report.render());
+            }
+            if report.has_mismatch() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(EXIT_VERIFY_ERROR)
         }
     }
 }

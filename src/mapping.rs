@@ -65,6 +65,20 @@ pub struct MappingRules {
     pub max_message_size: usize,
 }
 
+impl MappingRules {
+    /// The rules `mapping` copies by, under the cluster-wide `rocketmq` settings.
+    pub fn of(
+        mapping: &crate::config::MappingConfig,
+        rocketmq: &crate::config::RocketMqConfig,
+    ) -> Self {
+        MappingRules {
+            tag: mapping.tag.clone(),
+            tag_header: mapping.tag_header.clone(),
+            max_message_size: rocketmq.max_message_size.0 as usize,
+        }
+    }
+}
+
 /// A RocketMQ message ready to send, without its topic and queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingMessage {

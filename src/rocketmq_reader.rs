@@ -68,6 +68,8 @@ pub struct TopicReader {
 }
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// Messages asked for per pull; the broker may return fewer.
+const PULL_BATCH: i32 = 256;
 
 impl TopicReader {
     pub async fn start(
@@ -119,33 +121,65 @@ impl TopicReader {
 
     /// Every message of `queue` from its first offset to its current end.
     pub async fn read_queue(&self, queue: &MessageQueue) -> Result<Vec<ReadMessage>, ReadError> {
-        let topic = queue.topic_str();
-        let (mut offset, max) = self.offsets(queue).await?;
+        let (min, max) = self.offsets(queue).await?;
         let mut messages = Vec::new();
-        while offset < max {
-            let pulled =
-                tokio::time::timeout(CALL_TIMEOUT, self.consumer.pull(queue, "*", offset, 256))
-                    .await
-                    .map_err(|_| self.failed(topic, format!("pull at offset {offset}: no answer")))?
-                    .map_err(|e| {
-                        self.failed(
-                            topic,
-                            format!("pull at offset {offset}: {}", error_text(&e)),
-                        )
-                    })?;
+        self.scan_queue(queue, min, max, |message| messages.push(message))
+            .await?;
+        Ok(messages)
+    }
+
+    /// Streams the messages of `queue` from offset `from` up to `to`
+    /// (exclusive) to `visit`, in queue order, holding one pull at a time.
+    pub async fn scan_queue(
+        &self,
+        queue: &MessageQueue,
+        from: i64,
+        to: i64,
+        mut visit: impl FnMut(ReadMessage),
+    ) -> Result<(), ReadError> {
+        let topic = queue.topic_str();
+        let mut offset = from;
+        while offset < to {
+            let pulled = tokio::time::timeout(
+                CALL_TIMEOUT,
+                self.consumer.pull(queue, "*", offset, PULL_BATCH),
+            )
+            .await
+            .map_err(|_| self.failed(topic, format!("pull at offset {offset}: no answer")))?
+            .map_err(|e| {
+                self.failed(
+                    topic,
+                    format!("pull at offset {offset}: {}", error_text(&e)),
+                )
+            })?;
             if *pulled.pull_status() != PullStatus::Found {
                 break;
             }
-            messages.extend(
-                pulled
-                    .msg_found_list()
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|m| to_read_message(queue.queue_id(), m)),
-            );
+            for message in pulled.msg_found_list().unwrap_or_default().iter() {
+                if message.queue_offset() < to {
+                    visit(to_read_message(queue.queue_id(), message));
+                }
+            }
             offset = pulled.next_begin_offset() as i64;
         }
-        Ok(messages)
+        Ok(())
+    }
+
+    /// The first offset of `queue` whose message was stored at or after
+    /// `store_time_ms` (the broker's index; approximate by design).
+    pub async fn offset_at(
+        &self,
+        queue: &MessageQueue,
+        store_time_ms: i64,
+    ) -> Result<i64, ReadError> {
+        let topic = queue.topic_str();
+        let search = self
+            .consumer
+            .search_offset(queue, store_time_ms.max(0) as u64);
+        tokio::time::timeout(CALL_TIMEOUT, search)
+            .await
+            .map_err(|_| self.failed(topic, "no answer to an offset search by time".into()))?
+            .map_err(|e| self.failed(topic, error_text(&e)))
     }
 
     /// The first offset of `queue` and one past its last.

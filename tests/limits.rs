@@ -227,6 +227,7 @@ async fn a_tiny_in_flight_cap_keeps_memory_flat_over_a_large_backlog() {
             value: Some(format!("{i:08} {}", "v".repeat(4096)).into_bytes()),
             headers: vec![],
             partition: None,
+            timestamp: None,
         })
         .collect();
     produce(&kafka_producer(&brokers.kafka), &kafka_topic, &records).await;

@@ -150,12 +150,14 @@ async fn a_key_with_spaces_is_found_by_a_key_query_and_maps_back() {
             value: Some(b"spaced".to_vec()),
             headers: vec![],
             partition: Some(0),
+            timestamp: None,
         },
         TestRecord {
             key: Some(b"plain-key".to_vec()),
             value: Some(b"plain".to_vec()),
             headers: vec![],
             partition: Some(0),
+            timestamp: None,
         },
     ];
     produce(&kafka_producer(&brokers.kafka), &kafka_topic, &records).await;

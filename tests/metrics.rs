@@ -49,6 +49,7 @@ async fn metrics_parse_and_counters_match_the_records_copied() {
         value: None,
         headers: vec![],
         partition: None,
+        timestamp: None,
     });
     produce(&kafka_producer(&brokers.kafka), &kafka_topic, &records).await;
 

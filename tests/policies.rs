@@ -45,6 +45,7 @@ fn bad_records() -> Vec<TestRecord> {
         value,
         headers,
         partition: Some(0),
+        timestamp: None,
     };
     vec![
         record(Some(b"first".to_vec()), vec![]),
@@ -235,18 +236,21 @@ async fn binary_keys_and_headers_round_trip_through_the_encoding() {
                 ("sep".into(), Some(b"a\x01b".to_vec())),
             ],
             partition: Some(0),
+            timestamp: None,
         },
         TestRecord {
             key: Some(vec![]),
             value: Some(b"empty key".to_vec()),
             headers: vec![],
             partition: Some(0),
+            timestamp: None,
         },
         TestRecord {
             key: None,
             value: Some(b"null key".to_vec()),
             headers: vec![],
             partition: Some(0),
+            timestamp: None,
         },
     ];
     let stored = produce(&kafka_producer(&brokers.kafka), &kafka_topic, &records).await;

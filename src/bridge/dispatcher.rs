@@ -581,11 +581,7 @@ impl Dispatcher {
         let Some(mapping) = self.mappings.get(&topic) else {
             return Ok(());
         };
-        let policy = match rejection {
-            Rejection::EmptyValue => mapping.config.on_empty_value,
-            Rejection::OversizedBody { .. } => mapping.config.on_oversized_body,
-            Rejection::OversizedProperties { .. } => mapping.config.on_oversized_properties,
-        };
+        let policy = mapping.config.policy_for(rejection);
         let coordinates = format!("{id}@{}", record.offset);
         match policy {
             RecordPolicy::Fail => {

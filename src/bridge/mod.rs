@@ -166,11 +166,7 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
             mapping = mapping.label(), kafka_topic = %mapping.kafka_topic, rocketmq_topic = %mapping.rocketmq_topic,
             queues = router.queue_count(), ordering = %mapping.ordering, "mapping ready"
         );
-        let rules = MappingRules {
-            tag: mapping.tag.clone(),
-            tag_header: mapping.tag_header.clone(),
-            max_message_size: config.rocketmq.max_message_size.0 as usize,
-        };
+        let rules = MappingRules::of(&mapping, &config.rocketmq);
         let label = mapping.label().to_string();
         status.add_mapping(&label, &mapping.kafka_topic, &mapping.rocketmq_topic);
         mappings.insert(

@@ -393,6 +393,16 @@ impl MappingConfig {
             (None, _) => &self.kafka_topic,
         }
     }
+
+    /// What this mapping does with a record RocketMQ cannot take.
+    pub fn policy_for(&self, rejection: crate::mapping::Rejection) -> RecordPolicy {
+        use crate::mapping::Rejection;
+        match rejection {
+            Rejection::EmptyValue => self.on_empty_value,
+            Rejection::OversizedBody { .. } => self.on_oversized_body,
+            Rejection::OversizedProperties { .. } => self.on_oversized_properties,
+        }
+    }
 }
 
 /// How records are spread over the target topic's queues.

@@ -141,6 +141,8 @@ pub struct TestRecord {
     pub value: Option<Vec<u8>>,
     pub headers: Vec<(String, Option<Vec<u8>>)>,
     pub partition: Option<i32>,
+    /// CreateTime in ms since the epoch; Kafka's clock when `None`.
+    pub timestamp: Option<i64>,
 }
 
 /// Keyed records with two headers, spread by key over the partitions.
@@ -154,6 +156,7 @@ pub fn keyed_records(topic_tag: &str, count: usize, keys: usize) -> Vec<TestReco
                 ("origin".to_string(), Some(topic_tag.as_bytes().to_vec())),
             ],
             partition: None,
+            timestamp: None,
         })
         .collect()
 }
@@ -192,6 +195,9 @@ pub async fn produce(
         }
         if let Some(partition) = record.partition {
             message = message.partition(partition);
+        }
+        if let Some(millis) = record.timestamp {
+            message = message.timestamp(millis);
         }
         loop {
             match producer.send_result(message) {

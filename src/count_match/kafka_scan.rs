@@ -1,0 +1,220 @@
+//! The Kafka side of the count-match: reads a mapping's topic from where
+//! the day range starts to the current end of each partition, and reports
+//! every record to a visitor. It never joins or commits to any group.
+//!
+//! offsetsForTimes only picks where to start (minus the slack, since some
+//! brokers answer per batch or on broker time); each record's own timestamp
+//! decides its day. Transaction markers and aborted records are never
+//! delivered (read_committed, as the bridge reads), so offsets may have gaps.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::VerifyError;
+use super::progress::Progress;
+use crate::config::KafkaConfig;
+use crate::kafka_source::{self, consumer::source_record};
+use crate::mapping::SourceRecord;
+
+/// How long the scan waits for Kafka to deliver anything before giving up.
+const STALL_TIMEOUT: Duration = Duration::from_secs(60);
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where one partition's scan started, and what that says about retention.
+#[derive(Debug, Clone)]
+pub struct PartitionScan {
+    pub start: i64,
+    /// The partition's log start was above 0 and the scan began there:
+    /// records older than the first one read may have been deleted.
+    pub truncated: bool,
+    /// Timestamp of the first record read, if any.
+    pub first_timestamp: Option<i64>,
+    /// The group's committed offset (next to copy), if any.
+    pub committed: Option<i64>,
+}
+
+/// What a scan learnt about each partition, by number.
+pub type PartitionScans = BTreeMap<i32, PartitionScan>;
+
+fn failed(
+    kafka: &KafkaConfig,
+    topic: &str,
+    what: &str,
+    cause: impl std::fmt::Display,
+) -> VerifyError {
+    VerifyError(format!(
+        "Kafka at {} (topic `{topic}`): {what}: {cause}; check kafka.bootstrap_servers and that the topic exists",
+        kafka.bootstrap_servers
+    ))
+}
+
+/// Reads `topic` from `since_ms` (by offsetsForTimes) to the end of every
+/// partition, calling `visit` for each record in offset order per partition.
+pub fn scan(
+    kafka: &KafkaConfig,
+    topic: &str,
+    since_ms: i64,
+    progress: &Progress,
+    mut visit: impl FnMut(&SourceRecord),
+) -> Result<PartitionScans, VerifyError> {
+    let mut config = kafka_source::client_config(kafka);
+    config
+        .set("group.id", format!("{}-verify", kafka.group_id))
+        .set("enable.partition.eof", "true")
+        .set("auto.offset.reset", "earliest");
+    let consumer: BaseConsumer = config
+        .create()
+        .map_err(|e| failed(kafka, topic, "cannot create a client", e))?;
+    let mut scans = start_positions(kafka, &consumer, topic, since_ms)?;
+    let mut assignment = TopicPartitionList::new();
+    for (partition, scan) in &scans {
+        assignment
+            .add_partition_offset(topic, *partition, Offset::Offset(scan.start))
+            .map_err(|e| failed(kafka, topic, "bad start offset", e))?;
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(|e| failed(kafka, topic, "cannot assign partitions", e))?;
+    let mut open: Vec<i32> = scans.keys().copied().collect();
+    let mut last_progress = Instant::now();
+    while !open.is_empty() {
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {
+                if last_progress.elapsed() > STALL_TIMEOUT {
+                    return Err(failed(
+                        kafka,
+                        topic,
+                        "no answer",
+                        format!(
+                            "partitions {open:?} delivered nothing for {}s",
+                            STALL_TIMEOUT.as_secs()
+                        ),
+                    ));
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                open.retain(|p| *p != partition);
+                last_progress = Instant::now();
+            }
+            Some(Err(error)) => return Err(failed(kafka, topic, "reading failed", error)),
+            Some(Ok(message)) => {
+                last_progress = Instant::now();
+                let record = source_record(&message);
+                if let Some(scan) = scans.get_mut(&record.partition) {
+                    scan.first_timestamp = scan
+                        .first_timestamp
+                        .or(record.timestamp.map(|(millis, _)| millis));
+                }
+                progress.add(1);
+                visit(&record);
+            }
+        }
+    }
+    Ok(scans)
+}
+
+/// Each partition's start offset and committed offset.
+fn start_positions(
+    kafka: &KafkaConfig,
+    consumer: &BaseConsumer,
+    topic: &str,
+    since_ms: i64,
+) -> Result<PartitionScans, VerifyError> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), CALL_TIMEOUT)
+        .map_err(|e| failed(kafka, topic, "reading metadata", e))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err(failed(
+            kafka,
+            topic,
+            "reading metadata",
+            "the topic does not exist",
+        ));
+    }
+    let mut by_time = TopicPartitionList::new();
+    for partition in &partitions {
+        by_time
+            .add_partition_offset(topic, *partition, Offset::Offset(since_ms.max(0)))
+            .map_err(|e| failed(kafka, topic, "bad timestamp", e))?;
+    }
+    let found = consumer
+        .offsets_for_times(by_time, CALL_TIMEOUT)
+        .map_err(|e| failed(kafka, topic, "looking up offsets by time", e))?;
+    let committed = committed_offsets(kafka, topic, &partitions)?;
+    let mut scans = PartitionScans::new();
+    for partition in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, CALL_TIMEOUT)
+            .map_err(|e| failed(kafka, topic, "reading watermarks", e))?;
+        let start = match found.find_partition(topic, partition).map(|e| e.offset()) {
+            Some(Offset::Offset(offset)) => offset.clamp(low, high.max(low)),
+            // No record at or after the time: nothing of the range here yet.
+            _ => high.max(low),
+        };
+        scans.insert(
+            partition,
+            PartitionScan {
+                start,
+                truncated: start == low && low > 0,
+                first_timestamp: None,
+                committed: committed.get(&partition).copied(),
+            },
+        );
+    }
+    Ok(scans)
+}
+
+/// The bridge group's committed offsets, read without joining the group.
+fn committed_offsets(
+    kafka: &KafkaConfig,
+    topic: &str,
+    partitions: &[i32],
+) -> Result<BTreeMap<i32, i64>, VerifyError> {
+    group_offsets(kafka, &kafka.group_id, topic, partitions)
+}
+
+/// `group`'s committed offsets on `topic`, read without joining the group.
+pub fn group_offsets(
+    kafka: &KafkaConfig,
+    group: &str,
+    topic: &str,
+    partitions: &[i32],
+) -> Result<BTreeMap<i32, i64>, VerifyError> {
+    let mut config = kafka_source::client_config(kafka);
+    config.set("group.id", group);
+    let consumer: BaseConsumer = config
+        .create()
+        .map_err(|e| failed(kafka, topic, "cannot create a client", e))?;
+    let mut list = TopicPartitionList::new();
+    for partition in partitions {
+        list.add_partition(topic, *partition);
+    }
+    let committed = consumer
+        .committed_offsets(list, CALL_TIMEOUT)
+        .map_err(|e| {
+            failed(
+                kafka,
+                topic,
+                &format!("reading group `{group}`'s committed offsets"),
+                e,
+            )
+        })?;
+    Ok(committed
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(offset) => Some((e.partition(), offset)),
+            _ => None,
+        })
+        .collect())
+}

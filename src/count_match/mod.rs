@@ -1,0 +1,574 @@
+//! The count-match (`verify`): proves, per mapping and per day, that
+//! RocketMQ holds what Kafka holds, by count and by content.
+//!
+//! Both sides are streamed once: the RocketMQ queues first (unique copies,
+//! duplicates told apart by provenance, foreign messages), then the Kafka
+//! partitions (every record of the days; the mapping's policies decide which
+//! ones the bridge copies and which it skips or dead-letters). Each side
+//! keeps a count and an order-independent digest per day, plus one per block
+//! of offsets ([`digest`]). Only when a day does not match is there a second
+//! pass, limited to the first blocks that differ, to name the records.
+//! Memory stays bounded by the number of blocks, not of records.
+
+pub mod days;
+pub mod digest;
+mod kafka_scan;
+mod progress;
+mod report;
+mod rocketmq_scan;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+
+use crate::config::{BridgeConfig, MappingConfig, RecordPolicy};
+use crate::mapping::{self, MappingRules, SourceRecord};
+use crate::rocketmq_reader::TopicReader;
+use crate::rocketmq_sink::RocketMqRuntime;
+use days::DayRange;
+use digest::{BLOCK_OFFSETS, BlockId, DayTally, content_hash};
+pub use kafka_scan::group_offsets;
+pub use progress::Progress;
+pub use report::{Coordinates, DayRow, Difference, PartitionSpan, Verdict, VerifyReport};
+use rocketmq_scan::{QueueScan, Seen};
+
+/// Verify could not run: a cluster or topic could not be read. The text
+/// names the broker and the topic.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct VerifyError(pub String);
+
+/// What to verify.
+#[derive(Debug, Clone)]
+pub struct VerifyRequest {
+    pub days: DayRange,
+    /// Only the mapping with this label (or the regex mapping it came from).
+    pub mapping: Option<String>,
+    /// How far before the first day to start reading (brokers' time indexes
+    /// are approximate, and a record is stored after its timestamp).
+    pub slack: Duration,
+    /// At most this many differences named per day.
+    pub max_listed: usize,
+}
+
+/// Duplicates whose content is checked against Kafka, at most.
+const MAX_CHECKED_DUPLICATES: usize = 200_000;
+/// Blocks of offsets re-read to name differences, at most, over all days.
+const MAX_LOCATED_BLOCKS: usize = 8;
+
+/// Compares Kafka and RocketMQ for every mapping (or the one asked for) and day.
+pub async fn verify(
+    config: &BridgeConfig,
+    request: &VerifyRequest,
+    progress: &Progress,
+) -> Result<VerifyReport, VerifyError> {
+    let config = crate::kafka_source::resolve_regex_mappings(config, Duration::from_secs(30))
+        .await
+        .map_err(VerifyError)?;
+    let mappings: Vec<&MappingConfig> = config
+        .mappings
+        .iter()
+        .filter(|m| {
+            request
+                .mapping
+                .as_deref()
+                .is_none_or(|wanted| is_named(m, wanted))
+        })
+        .collect();
+    if mappings.is_empty() {
+        let known: Vec<&str> = config.mappings.iter().map(|m| m.label()).collect();
+        return Err(VerifyError(format!(
+            "no mapping is called `{}`: the mappings are {}",
+            request.mapping.as_deref().unwrap_or_default(),
+            known.join(", ")
+        )));
+    }
+    let runtime = RocketMqRuntime::start(1).map_err(VerifyError)?;
+    let group = format!("{}-verify", config.rocketmq.producer_group);
+    let reader = TopicReader::start(runtime.client_runtime(), &config.rocketmq, &group)
+        .await
+        .map_err(|e| VerifyError(e.to_string()))?;
+    let mut rows = Vec::new();
+    let mut outcome = Ok(());
+    for mapping in mappings {
+        match verify_mapping(&config, mapping, &reader, request, progress).await {
+            Ok(mut mapping_rows) => rows.append(&mut mapping_rows),
+            Err(error) => {
+                outcome = Err(error);
+                break;
+            }
+        }
+    }
+    reader.shutdown().await;
+    runtime.shutdown().await;
+    progress.finish();
+    outcome?;
+    Ok(VerifyReport {
+        time_zone: request.days.zone.name().to_string(),
+        from: request.days.from.to_string(),
+        to: request.days.to.to_string(),
+        rows,
+    })
+}
+
+fn is_named(mapping: &MappingConfig, wanted: &str) -> bool {
+    mapping.label() == wanted || mapping.expanded_from.as_deref() == Some(wanted)
+}
+
+/// One mapping, every day of the range.
+async fn verify_mapping(
+    config: &BridgeConfig,
+    mapping: &MappingConfig,
+    reader: &TopicReader,
+    request: &VerifyRequest,
+    progress: &Progress,
+) -> Result<Vec<DayRow>, VerifyError> {
+    let range = request.days;
+    let since = range.span().0 - request.slack.as_millis() as i64;
+    progress.phase(format!("RocketMQ {}", mapping.rocketmq_topic));
+    let mut rocketmq = RocketMqSide::default();
+    let queue_scans = rocketmq_scan::scan(
+        reader,
+        &mapping.rocketmq_topic,
+        &mapping.kafka_topic,
+        &range,
+        since,
+        progress,
+        |seen| rocketmq.add(seen, request.max_listed),
+    )
+    .await?;
+    progress.phase(format!("Kafka {}", mapping.kafka_topic));
+    let rules = MappingRules::of(mapping, &config.rocketmq);
+    let mut kafka = KafkaSide {
+        days: BTreeMap::new(),
+        duplicates: &rocketmq.duplicate_hashes,
+        altered_duplicates: BTreeMap::new(),
+    };
+    let partition_scans = tokio::task::block_in_place(|| {
+        kafka_scan::scan(
+            &config.kafka,
+            &mapping.kafka_topic,
+            since,
+            progress,
+            |record| kafka.add(record, mapping, &rules, &range, request.max_listed),
+        )
+    })?;
+    let KafkaSide {
+        days: kafka_days,
+        altered_duplicates,
+        ..
+    } = kafka;
+    let mut rows: Vec<DayRow> = range
+        .days()
+        .map(|day| {
+            let evidence = Evidence {
+                kafka: kafka_days.get(&day),
+                rocketmq: rocketmq.days.get(&day),
+                altered_duplicates: altered_duplicates.get(&day),
+                partitions: &partition_scans,
+                queues: &queue_scans,
+            };
+            evidence.row(mapping, &range, day)
+        })
+        .collect();
+    let wanted = blocks_to_locate(&rows, &kafka_days, &rocketmq.days);
+    if !wanted.is_empty() {
+        progress.phase(format!("locating differences in {}", mapping.label()));
+        let located = locate(config, mapping, &rules, reader, request, &wanted, progress).await?;
+        for row in &mut rows {
+            if let Some(differences) = located.get(&row.day_date()) {
+                row.differences
+                    .extend(differences.iter().take(request.max_listed).cloned());
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// What RocketMQ holds for one day.
+#[derive(Default)]
+struct RocketMqDay {
+    unique: DayTally,
+    duplicates: u64,
+    foreign: u64,
+    listed: Vec<Difference>,
+}
+
+#[derive(Default)]
+struct RocketMqSide {
+    days: BTreeMap<NaiveDate, RocketMqDay>,
+    /// Content hash of each duplicate copy, by Kafka partition and offset.
+    duplicate_hashes: HashMap<(i32, i64), Vec<(u64, NaiveDate)>>,
+    unchecked_duplicates: u64,
+}
+
+impl RocketMqSide {
+    fn add(&mut self, seen: Seen<'_>, max_listed: usize) {
+        match seen {
+            Seen::Copy {
+                day,
+                record,
+                duplicate: false,
+            } => {
+                let hash = content_hash(record);
+                let tally = &mut self.days.entry(day).or_default().unique;
+                tally.add(&record.topic, record.partition, record.offset, hash);
+            }
+            Seen::Copy {
+                day,
+                record,
+                duplicate: true,
+            } => {
+                self.days.entry(day).or_default().duplicates += 1;
+                if self.duplicate_hashes.len() < MAX_CHECKED_DUPLICATES {
+                    let copies = self
+                        .duplicate_hashes
+                        .entry((record.partition, record.offset));
+                    copies.or_default().push((content_hash(record), day));
+                } else {
+                    self.unchecked_duplicates += 1;
+                }
+            }
+            Seen::Foreign { day, at, why } => {
+                let entry = self.days.entry(day).or_default();
+                entry.foreign += 1;
+                if entry.listed.len() < max_listed {
+                    entry.listed.push(Difference::Foreign { at, why });
+                }
+            }
+        }
+    }
+}
+
+/// What Kafka holds for one day.
+#[derive(Default)]
+struct KafkaDay {
+    records: u64,
+    /// The records the bridge copies (those its policies let through).
+    expected: DayTally,
+    skipped: BTreeMap<String, u64>,
+    dead_lettered: BTreeMap<String, u64>,
+    /// Records under a `fail` policy: the bridge stops at them.
+    blocked: u64,
+    listed: Vec<Difference>,
+    partitions: BTreeMap<i32, PartitionSpan>,
+}
+
+struct KafkaSide<'a> {
+    days: BTreeMap<NaiveDate, KafkaDay>,
+    duplicates: &'a HashMap<(i32, i64), Vec<(u64, NaiveDate)>>,
+    altered_duplicates: BTreeMap<NaiveDate, Vec<Coordinates>>,
+}
+
+impl KafkaSide<'_> {
+    fn add(
+        &mut self,
+        record: &SourceRecord,
+        mapping: &MappingConfig,
+        rules: &MappingRules,
+        range: &DayRange,
+        max_listed: usize,
+    ) {
+        let Some(day) = record.timestamp.and_then(|(ms, _)| range.day_of(ms)) else {
+            return;
+        };
+        let entry = self.days.entry(day).or_default();
+        entry.records += 1;
+        entry
+            .partitions
+            .entry(record.partition)
+            .or_insert_with(|| PartitionSpan::starting_at(record.partition, record.offset))
+            .extend(record.offset);
+        let hash = content_hash(record);
+        let coordinates = Coordinates::of(record);
+        match mapping::map_record(record, rules) {
+            Ok(_) => entry
+                .expected
+                .add(&record.topic, record.partition, record.offset, hash),
+            Err(rejection) => {
+                let reason = rejection.reason().to_string();
+                match mapping.policy_for(rejection) {
+                    RecordPolicy::Skip => *entry.skipped.entry(reason).or_default() += 1,
+                    RecordPolicy::DeadLetter => {
+                        *entry.dead_lettered.entry(reason).or_default() += 1
+                    }
+                    RecordPolicy::Fail => {
+                        entry.blocked += 1;
+                        if entry.listed.len() < max_listed {
+                            entry.listed.push(Difference::Blocked {
+                                coordinates: coordinates.clone(),
+                                why: rejection.to_string(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let copies = self.duplicates.get(&(record.partition, record.offset));
+        for (copy_hash, copy_day) in copies.into_iter().flatten() {
+            if *copy_hash != hash || *copy_day != day {
+                self.altered_duplicates
+                    .entry(*copy_day)
+                    .or_default()
+                    .push(coordinates.clone());
+            }
+        }
+    }
+}
+
+/// Everything known about one day, from both sides.
+struct Evidence<'a> {
+    kafka: Option<&'a KafkaDay>,
+    rocketmq: Option<&'a RocketMqDay>,
+    altered_duplicates: Option<&'a Vec<Coordinates>>,
+    partitions: &'a kafka_scan::PartitionScans,
+    queues: &'a [QueueScan],
+}
+
+impl Evidence<'_> {
+    fn row(&self, mapping: &MappingConfig, range: &DayRange, day: NaiveDate) -> DayRow {
+        let empty_kafka = KafkaDay::default();
+        let empty_rocketmq = RocketMqDay::default();
+        let kafka = self.kafka.unwrap_or(&empty_kafka);
+        let rocketmq = self.rocketmq.unwrap_or(&empty_rocketmq);
+        let altered = self.altered_duplicates.map_or(&[][..], Vec::as_slice);
+        let (start, end) = range.bounds(day);
+        let mut notes = Vec::new();
+        let day_over = end <= now_millis();
+        if !day_over {
+            notes.push("the day is not over yet".to_string());
+        }
+        let counts_match = kafka.expected.total == rocketmq.unique.total;
+        let unexplained = kafka.blocked + rocketmq.foreign + altered.len() as u64;
+        let incomplete = self.incomplete_reasons(kafka, start);
+        let verdict = if !day_over {
+            Verdict::Incomplete
+        } else if counts_match && unexplained == 0 {
+            Verdict::Match
+        } else if unexplained == 0 && !incomplete.is_empty() {
+            notes.extend(incomplete);
+            Verdict::Incomplete
+        } else {
+            Verdict::Mismatch
+        };
+        let mut differences: Vec<Difference> = kafka.listed.clone();
+        differences.extend(rocketmq.listed.iter().cloned());
+        differences.extend(altered.iter().map(|c| Difference::AlteredDuplicate {
+            coordinates: c.clone(),
+        }));
+        DayRow {
+            mapping: mapping.label().to_string(),
+            kafka_topic: mapping.kafka_topic.clone(),
+            rocketmq_topic: mapping.rocketmq_topic.clone(),
+            day: day.to_string(),
+            kafka_records: kafka.records,
+            expected: kafka.expected.total.count,
+            rocketmq_unique: rocketmq.unique.total.count,
+            duplicates: rocketmq.duplicates,
+            skipped: kafka.skipped.clone(),
+            dead_lettered: kafka.dead_lettered.clone(),
+            foreign: rocketmq.foreign,
+            blocked: kafka.blocked,
+            digests_match: kafka.expected.total.digest == rocketmq.unique.total.digest,
+            verdict,
+            notes,
+            differences,
+            partitions: kafka.partitions.values().cloned().collect(),
+        }
+    }
+
+    /// Why a day that does not match may simply not be copied or kept whole.
+    fn incomplete_reasons(&self, kafka: &KafkaDay, day_start: i64) -> Vec<String> {
+        let mut reasons = Vec::new();
+        for (partition, scan) in self.partitions {
+            if scan.truncated && scan.first_timestamp.is_none_or(|first| day_start < first) {
+                reasons.push(format!(
+                    "Kafka partition {partition} starts at offset {}: older records were deleted by retention",
+                    scan.start
+                ));
+            }
+        }
+        for (queue, scan) in self.queues.iter().enumerate() {
+            if scan.truncated && scan.first_timestamp.is_none_or(|first| day_start < first) {
+                reasons.push(format!(
+                    "RocketMQ queue {queue} was truncated: older messages were deleted by retention"
+                ));
+            }
+        }
+        for span in kafka.partitions.values() {
+            let committed = self
+                .partitions
+                .get(&span.partition)
+                .and_then(|s| s.committed);
+            if committed.is_none_or(|next| next <= span.last_offset) {
+                let committed = committed.map_or("nothing".to_string(), |c| format!("offset {c}"));
+                reasons.push(format!(
+                    "the bridge has not copied this day to its end: partition {} has committed {committed}, \
+                     the day's last record is at offset {}",
+                    span.partition, span.last_offset
+                ));
+            }
+        }
+        reasons
+    }
+}
+
+fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The first differing blocks of the mismatched days, at most [`MAX_LOCATED_BLOCKS`].
+fn blocks_to_locate(
+    rows: &[DayRow],
+    kafka: &BTreeMap<NaiveDate, KafkaDay>,
+    rocketmq: &BTreeMap<NaiveDate, RocketMqDay>,
+) -> BTreeSet<(NaiveDate, BlockId)> {
+    let empty = DayTally::default();
+    rows.iter()
+        .filter(|row| row.verdict == Verdict::Mismatch)
+        .flat_map(|row| {
+            let day = row.day_date();
+            let expected = kafka.get(&day).map_or(&empty, |k| &k.expected);
+            let unique = rocketmq.get(&day).map_or(&empty, |r| &r.unique);
+            expected
+                .differing_blocks(unique)
+                .into_iter()
+                .map(move |block| (day, block))
+        })
+        .take(MAX_LOCATED_BLOCKS)
+        .collect()
+}
+
+/// Second pass: reads both sides again, keeping only the records of the
+/// wanted blocks, and names what is missing, extra or different.
+async fn locate(
+    config: &BridgeConfig,
+    mapping: &MappingConfig,
+    rules: &MappingRules,
+    reader: &TopicReader,
+    request: &VerifyRequest,
+    wanted: &BTreeSet<(NaiveDate, BlockId)>,
+    progress: &Progress,
+) -> Result<BTreeMap<NaiveDate, Vec<Difference>>, VerifyError> {
+    let range = request.days;
+    let since = range.span().0 - request.slack.as_millis() as i64;
+    let in_wanted = |day: NaiveDate, record: &SourceRecord| {
+        let block = (
+            record.topic.clone(),
+            record.partition,
+            record.offset / BLOCK_OFFSETS,
+        );
+        wanted.contains(&(day, block))
+    };
+    type Located = BTreeMap<(NaiveDate, i32, i64), Vec<u64>>;
+    let mut in_rocketmq: Located = BTreeMap::new();
+    rocketmq_scan::scan(
+        reader,
+        &mapping.rocketmq_topic,
+        &mapping.kafka_topic,
+        &range,
+        since,
+        progress,
+        |seen| {
+            if let Seen::Copy {
+                day,
+                record,
+                duplicate: false,
+            } = seen
+                && in_wanted(day, record)
+            {
+                let key = (day, record.partition, record.offset);
+                in_rocketmq
+                    .entry(key)
+                    .or_default()
+                    .push(content_hash(record));
+            }
+        },
+    )
+    .await?;
+    let mut in_kafka: Located = BTreeMap::new();
+    tokio::task::block_in_place(|| {
+        kafka_scan::scan(
+            &config.kafka,
+            &mapping.kafka_topic,
+            since,
+            progress,
+            |record| {
+                let Some(day) = record.timestamp.and_then(|(ms, _)| range.day_of(ms)) else {
+                    return;
+                };
+                if in_wanted(day, record) && mapping::map_record(record, rules).is_ok() {
+                    let key = (day, record.partition, record.offset);
+                    in_kafka.entry(key).or_default().push(content_hash(record));
+                }
+            },
+        )
+    })?;
+    Ok(compare_located(
+        &mapping.kafka_topic,
+        &in_kafka,
+        &in_rocketmq,
+    ))
+}
+
+fn compare_located(
+    topic: &str,
+    kafka: &BTreeMap<(NaiveDate, i32, i64), Vec<u64>>,
+    rocketmq: &BTreeMap<(NaiveDate, i32, i64), Vec<u64>>,
+) -> BTreeMap<NaiveDate, Vec<Difference>> {
+    let mut keys: Vec<_> = kafka.keys().chain(rocketmq.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let mut found: BTreeMap<NaiveDate, Vec<Difference>> = BTreeMap::new();
+    for key in keys {
+        let (day, partition, offset) = *key;
+        let coordinates = Coordinates {
+            topic: topic.to_string(),
+            partition,
+            offset,
+        };
+        let difference = match (kafka.get(key), rocketmq.get(key)) {
+            (Some(_), None) => Difference::Missing { coordinates },
+            (None, Some(_)) => Difference::Extra { coordinates },
+            (Some(k), Some(r)) if k != r => Difference::Altered { coordinates },
+            _ => continue,
+        };
+        found.entry(day).or_default().push(difference);
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn located_differences_are_named_by_kind() {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 24).expect("day");
+        let kafka = BTreeMap::from([
+            ((day, 0, 1), vec![11]),
+            ((day, 0, 2), vec![12]),
+            ((day, 0, 3), vec![13]),
+        ]);
+        let rocketmq = BTreeMap::from([
+            ((day, 0, 1), vec![11]),
+            ((day, 0, 3), vec![99]),
+            ((day, 0, 4), vec![14]),
+        ]);
+        let found = compare_located("t", &kafka, &rocketmq);
+        let at = |offset| Coordinates {
+            topic: "t".into(),
+            partition: 0,
+            offset,
+        };
+        assert_eq!(
+            found.get(&day).cloned().unwrap_or_default(),
+            vec![
+                Difference::Missing { coordinates: at(2) },
+                Difference::Altered { coordinates: at(3) },
+                Difference::Extra { coordinates: at(4) },
+            ]
+        );
+    }
+}

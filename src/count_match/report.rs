@@ -1,0 +1,285 @@
+//! The count-match report: one row per mapping and day, rendered as a table
+//! for people or as JSON for scripts.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use super::rocketmq_scan::QueuePosition;
+use crate::mapping::SourceRecord;
+
+/// A Kafka record's coordinates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Coordinates {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl Coordinates {
+    pub fn of(record: &SourceRecord) -> Self {
+        Coordinates {
+            topic: record.topic.clone(),
+            partition: record.partition,
+            offset: record.offset,
+        }
+    }
+}
+
+impl std::fmt::Display for Coordinates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}@{}", self.topic, self.partition, self.offset)
+    }
+}
+
+/// One record that explains a MISMATCH.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Difference {
+    /// In Kafka, copyable, not in RocketMQ.
+    Missing { coordinates: Coordinates },
+    /// In RocketMQ with this provenance, not in Kafka.
+    Extra { coordinates: Coordinates },
+    /// In both, with different content.
+    Altered { coordinates: Coordinates },
+    /// A duplicate copy whose content differs from the Kafka record.
+    AlteredDuplicate { coordinates: Coordinates },
+    /// A RocketMQ message that is not a copy of this mapping's Kafka topic.
+    Foreign { at: QueuePosition, why: String },
+    /// A Kafka record under a `fail` policy: the bridge stops at it.
+    Blocked {
+        coordinates: Coordinates,
+        why: String,
+    },
+}
+
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Difference::Missing { coordinates } => write!(f, "missing in RocketMQ: {coordinates}"),
+            Difference::Extra { coordinates } => {
+                write!(
+                    f,
+                    "extra in RocketMQ: a copy of {coordinates}, which Kafka does not have"
+                )
+            }
+            Difference::Altered { coordinates } => {
+                write!(
+                    f,
+                    "different content: {coordinates} in RocketMQ differs from Kafka"
+                )
+            }
+            Difference::AlteredDuplicate { coordinates } => write!(
+                f,
+                "different content: a duplicate copy of {coordinates} differs from Kafka"
+            ),
+            Difference::Foreign { at, why } => write!(f, "extra in RocketMQ: {at}: {why}"),
+            Difference::Blocked { coordinates, why } => write!(
+                f,
+                "not copyable under a `fail` policy (the bridge stops here): {coordinates}: {why}"
+            ),
+        }
+    }
+}
+
+/// The verdict on one mapping and day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Verdict {
+    Match,
+    Mismatch,
+    /// The day is not over, is outside a side's retention, or the bridge
+    /// has not copied it to its end yet.
+    Incomplete,
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Verdict::Match => "MATCH",
+            Verdict::Mismatch => "MISMATCH",
+            Verdict::Incomplete => "INCOMPLETE",
+        })
+    }
+}
+
+/// The Kafka offsets a day spans on one partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartitionSpan {
+    pub partition: i32,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub records: u64,
+}
+
+impl PartitionSpan {
+    pub fn starting_at(partition: i32, offset: i64) -> Self {
+        PartitionSpan {
+            partition,
+            first_offset: offset,
+            last_offset: offset,
+            records: 0,
+        }
+    }
+
+    pub fn extend(&mut self, offset: i64) {
+        self.first_offset = self.first_offset.min(offset);
+        self.last_offset = self.last_offset.max(offset);
+        self.records += 1;
+    }
+}
+
+/// One mapping on one day.
+#[derive(Debug, Clone, Serialize)]
+pub struct DayRow {
+    pub mapping: String,
+    pub kafka_topic: String,
+    pub rocketmq_topic: String,
+    pub day: String,
+    /// Every record of the day in Kafka.
+    pub kafka_records: u64,
+    /// Those the bridge copies (the rest were skipped or dead-lettered by policy).
+    pub expected: u64,
+    /// First copies in RocketMQ.
+    pub rocketmq_unique: u64,
+    /// Re-sent copies (after a crash), told apart by provenance.
+    pub duplicates: u64,
+    pub skipped: BTreeMap<String, u64>,
+    pub dead_lettered: BTreeMap<String, u64>,
+    /// RocketMQ messages of the day that are not copies of this mapping.
+    pub foreign: u64,
+    /// Kafka records under a `fail` policy.
+    pub blocked: u64,
+    pub digests_match: bool,
+    pub verdict: Verdict,
+    pub notes: Vec<String>,
+    /// The first records that explain a MISMATCH.
+    pub differences: Vec<Difference>,
+    pub partitions: Vec<PartitionSpan>,
+}
+
+impl DayRow {
+    pub fn day_date(&self) -> NaiveDate {
+        NaiveDate::parse_from_str(&self.day, "%Y-%m-%d").unwrap_or_default()
+    }
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub time_zone: String,
+    pub from: String,
+    pub to: String,
+    pub rows: Vec<DayRow>,
+}
+
+impl VerifyReport {
+    pub fn has_mismatch(&self) -> bool {
+        self.rows.iter().any(|r| r.verdict == Verdict::Mismatch)
+    }
+
+    pub fn count(&self, verdict: Verdict) -> usize {
+        self.rows.iter().filter(|r| r.verdict == verdict).count()
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+
+    /// The table, then the notes and differences of each row that has any.
+    pub fn render(&self) -> String {
+        let header = [
+            "MAPPING",
+            "DAY",
+            "KAFKA",
+            "SKIPPED",
+            "DEAD-LETTERED",
+            "ROCKETMQ",
+            "DUPLICATES",
+            "DIGEST",
+            "VERDICT",
+        ];
+        let mut table: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
+        for row in &self.rows {
+            table.push(vec![
+                row.mapping.clone(),
+                row.day.clone(),
+                row.kafka_records.to_string(),
+                sum(&row.skipped).to_string(),
+                sum(&row.dead_lettered).to_string(),
+                row.rocketmq_unique.to_string(),
+                row.duplicates.to_string(),
+                if row.digests_match { "same" } else { "differs" }.to_string(),
+                row.verdict.to_string(),
+            ]);
+        }
+        let mut out = format!(
+            "Days {} to {} ({}); KAFKA counts every record of the day, ROCKETMQ the first copies.\n\n",
+            self.from, self.to, self.time_zone
+        );
+        out.push_str(&align(&table));
+        for row in self.rows.iter().filter(|r| r.verdict != Verdict::Match) {
+            let _ = writeln!(out, "\n{} {}: {}", row.mapping, row.day, row.verdict);
+            for (policy, counts) in [
+                ("skipped", &row.skipped),
+                ("dead-lettered", &row.dead_lettered),
+            ] {
+                for (reason, n) in counts {
+                    let _ = writeln!(out, "  {n} {policy} by policy ({reason})");
+                }
+            }
+            for note in &row.notes {
+                let _ = writeln!(out, "  {note}");
+            }
+            if row.verdict == Verdict::Mismatch {
+                let _ = writeln!(
+                    out,
+                    "  the bridge copies {} of Kafka's {} records; RocketMQ holds {} first copies",
+                    row.expected, row.kafka_records, row.rocketmq_unique
+                );
+            }
+            for difference in &row.differences {
+                let _ = writeln!(out, "  - {difference}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\n{} MATCH, {} MISMATCH, {} INCOMPLETE",
+            self.count(Verdict::Match),
+            self.count(Verdict::Mismatch),
+            self.count(Verdict::Incomplete)
+        );
+        out
+    }
+}
+
+fn sum(counts: &BTreeMap<String, u64>) -> u64 {
+    counts.values().sum()
+}
+
+/// Left-aligns the first two columns and right-aligns the numbers.
+fn align(rows: &[Vec<String>]) -> String {
+    let columns = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, cell)| {
+                if c < 2 || c + 2 >= columns {
+                    format!("{cell:<width$}", width = widths[c])
+                } else {
+                    format!("{cell:>width$}", width = widths[c])
+                }
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}

@@ -95,6 +95,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Is it safe to switch producers to RocketMQ? Exit code 0: yes; 1: not yet; 2: the check could not run.
+    CutoverCheck {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// How many of the last full days must MATCH.
+        #[arg(long, default_value_t = 3)]
+        days: u32,
+        /// The bridge must be fewer than this many records behind, over all partitions.
+        #[arg(long, default_value_t = 1000)]
+        max_lag: u64,
+        /// Time zone days are counted in (IANA name).
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+        /// Print the conditions as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -242,6 +259,46 @@ async fn dispatch(command: Command) -> ExitCode {
                 max_listed,
             };
             verify(&loaded, &request, json).await
+        }
+        Command::CutoverCheck {
+            config,
+            days,
+            max_lag,
+            timezone,
+            json,
+        } => {
+            let Some(loaded) = load(&config.config) else {
+                return ExitCode::from(EXIT_VERIFY_ERROR);
+            };
+            let days = match count_match::days::DayRange::last_full_days(days, &timezone) {
+                Ok(days) => days,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::from(EXIT_VERIFY_ERROR);
+                }
+            };
+            let progress = count_match::Progress::on_terminal();
+            match count_match::cutover_check(&loaded, days, max_lag, &progress).await {
+                Ok(report) => {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&report).unwrap_or_default()
+                        );
+                    } else {
+                        print!("{}", report.render());
+                    }
+                    if report.safe {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    }
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::from(EXIT_VERIFY_ERROR)
+                }
+            }
         }
     }
 }

@@ -149,6 +149,22 @@ async fn three_days_match_and_tampering_names_the_record() {
     assert_eq!(middle["skipped"]["empty_value"], 1, "{middle:#}");
     assert_eq!(middle["rocketmq_unique"], 299, "{middle:#}");
 
+    // The bridge stopped caught up, so the cutover conditions hold.
+    let path = file.path().to_str().expect("path");
+    let check = run(&["cutover-check", "--config", path, "--days", "3"]);
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&check),
+        stderr(&check)
+    );
+    assert!(
+        stdout(&check).contains("SAFE to cut over"),
+        "{}",
+        stdout(&check)
+    );
+
     // An extra record claiming an offset Kafka never had, on the last day;
     // an altered copy of a real record, on the first day.
     let mut forged = stored[700].clone();
@@ -179,8 +195,15 @@ async fn three_days_match_and_tampering_names_the_record() {
     let middle = row_for(&report, &day_name(day_start(2)));
     assert_eq!(middle["verdict"], "MATCH", "untouched day: {middle:#}");
 
+    let check = run(&["cutover-check", "--config", path, "--days", "3"]);
+    assert_eq!(check.status.code(), Some(1), "{}", stdout(&check));
+    assert!(
+        stdout(&check).contains("1 of 3 MATCH"),
+        "{}",
+        stdout(&check)
+    );
+
     // The table for people says the same.
-    let path = file.path().to_str().expect("path");
     let from = day_name(day_start(3));
     let output = run(&["verify", "--config", path, "--from", &from, "--to", &from]);
     assert_eq!(output.status.code(), Some(1));

@@ -37,6 +37,19 @@ impl DayRange {
         Ok(DayRange { zone, from, to })
     }
 
+    /// The `count` full days before today in `zone`.
+    pub fn last_full_days(count: u32, zone: &str) -> Result<Self, String> {
+        if count == 0 {
+            return Err("--days must be at least 1".to_string());
+        }
+        let latest = Self::parse(None, None, zone)?;
+        let from = latest
+            .to
+            .checked_sub_days(Days::new(u64::from(count) - 1))
+            .ok_or_else(|| format!("--days {count} reaches before the calendar starts"))?;
+        Self::parse(Some(&from.to_string()), Some(&latest.to.to_string()), zone)
+    }
+
     /// Every day of the range, in order.
     pub fn days(&self) -> impl Iterator<Item = NaiveDate> + '_ {
         self.from.iter_days().take_while(|day| *day <= self.to)
@@ -120,6 +133,14 @@ mod tests {
         let order =
             DayRange::parse(Some("2026-03-02"), Some("2026-03-01"), "UTC").expect_err("order");
         assert!(order.contains("is after"), "{order}");
+    }
+
+    #[test]
+    fn last_full_days_end_yesterday() {
+        let range = DayRange::last_full_days(3, "UTC").expect("range");
+        assert_eq!(range.days().count(), 3);
+        assert_eq!(range.to.succ_opt(), Some(Utc::now().date_naive()));
+        assert!(DayRange::last_full_days(0, "UTC").is_err());
     }
 
     #[test]

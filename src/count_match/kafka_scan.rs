@@ -218,3 +218,31 @@ pub fn group_offsets(
         })
         .collect())
 }
+
+/// How far the bridge group is behind on each partition of `topic`: high
+/// watermark minus committed offset (minus the log start when nothing is
+/// committed).
+pub fn lag(kafka: &KafkaConfig, topic: &str) -> Result<BTreeMap<i32, i64>, VerifyError> {
+    let consumer: BaseConsumer = kafka_source::client_config(kafka)
+        .create()
+        .map_err(|e| failed(kafka, topic, "cannot create a client", e))?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), CALL_TIMEOUT)
+        .map_err(|e| failed(kafka, topic, "reading metadata", e))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let committed = committed_offsets(kafka, topic, &partitions)?;
+    let mut lags = BTreeMap::new();
+    for partition in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, CALL_TIMEOUT)
+            .map_err(|e| failed(kafka, topic, "reading watermarks", e))?;
+        let next = committed.get(&partition).copied().unwrap_or(low);
+        lags.insert(partition, (high - next).max(0));
+    }
+    Ok(lags)
+}

@@ -10,6 +10,7 @@
 //! pass, limited to the first blocks that differ, to name the records.
 //! Memory stays bounded by the number of blocks, not of records.
 
+mod cutover;
 pub mod days;
 pub mod digest;
 mod kafka_scan;
@@ -26,6 +27,7 @@ use crate::config::{BridgeConfig, MappingConfig, RecordPolicy};
 use crate::mapping::{self, MappingRules, SourceRecord};
 use crate::rocketmq_reader::TopicReader;
 use crate::rocketmq_sink::RocketMqRuntime;
+pub use cutover::{Condition, CutoverReport, cutover_check};
 use days::DayRange;
 use digest::{BLOCK_OFFSETS, BlockId, DayTally, content_hash};
 pub use kafka_scan::group_offsets;

@@ -35,6 +35,8 @@ pub struct PartitionScan {
     pub first_timestamp: Option<i64>,
     /// The group's committed offset (next to copy), if any.
     pub committed: Option<i64>,
+    /// Records read from this partition.
+    pub read: u64,
 }
 
 /// What a scan learnt about each partition, by number.
@@ -105,6 +107,7 @@ pub fn scan(
                 last_progress = Instant::now();
                 let record = source_record(&message);
                 if let Some(scan) = scans.get_mut(&record.partition) {
+                    scan.read += 1;
                     scan.first_timestamp = scan
                         .first_timestamp
                         .or(record.timestamp.map(|(millis, _)| millis));
@@ -168,6 +171,7 @@ fn start_positions(
                 truncated: start == low && low > 0,
                 first_timestamp: None,
                 committed: committed.get(&partition).copied(),
+                read: 0,
             },
         );
     }

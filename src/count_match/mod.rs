@@ -19,7 +19,7 @@ mod report;
 mod rocketmq_scan;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 
@@ -32,7 +32,9 @@ use days::DayRange;
 use digest::{BLOCK_OFFSETS, BlockId, DayTally, content_hash};
 pub use kafka_scan::group_offsets;
 pub use progress::Progress;
-pub use report::{Coordinates, DayRow, Difference, PartitionSpan, Verdict, VerifyReport};
+pub use report::{
+    Coordinates, DayRow, Difference, PartitionSpan, ScanSpeed, Verdict, VerifyReport,
+};
 use rocketmq_scan::{QueueScan, Seen};
 
 /// Verify could not run: a cluster or topic could not be read. The text
@@ -92,10 +94,14 @@ pub async fn verify(
         .await
         .map_err(|e| VerifyError(e.to_string()))?;
     let mut rows = Vec::new();
+    let mut scans = Vec::new();
     let mut outcome = Ok(());
     for mapping in mappings {
         match verify_mapping(&config, mapping, &reader, request, progress).await {
-            Ok(mut mapping_rows) => rows.append(&mut mapping_rows),
+            Ok((mut mapping_rows, mut speeds)) => {
+                rows.append(&mut mapping_rows);
+                scans.append(&mut speeds);
+            }
             Err(error) => {
                 outcome = Err(error);
                 break;
@@ -111,6 +117,7 @@ pub async fn verify(
         from: request.days.from.to_string(),
         to: request.days.to.to_string(),
         rows,
+        scans,
     })
 }
 
@@ -125,8 +132,9 @@ async fn verify_mapping(
     reader: &TopicReader,
     request: &VerifyRequest,
     progress: &Progress,
-) -> Result<Vec<DayRow>, VerifyError> {
+) -> Result<(Vec<DayRow>, Vec<ScanSpeed>), VerifyError> {
     let range = request.days;
+    let started = Instant::now();
     let since = range.span().0 - request.slack.as_millis() as i64;
     progress.phase(format!("RocketMQ {}", mapping.rocketmq_topic));
     let mut rocketmq = RocketMqSide::default();
@@ -140,6 +148,18 @@ async fn verify_mapping(
         |seen| rocketmq.add(seen, request.max_listed),
     )
     .await?;
+    let speed = |side, records_read, since: Instant| ScanSpeed {
+        mapping: mapping.label().to_string(),
+        side,
+        records_read,
+        seconds: since.elapsed().as_secs_f64(),
+    };
+    let mut speeds = vec![speed(
+        "rocketmq",
+        queue_scans.iter().map(|q| q.read).sum(),
+        started,
+    )];
+    let started = Instant::now();
     progress.phase(format!("Kafka {}", mapping.kafka_topic));
     let rules = MappingRules::of(mapping, &config.rocketmq);
     let mut kafka = KafkaSide {
@@ -156,6 +176,11 @@ async fn verify_mapping(
             |record| kafka.add(record, mapping, &rules, &range, request.max_listed),
         )
     })?;
+    speeds.push(speed(
+        "kafka",
+        partition_scans.values().map(|p| p.read).sum(),
+        started,
+    ));
     let KafkaSide {
         days: kafka_days,
         altered_duplicates,
@@ -185,7 +210,7 @@ async fn verify_mapping(
             }
         }
     }
-    Ok(rows)
+    Ok((rows, speeds))
 }
 
 /// What RocketMQ holds for one day.

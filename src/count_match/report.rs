@@ -166,6 +166,22 @@ impl DayRow {
     }
 }
 
+/// How fast one side of one mapping was read.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScanSpeed {
+    pub mapping: String,
+    /// `kafka` or `rocketmq`.
+    pub side: &'static str,
+    pub records_read: u64,
+    pub seconds: f64,
+}
+
+impl ScanSpeed {
+    pub fn per_second(&self) -> f64 {
+        self.records_read as f64 / self.seconds.max(1e-6)
+    }
+}
+
 /// The whole report.
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
@@ -173,6 +189,8 @@ pub struct VerifyReport {
     pub from: String,
     pub to: String,
     pub rows: Vec<DayRow>,
+    /// First-pass reading speed of each side, per mapping.
+    pub scans: Vec<ScanSpeed>,
 }
 
 impl VerifyReport {
@@ -243,6 +261,16 @@ impl VerifyReport {
             for difference in &row.differences {
                 let _ = writeln!(out, "  - {difference}");
             }
+        }
+        for side in ["kafka", "rocketmq"] {
+            let scans = self.scans.iter().filter(|s| s.side == side);
+            let (read, seconds) =
+                scans.fold((0, 0.0), |(r, t), s| (r + s.records_read, t + s.seconds));
+            let _ = write!(
+                out,
+                "{}read {read} {side} records in {seconds:.1}s",
+                if side == "kafka" { "\n" } else { "; " }
+            );
         }
         let _ = writeln!(
             out,

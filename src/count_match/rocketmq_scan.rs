@@ -63,6 +63,8 @@ pub struct QueueScan {
     pub truncated: bool,
     /// Kafka timestamp of the first message read, if any.
     pub first_timestamp: Option<i64>,
+    /// Messages read from this queue.
+    pub read: u64,
 }
 
 /// Reads every queue of `topic` and reports each message of the range's days.
@@ -99,11 +101,13 @@ pub async fn scan(
         let mut queue_scan = QueueScan {
             truncated: start == min && min > 0,
             first_timestamp: None,
+            read: 0,
         };
         let queue_id = queue.queue_id();
         reader
             .scan_queue(queue, start, max, |message| {
                 progress.add(1);
+                queue_scan.read += 1;
                 match classify(&message, kafka_topic, &mut highest) {
                     Classified::Copy(record, duplicate) => {
                         let millis = record.timestamp.map(|(millis, _)| millis);

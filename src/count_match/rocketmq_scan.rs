@@ -22,6 +22,7 @@ use crate::rocketmq_reader::{ReadMessage, TopicReader};
 /// A message's place in RocketMQ.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct QueuePosition {
+    pub broker: String,
     pub queue: i32,
     pub queue_offset: i64,
     pub msg_id: Option<String>,
@@ -29,7 +30,11 @@ pub struct QueuePosition {
 
 impl std::fmt::Display for QueuePosition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "queue {} offset {}", self.queue, self.queue_offset)?;
+        write!(
+            f,
+            "{} queue {} offset {}",
+            self.broker, self.queue, self.queue_offset
+        )?;
         if let Some(id) = &self.msg_id {
             write!(f, " (msgId {id})")?;
         }
@@ -86,9 +91,10 @@ pub async fn scan(
             "RocketMQ topic `{topic}` has no queues: check rocketmq.name_server and that the topic exists"
         )));
     }
-    let mut highest: HashMap<(i32, i32), i64> = HashMap::new();
+    // Keyed by the queue's index in `queues`: queue ids repeat across brokers.
+    let mut highest: HashMap<(usize, i32), i64> = HashMap::new();
     let mut scans = Vec::new();
-    for queue in &queues {
+    for (index, queue) in queues.iter().enumerate() {
         let (min, max) = reader
             .offsets(queue)
             .await
@@ -108,7 +114,7 @@ pub async fn scan(
             .scan_queue(queue, start, max, |message| {
                 progress.add(1);
                 queue_scan.read += 1;
-                match classify(&message, kafka_topic, &mut highest) {
+                match classify(&message, kafka_topic, index, &mut highest) {
                     Classified::Copy(record, duplicate) => {
                         let millis = record.timestamp.map(|(millis, _)| millis);
                         queue_scan.first_timestamp = queue_scan.first_timestamp.or(millis);
@@ -123,6 +129,7 @@ pub async fn scan(
                     Classified::Foreign(why) => {
                         if let Some(day) = range.day_of(message.store_timestamp) {
                             let at = QueuePosition {
+                                broker: queue.broker_name().to_string(),
                                 queue: queue_id,
                                 queue_offset: message.queue_offset,
                                 msg_id: message.uniq_key.clone(),
@@ -147,7 +154,8 @@ enum Classified {
 fn classify(
     message: &ReadMessage,
     kafka_topic: &str,
-    highest: &mut HashMap<(i32, i32), i64>,
+    queue_index: usize,
+    highest: &mut HashMap<(usize, i32), i64>,
 ) -> Classified {
     let has = |name: &str| message.properties.iter().any(|(n, _)| n == name);
     if !(has(KAFKA_TOPIC) && has(KAFKA_PARTITION) && has(KAFKA_OFFSET)) {
@@ -164,9 +172,7 @@ fn classify(
         );
         return Classified::Foreign(why);
     }
-    let seen = highest
-        .entry((message.queue_id, record.partition))
-        .or_insert(-1);
+    let seen = highest.entry((queue_index, record.partition)).or_insert(-1);
     let duplicate = record.offset <= *seen;
     *seen = (*seen).max(record.offset);
     Classified::Copy(record, duplicate)

@@ -237,16 +237,20 @@ fn is_carriable_name(name: &str) -> bool {
 /// A Kafka header: name and nullable value.
 type Header = (String, Option<Vec<u8>>);
 
-/// Splits headers into user properties (first occurrence of a carriable
-/// name with a carriable value) and the rest, in Kafka order.
+/// Splits headers into user properties (the first header of each name, when
+/// name and value are carriable) and the rest, in Kafka order.
 fn split_headers(headers: &[Header]) -> (Vec<(String, String)>, Vec<Header>) {
     let mut direct = Vec::new();
     let mut escaped = Vec::new();
     let mut seen = HashSet::new();
     for (name, value) in headers {
+        // Every name is recorded, carried or not: only a name's first header
+        // may become a property, or a later one would be read back ahead of
+        // an earlier escaped one (`a: null, a: "x"` came back as `a: "x", a: null`).
+        let first = seen.insert(name.as_str());
         let text = value.as_deref().and_then(carriable_text);
         match text {
-            Some(text) if is_carriable_name(name) && seen.insert(name.as_str()) => {
+            Some(text) if first && is_carriable_name(name) => {
                 direct.push((name.clone(), text.to_string()));
             }
             _ => escaped.push((name.clone(), value.clone())),

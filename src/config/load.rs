@@ -11,7 +11,7 @@ use super::env_subst::{self, SubstError};
 use super::locate::{self, Segment};
 use super::{
     BridgeConfig, BridgeSettings, ConfigError, ConfigProblem, KafkaConfig, MappingConfig,
-    MetricsConfig, RateLimit, RocketMqConfig, validate,
+    MetricsConfig, RateLimit, RocketMqConfig, secret_files, validate,
 };
 
 /// Reads, substitutes and validates the config file at `path`.
@@ -20,36 +20,81 @@ pub fn load_file(path: &Path) -> Result<BridgeConfig, ConfigError> {
         file: path.to_path_buf(),
         source,
     })?;
-    load_str(&text, &path.display().to_string(), |name| {
-        std::env::var(name).ok()
-    })
+    // Relative `*_file` paths are taken from the config file's folder, so a
+    // config and its secrets can move together.
+    let base_dir = path.parent().filter(|dir| !dir.as_os_str().is_empty());
+    load_text(
+        &text,
+        &path.display().to_string(),
+        |name| std::env::var(name).ok(),
+        base_dir,
+    )
 }
 
 /// Loads a config from text; `file` is only used to label problems.
+/// Relative `*_file` paths are taken from the working directory.
 pub fn load_str(
     text: &str,
     file: &str,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<BridgeConfig, ConfigError> {
+    load_text(text, file, lookup, None)
+}
+
+fn load_text(
+    text: &str,
+    file: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+    base_dir: Option<&Path>,
+) -> Result<BridgeConfig, ConfigError> {
     let invalid = |problems| ConfigError::Invalid {
         file: file.to_string(),
         problems,
     };
-    let text = env_subst::substitute(text, lookup)
-        .map_err(|errors| invalid(errors.iter().map(subst_problem).collect()))?;
+    let substituted = env_subst::substitute(text, lookup)
+        .map_err(|errors| invalid(errors.iter().map(|e| subst_problem(text, e)).collect()))?;
+    let text = substituted;
     let value: Value =
-        serde_yaml::from_str(&text).map_err(|e| invalid(vec![syntax_problem(&e)]))?;
+        serde_yaml::from_str(&text).map_err(|e| invalid(vec![syntax_problem(&text, &e)]))?;
     let mut problems = Problems {
         text: &text,
         list: Vec::new(),
     };
-    let config = deserialize_root(&value, &mut problems);
-    if let Some(config) = &config {
-        validate::validate(config, &mut problems);
-    }
-    match config {
+    let mut sections = deserialize_root(&value, &mut problems);
+    // Each section that parsed is checked even when another did not, so one
+    // typo does not hide the problems of the rest of the file.
+    validate::validate(&sections, &mut problems);
+    secret_files::resolve(
+        sections.kafka.as_mut(),
+        sections.rocketmq.as_mut(),
+        base_dir,
+        &mut problems,
+    );
+    match sections.complete() {
         Some(config) if problems.list.is_empty() => Ok(config),
         _ => Err(invalid(problems.list)),
+    }
+}
+
+/// The sections of a config, each `None` when it could not be deserialized.
+#[derive(Default)]
+pub(super) struct Sections {
+    pub kafka: Option<KafkaConfig>,
+    pub rocketmq: Option<RocketMqConfig>,
+    pub mappings: Option<Vec<MappingConfig>>,
+    pub metrics: Option<MetricsConfig>,
+    pub bridge: Option<BridgeSettings>,
+}
+
+impl Sections {
+    fn complete(self) -> Option<BridgeConfig> {
+        Some(BridgeConfig {
+            kafka: self.kafka?,
+            rocketmq: self.rocketmq?,
+            mappings: self.mappings?,
+            metrics: self.metrics?,
+            bridge: self.bridge?,
+        })
     }
 }
 
@@ -72,14 +117,14 @@ impl Problems<'_> {
 
 const ROOT_KEYS: &[&str] = &["kafka", "rocketmq", "mappings", "metrics", "bridge"];
 
-fn deserialize_root(value: &Value, problems: &mut Problems) -> Option<BridgeConfig> {
+fn deserialize_root(value: &Value, problems: &mut Problems) -> Sections {
     let Value::Mapping(root) = value else {
         let message = match value {
             Value::Null => "the file is empty: see config/example.yaml for every key".to_string(),
             _ => "the top level must be a map with the sections kafka, rocketmq, mappings and metrics".to_string(),
         };
         problems.push(&[], message);
-        return None;
+        return Sections::default();
     };
     for key in root.keys() {
         let name = key_text(key);
@@ -90,18 +135,13 @@ fn deserialize_root(value: &Value, problems: &mut Problems) -> Option<BridgeConf
             );
         }
     }
-    let kafka = required_section::<KafkaConfig>(root.get("kafka"), "kafka", problems);
-    let rocketmq = required_section::<RocketMqConfig>(root.get("rocketmq"), "rocketmq", problems);
-    let mappings = mappings(root.get("mappings"), problems);
-    let metrics = optional_section::<MetricsConfig>(root.get("metrics"), "metrics", problems);
-    let bridge = optional_section::<BridgeSettings>(root.get("bridge"), "bridge", problems);
-    Some(BridgeConfig {
-        kafka: kafka?,
-        rocketmq: rocketmq?,
-        mappings: mappings?,
-        metrics: metrics?,
-        bridge: bridge?,
-    })
+    Sections {
+        kafka: required_section(root.get("kafka"), "kafka", problems),
+        rocketmq: required_section(root.get("rocketmq"), "rocketmq", problems),
+        mappings: mappings(root.get("mappings"), problems),
+        metrics: optional_section(root.get("metrics"), "metrics", problems),
+        bridge: optional_section(root.get("bridge"), "bridge", problems),
+    }
 }
 
 fn optional_section<T: DeserializeOwned + Default>(
@@ -238,7 +278,27 @@ fn type_error_message(error: &serde_yaml::Error) -> String {
     {
         return format!("required key `{field}` is missing");
     }
-    text
+    plain_type_names(&text)
+}
+
+/// serde names Rust types ("expected struct KafkaConfig", "expected u32",
+/// "unit value"); users wrote YAML, so say it in YAML's terms.
+fn plain_type_names(text: &str) -> String {
+    let mut out = text.replace("unit value", "empty value");
+    if let Some(start) = out.find("expected struct ") {
+        out.replace_range(start.., "expected a map of keys (see config/example.yaml)");
+    }
+    for (rust, plain) in [
+        ("expected usize", "expected a whole number"),
+        ("expected u64", "expected a whole number"),
+        ("expected u32", "expected a whole number up to 4294967295"),
+        ("expected i64", "expected a whole number"),
+    ] {
+        if let Some(stripped) = out.strip_suffix(rust) {
+            out = format!("{stripped}{plain}");
+        }
+    }
+    out
 }
 
 fn key_text(key: &Value) -> String {
@@ -340,7 +400,7 @@ impl<'de> serde::Deserializer<'de> for FieldRecorder<'_> {
     }
 }
 
-fn subst_problem(error: &SubstError) -> ConfigProblem {
+fn subst_problem(text: &str, error: &SubstError) -> ConfigProblem {
     let (line, column, message) = match error {
         SubstError::Missing(missing) => (
             missing.line,
@@ -369,21 +429,60 @@ fn subst_problem(error: &SubstError) -> ConfigProblem {
     ConfigProblem {
         line: Some(line),
         column: Some(column),
-        field: String::new(),
+        // Found before parsing, so only the line is known: name the key written there.
+        field: locate::display_path(&locate::path_at(text, line)),
         message,
     }
 }
 
-fn syntax_problem(error: &serde_yaml::Error) -> ConfigProblem {
-    let text = error.to_string();
-    let message = match text.find(" at line ") {
-        Some(cut) => text[..cut].to_string(),
-        None => text,
+fn syntax_problem(text: &str, error: &serde_yaml::Error) -> ConfigProblem {
+    let full = error.to_string();
+    let mut location = error
+        .location()
+        .map(|l| (Some(l.line()), Some(l.column())))
+        .unwrap_or((None, None));
+    // The position goes in front; libyaml's context ("while parsing a flow
+    // sequence at line 3 column 13") often points at the real mistake, so it stays.
+    let mut message = match (full.find(" at line "), location.0) {
+        (Some(cut), Some(_)) => {
+            let rest = &full[cut + " at line ".len()..];
+            let after_position = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == ' ' || c.is_ascii_alphabetic()))
+                .map_or("", |end| &rest[end..]);
+            format!("{}{after_position}", &full[..cut])
+        }
+        _ => full.clone(),
     };
-    let location = error.location();
+    let line_text = |line: usize| text.lines().nth(line.saturating_sub(1)).unwrap_or("");
+    if let (Some(line), _) = location
+        && line_text(line).starts_with('\t')
+    {
+        message.push_str(": YAML does not allow tabs for indentation, use spaces");
+    }
+    if message.contains("repetition limit exceeded") {
+        message = "the `*alias` references expand to too many values (repetition limit exceeded): \
+                   write the values out"
+            .to_string();
+    } else if message.contains("recursion limit exceeded") {
+        message = "the document nests too deep (recursion limit exceeded)".to_string();
+    } else if message.contains("more than one document") {
+        // serde_yaml gives no position here; the second `---` is the place.
+        let mut content = false;
+        for (index, line) in text.lines().enumerate() {
+            if line.starts_with("---") && content {
+                location = (Some(index + 1), None);
+                break;
+            }
+            content |= !line.trim().is_empty() && !line.trim_start().starts_with('#');
+        }
+        message =
+            "a second YAML document starts here: the config is one document; remove the `---` \
+                   and merge or delete what follows"
+                .to_string();
+    }
     ConfigProblem {
-        line: location.as_ref().map(|l| l.line()),
-        column: location.as_ref().map(|l| l.column()),
+        line: location.0,
+        column: location.1,
         field: String::new(),
         message: format!("YAML syntax error: {message}"),
     }

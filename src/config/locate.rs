@@ -72,6 +72,47 @@ pub fn line_of(text: &str, path: &[Segment]) -> Option<usize> {
     found
 }
 
+/// The path of the innermost key or list item written on `line` (1-based),
+/// or on the nearest line above it that holds one; empty before the first.
+/// Used for problems found before parsing (`${VAR}`), which know only a line.
+pub fn path_at(text: &str, line: usize) -> Vec<Segment> {
+    /// A key or list item that is open at the current line.
+    struct Frame {
+        indent: usize,
+        segment: Segment,
+        /// List items seen directly under it so far.
+        items: usize,
+    }
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut top_level_items = 0;
+    let mut found = Vec::new();
+    for entry in entries(text) {
+        if entry.line > line {
+            break;
+        }
+        while stack.last().is_some_and(|top| top.indent >= entry.indent) {
+            stack.pop();
+        }
+        let segment = match entry.key {
+            Some(key) => Segment::Key(key),
+            None => {
+                let counter = stack
+                    .last_mut()
+                    .map_or(&mut top_level_items, |parent| &mut parent.items);
+                *counter += 1;
+                Segment::Index(*counter - 1)
+            }
+        };
+        stack.push(Frame {
+            indent: entry.indent,
+            segment,
+            items: 0,
+        });
+        found = stack.iter().map(|frame| frame.segment.clone()).collect();
+    }
+    found
+}
+
 fn entries(text: &str) -> Vec<Entry> {
     let mut out = Vec::new();
     for (number, raw) in text.lines().enumerate() {
@@ -189,6 +230,20 @@ metrics: {listen: \"x\"}
             Some(9)
         );
         assert_eq!(line_of(DOC, &[key("nope")]), None);
+    }
+
+    #[test]
+    fn finds_the_path_written_on_a_line() {
+        let at = |line| display_path(&path_at(DOC, line));
+        assert_eq!(at(1), "");
+        assert_eq!(at(3), "kafka.bootstrap_servers");
+        assert_eq!(at(5), "kafka.properties.session.timeout.ms");
+        assert_eq!(at(7), "mappings[0].kafka_topic");
+        assert_eq!(at(8), "mappings[0].rocketmq_topic");
+        assert_eq!(at(9), "mappings[1]");
+        assert_eq!(at(11), "mappings[1].rocketmq_topic");
+        assert_eq!(at(12), "metrics");
+        assert_eq!(at(99), "metrics");
     }
 
     #[test]

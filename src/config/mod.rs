@@ -11,6 +11,7 @@ mod locate;
 mod regex_mappings;
 mod reload;
 mod secret;
+mod secret_files;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde::de::{self, Visitor};
 
 pub use load::{load_file, load_str};
 pub use regex_mappings::{TOPIC_PLACEHOLDER, expand_regex_mappings};
@@ -65,8 +67,14 @@ pub struct KafkaConfig {
     #[serde(default = "default_group_id")]
     pub group_id: String,
     /// Passed verbatim to librdkafka (security.protocol, sasl.*, ssl.*, ...).
+    /// After loading, also holds each `property_files` entry's contents, as
+    /// [`PropertyValue::Secret`].
     #[serde(default)]
     pub properties: BTreeMap<String, PropertyValue>,
+    /// librdkafka properties read from files (Docker and Kubernetes
+    /// secrets): property name -> path. The loader reads them into `properties`.
+    #[serde(default)]
+    pub property_files: BTreeMap<String, PathBuf>,
     /// Where to start a partition that has no committed offset in the group
     /// (and, for `earliest`/`latest`/a timestamp, whether to ignore it).
     #[serde(default)]
@@ -74,13 +82,15 @@ pub struct KafkaConfig {
 }
 
 impl fmt::Debug for KafkaConfig {
-    /// Secret-looking properties (`sasl.password`, ...) print as `***`.
+    /// Secret-looking properties (`sasl.password`, ...) and every property
+    /// read from a file print as `***`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let properties: BTreeMap<&str, String> = self
             .properties
             .iter()
             .map(|(name, value)| {
-                let shown = if is_secret_property(name) {
+                let shown = if is_secret_property(name) || matches!(value, PropertyValue::Secret(_))
+                {
                     "***".to_string()
                 } else {
                     value.as_librdkafka_value()
@@ -92,6 +102,7 @@ impl fmt::Debug for KafkaConfig {
             .field("bootstrap_servers", &self.bootstrap_servers)
             .field("group_id", &self.group_id)
             .field("properties", &properties)
+            .field("property_files", &self.property_files)
             .field("start_from", &self.start_from)
             .finish()
     }
@@ -113,7 +124,10 @@ pub enum StartFrom {
 
 impl<'de> Deserialize<'de> for StartFrom {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
+        // A timestamp is naturally written unquoted, which YAML reads as a number.
+        let text = deserializer.deserialize_any(ScalarText(
+            "committed, earliest, latest or a timestamp in ms",
+        ))?;
         match text.as_str() {
             "committed" => Ok(StartFrom::Committed),
             "earliest" => Ok(StartFrom::Earliest),
@@ -135,11 +149,17 @@ pub struct RocketMqConfig {
     pub name_server: String,
     #[serde(default = "default_producer_group")]
     pub producer_group: String,
-    /// RocketMQ ACL credentials; both or neither.
+    /// RocketMQ ACL credentials; both or neither. After loading, these also
+    /// hold what `access_key_file` and `secret_key_file` point to.
     #[serde(default)]
     pub access_key: Option<Secret>,
     #[serde(default)]
     pub secret_key: Option<Secret>,
+    /// Files holding the credentials (Docker and Kubernetes secrets).
+    #[serde(default)]
+    pub access_key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub secret_key_file: Option<PathBuf>,
     /// The brokers' `maxMessageSize`: bigger records get the oversized policy,
     /// and no batch is built bigger than this.
     #[serde(default = "default_max_message_size")]
@@ -319,13 +339,54 @@ impl HumanDuration {
 
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
+        let text = deserializer.deserialize_any(ScalarText("a duration such as 500ms or 30s"))?;
+        if text.parse::<u64>().is_ok_and(|n| n > 0) {
+            return Err(de::Error::custom(format!(
+                "`{text}` has no unit: write {text}s, {text}ms, {text}m or {text}h"
+            )));
+        }
         match HumanDuration::parse(&text) {
             Some(duration) if !duration.is_zero() => Ok(HumanDuration(duration)),
-            _ => Err(serde::de::Error::custom(format!(
+            _ => Err(de::Error::custom(format!(
                 "`{text}` is not a positive duration: write a whole number with ms, s, m or h, for example 500ms or 30s"
             ))),
         }
+    }
+}
+
+/// A YAML scalar as its text: strings as they are, numbers and booleans as
+/// written. Lists and maps are refused with `expected`.
+struct ScalarText(&'static str);
+
+impl Visitor<'_> for ScalarText {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<String, E> {
+        Ok(value.to_string())
+    }
+
+    fn visit_string<E: de::Error>(self, value: String) -> Result<String, E> {
+        Ok(value)
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<String, E> {
+        Ok(value.to_string())
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<String, E> {
+        Ok(value.to_string())
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<String, E> {
+        Ok(value.to_string())
+    }
+
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<String, E> {
+        Ok(value.to_string())
     }
 }
 
@@ -357,22 +418,14 @@ impl ByteSize {
 
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(u64),
-            Text(String),
-        }
-        let parsed = match Raw::deserialize(deserializer)? {
-            Raw::Number(n) => Some(n),
-            Raw::Text(text) => ByteSize::parse(&text),
-        };
-        match parsed {
+        // Not an untagged enum: its "did not match any variant" says nothing useful.
+        let text = deserializer.deserialize_any(ScalarText("a size such as 4MiB"))?;
+        match ByteSize::parse(&text) {
             Some(bytes) if bytes > 0 => Ok(ByteSize(bytes)),
-            _ => Err(serde::de::Error::custom(
-                "not a positive size: write a number of bytes or a number with B, kB, MB, GB, KiB, MiB or GiB, \
-                 for example 4MiB",
-            )),
+            _ => Err(de::Error::custom(format!(
+                "`{text}` is not a positive size: write a whole number of bytes, or one with B, kB, MB, GB, KiB, \
+                 MiB or GiB, for example 4MiB"
+            ))),
         }
     }
 }
@@ -450,7 +503,7 @@ pub struct ListenAddr(pub SocketAddr);
 
 impl<'de> Deserialize<'de> for ListenAddr {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
+        let text = deserializer.deserialize_any(ScalarText("IP:port, for example 0.0.0.0:9464"))?;
         text.parse().map(ListenAddr).map_err(|_| {
             serde::de::Error::custom(format!(
                 "`{text}` is not a listen address: write IP:port, for example 0.0.0.0:9464"
@@ -461,13 +514,14 @@ impl<'de> Deserialize<'de> for ListenAddr {
 
 /// A librdkafka property value. YAML numbers and booleans are accepted and
 /// passed on as their text, since librdkafka takes every value as a string.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum PropertyValue {
     Text(String),
     Integer(i64),
     Float(f64),
     Bool(bool),
+    /// Read from a `kafka.property_files` entry; never deserialized or shown.
+    Secret(Secret),
 }
 
 impl PropertyValue {
@@ -477,7 +531,53 @@ impl PropertyValue {
             PropertyValue::Integer(n) => n.to_string(),
             PropertyValue::Float(x) => x.to_string(),
             PropertyValue::Bool(b) => b.to_string(),
+            PropertyValue::Secret(secret) => secret.expose().to_string(),
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for PropertyValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(PropertyValueVisitor)
+    }
+}
+
+/// By hand rather than `untagged`, whose error ("data did not match any
+/// variant") names neither the problem nor the fix.
+struct PropertyValueVisitor;
+
+impl Visitor<'_> for PropertyValueVisitor {
+    type Value = PropertyValue;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("text, a number or true/false (librdkafka takes every value as text)")
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<PropertyValue, E> {
+        Ok(PropertyValue::Text(value.to_string()))
+    }
+
+    fn visit_string<E: de::Error>(self, value: String) -> Result<PropertyValue, E> {
+        Ok(PropertyValue::Text(value))
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<PropertyValue, E> {
+        Ok(PropertyValue::Integer(value))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<PropertyValue, E> {
+        Ok(i64::try_from(value).map_or_else(
+            |_| PropertyValue::Text(value.to_string()),
+            PropertyValue::Integer,
+        ))
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<PropertyValue, E> {
+        Ok(PropertyValue::Float(value))
+    }
+
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<PropertyValue, E> {
+        Ok(PropertyValue::Bool(value))
     }
 }
 

@@ -111,7 +111,14 @@ fn derive_name(mapping: &MappingConfig, topic: &str) -> Result<String, String> {
     };
     let name = mapping.rocketmq_topic.replace(TOPIC_PLACEHOLDER, &inserted);
     if is_legal_rocketmq_topic(&name) {
-        return Ok(name);
+        return match super::validate::reserved_rocketmq_topic(&name) {
+            None => Ok(name),
+            Some(reason) => Err(format!(
+                "Kafka topic `{topic}` (matched by `{}`) gives RocketMQ topic `{name}`, which {reason}: change the \
+                 rocketmq_topic template or narrow kafka_topic_regex",
+                mapping.kafka_topic_regex.as_deref().unwrap_or_default()
+            )),
+        };
     }
     let hint = if mapping.replace_illegal_chars.is_none() {
         " set `replace_illegal_chars: \"_\"` on the mapping, or change the template".to_string()

@@ -1,18 +1,26 @@
 //! Semantic checks on a config that deserialized: names, addresses,
 //! duplicates, and settings the bridge must own itself.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use super::load::Problems;
+use rocketmq_model::common::topic::TopicValidator;
+
+use super::load::{Problems, Sections};
 use super::locate::Segment;
 use super::regex_mappings::{TOPIC_PLACEHOLDER, anchored};
-use super::{BridgeConfig, MappingConfig, RateLimit, RecordPolicy};
+use super::{
+    BridgeSettings, KafkaConfig, MappingConfig, PropertyValue, RateLimit, RecordPolicy,
+    RocketMqConfig, is_secret_property,
+};
 
 /// librdkafka settings the bridge sets itself; a user value would break
 /// checkpointing or contradict the dedicated key.
 const BRIDGE_OWNED_PROPERTIES: &[(&str, &str)] = &[
     ("bootstrap.servers", "use kafka.bootstrap_servers"),
+    // librdkafka's alias of bootstrap.servers: both set would race.
+    ("metadata.broker.list", "use kafka.bootstrap_servers"),
     ("group.id", "use kafka.group_id"),
+    ("auto.offset.reset", "use kafka.start_from"),
     (
         "enable.auto.commit",
         "the bridge commits only acknowledged offsets, so auto-commit stays off",
@@ -23,21 +31,41 @@ const BRIDGE_OWNED_PROPERTIES: &[(&str, &str)] = &[
     ),
 ];
 
-pub(super) fn validate(config: &BridgeConfig, problems: &mut Problems) {
-    validate_kafka(config, problems);
-    validate_rocketmq(config, problems);
-    validate_mappings(config, problems);
-    validate_bridge(config, problems);
+/// Checks every section that deserialized; the others were reported already.
+pub(super) fn validate(sections: &Sections, problems: &mut Problems) {
+    if let Some(kafka) = &sections.kafka {
+        validate_kafka(kafka, problems);
+    }
+    if let Some(rocketmq) = &sections.rocketmq {
+        validate_rocketmq(rocketmq, problems);
+    }
+    if let Some(mappings) = &sections.mappings {
+        validate_mappings(mappings, problems);
+    }
+    if let Some(bridge) = &sections.bridge {
+        validate_bridge(bridge, problems);
+    }
 }
 
-fn validate_bridge(config: &BridgeConfig, problems: &mut Problems) {
-    let bridge = &config.bridge;
+/// Upper bound for the record counts in `bridge`: far above any useful
+/// value, and far below what would make the queue channels panic
+/// (tokio refuses more than `usize::MAX >> 3` permits).
+const MAX_RECORD_COUNT: usize = 1_000_000;
+
+fn validate_bridge(bridge: &BridgeSettings, problems: &mut Problems) {
     for (field, value) in [
         ("max_batch_records", bridge.max_batch_records),
         ("queue_buffer_records", bridge.queue_buffer_records),
     ] {
         if value == 0 {
             problems.push(&[key("bridge"), key(field)], "must be at least 1");
+        } else if value > MAX_RECORD_COUNT {
+            problems.push(
+                &[key("bridge"), key(field)],
+                format!(
+                    "must be at most {MAX_RECORD_COUNT} (the in-flight cap bounds memory, not this)"
+                ),
+            );
         }
     }
     validate_rate_limit(
@@ -85,8 +113,7 @@ fn key(name: &str) -> Segment {
     Segment::Key(name.to_string())
 }
 
-fn validate_kafka(config: &BridgeConfig, problems: &mut Problems) {
-    let kafka = &config.kafka;
+fn validate_kafka(kafka: &KafkaConfig, problems: &mut Problems) {
     let servers_path = [key("kafka"), key("bootstrap_servers")];
     check_host_ports(
         &kafka.bootstrap_servers,
@@ -99,18 +126,30 @@ fn validate_kafka(config: &BridgeConfig, problems: &mut Problems) {
         problems.push(&[key("kafka"), key("group_id")], "must not be empty");
     }
     for (name, hint) in BRIDGE_OWNED_PROPERTIES {
-        if kafka.properties.contains_key(*name) {
-            let path = [key("kafka"), key("properties"), key(name)];
+        for (section, present) in [
+            ("properties", kafka.properties.contains_key(*name)),
+            ("property_files", kafka.property_files.contains_key(*name)),
+        ] {
+            if present {
+                problems.push(
+                    &[key("kafka"), key(section), key(name)],
+                    format!("is set by the bridge and cannot be overridden: {hint}"),
+                );
+            }
+        }
+    }
+    for (name, value) in &kafka.properties {
+        // An unquoted 0x1F or 1.50 would reach librdkafka as "31" or "1.5".
+        if is_secret_property(name) && !matches!(value, PropertyValue::Text(_)) {
             problems.push(
-                &path,
-                format!("is set by the bridge and cannot be overridden: {hint}"),
+                &[key("kafka"), key("properties"), key(name)],
+                super::secret::NOT_TEXT,
             );
         }
     }
 }
 
-fn validate_rocketmq(config: &BridgeConfig, problems: &mut Problems) {
-    let rocketmq = &config.rocketmq;
+fn validate_rocketmq(rocketmq: &RocketMqConfig, problems: &mut Problems) {
     let path = [key("rocketmq"), key("name_server")];
     check_host_ports(
         &rocketmq.name_server,
@@ -119,27 +158,49 @@ fn validate_rocketmq(config: &BridgeConfig, problems: &mut Problems) {
         "127.0.0.1:9876",
         problems,
     );
-    if !is_legal_rocketmq_topic(&rocketmq.producer_group) {
+    // Groups may be longer than topics (255, not 127).
+    if !is_legal_rocketmq_name(&rocketmq.producer_group, 255) {
         problems.push(
             &[key("rocketmq"), key("producer_group")],
             "must be 1-255 characters from letters, digits, `%`, `|`, `_` and `-`",
         );
     }
-    match (&rocketmq.access_key, &rocketmq.secret_key) {
-        (Some(_), None) => problems.push(
-            &[key("rocketmq"), key("access_key")],
-            "is set but secret_key is not: set both or neither",
+    // Each credential may come directly or from its *_file key (read later).
+    let given = |value: bool, file: bool, name: &'static str| match (value, file) {
+        (true, _) => Some(name),
+        (false, true) => Some(if name == "access_key" {
+            "access_key_file"
+        } else {
+            "secret_key_file"
+        }),
+        (false, false) => None,
+    };
+    let access = given(
+        rocketmq.access_key.is_some(),
+        rocketmq.access_key_file.is_some(),
+        "access_key",
+    );
+    let secret = given(
+        rocketmq.secret_key.is_some(),
+        rocketmq.secret_key_file.is_some(),
+        "secret_key",
+    );
+    const HINT: &str = "set both or neither (each directly or with its *_file key)";
+    match (access, secret) {
+        (Some(field), None) => problems.push(
+            &[key("rocketmq"), key(field)],
+            format!("is set but secret_key is not: {HINT}"),
         ),
-        (None, Some(_)) => problems.push(
-            &[key("rocketmq"), key("secret_key")],
-            "is set but access_key is not: set both or neither",
+        (None, Some(field)) => problems.push(
+            &[key("rocketmq"), key(field)],
+            format!("is set but access_key is not: {HINT}"),
         ),
         _ => {}
     }
 }
 
-fn validate_mappings(config: &BridgeConfig, problems: &mut Problems) {
-    if config.mappings.is_empty() {
+fn validate_mappings(mappings: &[MappingConfig], problems: &mut Problems) {
+    if mappings.is_empty() {
         problems.push(
             &[key("mappings")],
             "is empty: add at least one kafka_topic -> rocketmq_topic mapping",
@@ -148,11 +209,24 @@ fn validate_mappings(config: &BridgeConfig, problems: &mut Problems) {
     let mut sources: HashMap<&str, usize> = HashMap::new();
     let mut targets: HashMap<&str, usize> = HashMap::new();
     let mut labels: HashMap<&str, usize> = HashMap::new();
-    for (index, mapping) in config.mappings.iter().enumerate() {
+    let mapped: HashSet<&str> = mappings
+        .iter()
+        .filter(|m| m.kafka_topic_regex.is_none())
+        .map(|m| m.kafka_topic.as_str())
+        .collect();
+    for (index, mapping) in mappings.iter().enumerate() {
         let at = |field: &str| [key("mappings"), Segment::Index(index), key(field)];
         validate_source(mapping, &at, problems);
         validate_target(mapping, &at, problems);
-        validate_policies(mapping, &at, problems);
+        validate_policies(mapping, &at, &mapped, problems);
+        if let Some(name) = &mapping.name
+            && (name.trim().is_empty() || name.chars().any(char::is_control))
+        {
+            problems.push(
+                &at("name"),
+                "must be non-empty text without control characters (it labels logs and metrics)",
+            );
+        }
         validate_rate_limit(
             &mapping.rate_limit,
             &[key("mappings"), Segment::Index(index), key("rate_limit")],
@@ -209,9 +283,11 @@ fn validate_source(
         ),
         (Some(pattern), true) => {
             if let Err(error) = anchored(pattern) {
+                // The user's pattern alone, so the error does not show our `^(?:...)$`.
+                let error = regex::Regex::new(pattern).err().unwrap_or(error);
                 problems.push(
                     &at("kafka_topic_regex"),
-                    format!("`{pattern}` is not a valid regex: {error}"),
+                    format!("`{pattern}` is not a valid regex: {}", regex_error_text(&error)),
                 );
             }
         }
@@ -222,8 +298,27 @@ fn validate_source(
                 mapping.kafka_topic
             ),
         ),
+        // The bridge's own commits land in __consumer_offsets: copying it
+        // would feed on itself. Regex mappings skip `__*` for the same reason.
+        (None, false) if mapping.kafka_topic.starts_with("__") => problems.push(
+            &at("kafka_topic"),
+            format!(
+                "`{}` is an internal Kafka topic (`__*`): the bridge copies application topics only",
+                mapping.kafka_topic
+            ),
+        ),
         (None, false) => {}
     }
+}
+
+/// One line from a regex error: its multi-line rendering (pattern, caret,
+/// `error: ...`) would break the list of problems.
+fn regex_error_text(error: &regex::Error) -> String {
+    let text = error.to_string();
+    text.lines()
+        .find_map(|line| line.strip_prefix("error: "))
+        .unwrap_or(&text)
+        .replace('\n', " ")
 }
 
 /// A legal RocketMQ name, or for regex mappings a template with `{topic}`.
@@ -256,7 +351,27 @@ fn validate_target(
     }
     // A template is checked with a stand-in; the real names at start-up.
     let name = mapping.rocketmq_topic.replace(TOPIC_PLACEHOLDER, "t");
-    if !is_legal_rocketmq_topic(&name) {
+    if is_legal_rocketmq_topic(&name)
+        && let Some(reason) = reserved_rocketmq_topic(&name)
+    {
+        problems.push(
+            &at("rocketmq_topic"),
+            format!(
+                "`{}` {reason}: choose an application topic name",
+                mapping.rocketmq_topic
+            ),
+        );
+    }
+    if name.len() > 127 && is_legal_rocketmq_name(&name, usize::MAX) {
+        problems.push(
+            &at("rocketmq_topic"),
+            format!(
+                "`{}` is {} characters long; RocketMQ topic names have at most 127",
+                mapping.rocketmq_topic,
+                mapping.rocketmq_topic.len()
+            ),
+        );
+    } else if !is_legal_rocketmq_topic(&name) {
         problems.push(
             &at("rocketmq_topic"),
             format!(
@@ -271,6 +386,7 @@ fn validate_target(
 fn validate_policies(
     mapping: &MappingConfig,
     at: &dyn Fn(&str) -> [Segment; 3],
+    mapped: &HashSet<&str>,
     problems: &mut Problems,
 ) {
     let policies = [
@@ -286,9 +402,15 @@ fn validate_policies(
             &at(field),
             "is dead_letter but the mapping has no dead_letter_topic: add `dead_letter_topic: <kafka topic>`",
         ),
-        (Some(topic), _) if !is_legal_kafka_topic(topic) || *topic == mapping.kafka_topic => problems.push(
+        (Some(topic), _) if !is_legal_kafka_topic(topic) || topic.starts_with("__") || *topic == mapping.kafka_topic => problems.push(
             &at("dead_letter_topic"),
             format!("`{topic}` must be a legal Kafka topic name other than the mapping's kafka_topic"),
+        ),
+        // A dead-lettered record would be copied again by the other mapping,
+        // and with mutual dead-letter topics bounce between the two forever.
+        (Some(topic), _) if mapped.contains(topic.as_str()) => problems.push(
+            &at("dead_letter_topic"),
+            format!("`{topic}` is copied by another mapping: a dead-letter topic must not be a mapped kafka_topic"),
         ),
         _ => {}
     }
@@ -319,15 +441,37 @@ fn check_host_ports(
         );
         return;
     }
+    let other = if separator == ',' { ';' } else { ',' };
     for entry in list.split(separator).map(str::trim) {
-        let valid = entry.rsplit_once(':').is_some_and(|(host, port)| {
-            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
-        });
-        if !valid {
-            problems.push(
-                path,
-                format!("`{entry}` is not host:port, for example {example}"),
-            );
+        let valid = entry
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| is_host(host) && port.parse::<u16>().is_ok_and(|p| p > 0));
+        let message = if entry.is_empty() {
+            format!(
+                "has an empty entry (a stray `{separator}`): write host:port entries separated by `{separator}`"
+            )
+        } else if entry.contains(other) {
+            format!(
+                "`{entry}` is not host:port: separate several with `{separator}`, for example {example}{separator}{example}"
+            )
+        } else if !valid {
+            format!("`{entry}` is not host:port, for example {example}")
+        } else {
+            continue;
+        };
+        problems.push(path, message);
+    }
+}
+
+/// A DNS name or IPv4 address, or an IPv6 address in brackets.
+fn is_host(host: &str) -> bool {
+    match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(ipv6) => ipv6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => {
+            !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
         }
     }
 }
@@ -343,10 +487,30 @@ fn is_legal_kafka_topic(name: &str) -> bool {
 
 /// RocketMQ's topic rule: `[%|a-zA-Z0-9_-]{1,127}`.
 pub fn is_legal_rocketmq_topic(name: &str) -> bool {
-    (1..=127).contains(&name.len())
+    is_legal_rocketmq_name(name, 127)
+}
+
+fn is_legal_rocketmq_name(name: &str, max_len: usize) -> bool {
+    (1..=max_len).contains(&name.len())
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '%' | '|' | '_' | '-'))
+}
+
+/// Why `name`, although legal, is no topic to copy into: RocketMQ's system
+/// topics (sends refused, or consumed by the broker itself) and the retry
+/// and dead-letter topics of consumer groups.
+pub(super) fn reserved_rocketmq_topic(name: &str) -> Option<&'static str> {
+    if TopicValidator::is_not_allowed_send_topic(name) || TopicValidator::is_system_topic(name) {
+        Some("is a RocketMQ system topic")
+    } else if ["%RETRY%", "%DLQ%", "%LMQ%"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+    {
+        Some("is a RocketMQ retry, dead-letter or light-queue topic (`%RETRY%`, `%DLQ%`, `%LMQ%`)")
+    } else {
+        None
+    }
 }
 
 /// A legal RocketMQ name close to `name`: illegal characters become `_`.
@@ -382,5 +546,21 @@ mod tests {
         assert!(!is_legal_rocketmq_topic(&"a".repeat(128)));
         assert_eq!(suggest_rocketmq_topic("orders.v1"), "orders_v1");
         assert_eq!(suggest_rocketmq_topic("é.x"), "__x");
+    }
+
+    #[test]
+    fn system_retry_and_dead_letter_topics_are_reserved() {
+        for name in [
+            "SCHEDULE_TOPIC_XXXX",
+            "TBW102",
+            "rmq_sys_x",
+            "%RETRY%group",
+            "%DLQ%group",
+        ] {
+            assert!(reserved_rocketmq_topic(name).is_some(), "{name}");
+        }
+        for name in ["orders", "RETRY_orders", "a%RETRY%"] {
+            assert_eq!(reserved_rocketmq_topic(name), None, "{name}");
+        }
     }
 }

@@ -253,6 +253,35 @@ impl BridgeProcess {
         BridgeProcess { child, log }
     }
 
+    /// Like `start`, with extra environment variables, and stdout kept in
+    /// the log file too (for tests that check everything it prints).
+    pub fn start_with_env(config: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        let log = std::env::temp_dir().join(format!("{}.log", unique("bridge")));
+        let file = std::fs::File::create(&log).expect("bridge log file");
+        let stdout = file.try_clone().expect("log file handle");
+        let child = Command::new(binary())
+            .args(["run", "--config", config.to_str().unwrap()])
+            .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
+            .stdout(stdout)
+            .stderr(file)
+            .spawn()
+            .expect("start the bridge");
+        BridgeProcess { child, log }
+    }
+
+    /// Waits until the log holds `count` lines containing `text`, up to `deadline`.
+    pub fn wait_for_log(&self, text: &str, count: usize, deadline: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < deadline {
+            if self.logs().matches(text).count() >= count {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }

@@ -17,6 +17,7 @@ pub mod kafka_source;
 pub mod mapping;
 pub mod message_id;
 pub mod metrics;
+pub mod offset_translation;
 pub mod plan;
 pub mod rate_limit;
 pub mod rocketmq_reader;

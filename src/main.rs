@@ -95,6 +95,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Where a Kafka consumer group stopped, as RocketMQ consumer offsets
+    /// (a dry run unless --apply). Exit code 0: done; 2: could not run.
+    TranslateOffsets {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The Kafka consumer group whose committed offsets are translated.
+        #[arg(long)]
+        group: String,
+        /// The RocketMQ consumer group to write (default: the same name as --group).
+        #[arg(long)]
+        rocketmq_group: Option<String>,
+        /// Write the offsets to the RocketMQ consumer group.
+        #[arg(long)]
+        apply: bool,
+        /// Print the offsets as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Is it safe to switch producers to RocketMQ? Exit code 0: yes; 1: not yet; 2: the check could not run.
     CutoverCheck {
         #[command(flatten)]
@@ -143,8 +161,14 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// The client libraries log every connection at INFO; the bridge reports
 /// what matters itself, with context, so theirs start at ERROR.
+///
+/// The client's lite pull consumer is off entirely: `verify` and
+/// `translate-offsets` read with explicit pulls, and the background pulls
+/// the client starts on its own for the same queues fail harmlessly (they
+/// have no offset to start from) and would log an error each time.
 const DEFAULT_LOG_FILTER: &str = "info,rocketmq_client_rust=error,rocketmq_transport=error,rocketmq_runtime=error,\
-                                  rocketmq_observability=error,rdkafka=warn";
+                                  rocketmq_observability=error,rdkafka=warn,\
+                                  rocketmq_client_rust::consumer::consumer_impl::default_lite_pull_consumer_impl=off";
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BRIDGE_LOG")
@@ -260,6 +284,19 @@ async fn dispatch(command: Command) -> ExitCode {
             };
             verify(&loaded, &request, json).await
         }
+        Command::TranslateOffsets {
+            config,
+            group,
+            rocketmq_group,
+            apply,
+            json,
+        } => {
+            let Some(loaded) = load(&config.config) else {
+                return ExitCode::from(EXIT_VERIFY_ERROR);
+            };
+            let rocketmq_group = rocketmq_group.unwrap_or_else(|| group.clone());
+            translate_offsets(&loaded, &group, &rocketmq_group, apply, json).await
+        }
         Command::CutoverCheck {
             config,
             days,
@@ -324,6 +361,40 @@ async fn verify(
             } else {
                 ExitCode::SUCCESS
             }
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(EXIT_VERIFY_ERROR)
+        }
+    }
+}
+
+async fn translate_offsets(
+    config: &config::BridgeConfig,
+    group: &str,
+    rocketmq_group: &str,
+    apply: bool,
+    json: bool,
+) -> ExitCode {
+    use kafka_rocketmq_bridge::offset_translation;
+    let translated = offset_translation::translate(config, group, rocketmq_group).await;
+    let applied = match translated {
+        Ok(translation) if apply => offset_translation::apply(config, &translation)
+            .await
+            .map(|()| translation),
+        other => other,
+    };
+    match applied {
+        Ok(translation) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&translation).unwrap_or_default()
+                );
+            } else {
+                print!("{}", translation.render(apply));
+            }
+            ExitCode::SUCCESS
         }
         Err(error) => {
             eprintln!("error: {error}");

@@ -68,6 +68,8 @@ pub struct TopicReader {
 }
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long [`TopicReader::shutdown`] waits for the client.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(1);
 /// Messages asked for per pull; the broker may return fewer.
 const PULL_BATCH: i32 = 256;
 
@@ -197,6 +199,19 @@ impl TopicReader {
         Ok((min, max))
     }
 
+    /// The offset this reader's consumer group has stored for `queue` on
+    /// the broker (where a consumer of the group resumes); negative if none.
+    pub async fn group_offset(&self, queue: &MessageQueue) -> Result<i64, ReadError> {
+        let topic = queue.topic_str();
+        tokio::time::timeout(
+            CALL_TIMEOUT,
+            self.consumer.fetch_consume_offset(queue, true),
+        )
+        .await
+        .map_err(|_| self.failed(topic, "no answer to a consumer offset query".into()))?
+        .map_err(|e| self.failed(topic, error_text(&e)))
+    }
+
     /// Every message of every queue of `topic`, queue by queue.
     pub async fn read_topic(&self, topic: &str) -> Result<Vec<ReadMessage>, ReadError> {
         let mut all = Vec::new();
@@ -206,8 +221,13 @@ impl TopicReader {
         Ok(all)
     }
 
+    /// Stops the consumer, waiting at most [`SHUTDOWN_WAIT`]. The client
+    /// runs the classic pull API on its lite pull consumer, which
+    /// rebalances the queues this reader touched and starts background
+    /// pull tasks for them; stopping those takes 5 s each, and this reader
+    /// has nothing of theirs to wait for.
     pub async fn shutdown(self) {
-        let _ = self.consumer.shutdown().await;
+        let _ = tokio::time::timeout(SHUTDOWN_WAIT, self.consumer.shutdown()).await;
     }
 }
 

@@ -10,8 +10,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::VerifyError;
@@ -23,6 +25,28 @@ use crate::mapping::SourceRecord;
 /// How long the scan waits for Kafka to deliver anything before giving up.
 const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Logs librdkafka's problems, except the end-of-partition events the scans
+/// wait for (librdkafka reports them as errors too).
+struct ScanContext;
+
+impl ClientContext for ScanContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        if (level as i32) <= (RDKafkaLogLevel::Warning as i32) {
+            tracing::warn!(target: "librdkafka", facility, "{message}");
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() != Some(RDKafkaErrorCode::PartitionEOF) {
+            tracing::warn!(target: "librdkafka", %error, "Kafka client error: {reason}");
+        }
+    }
+}
+
+impl ConsumerContext for ScanContext {}
+
+type ScanConsumer = BaseConsumer<ScanContext>;
 
 /// Where one partition's scan started, and what that says about retention.
 #[derive(Debug, Clone)]
@@ -68,8 +92,8 @@ pub fn scan(
         .set("group.id", format!("{}-verify", kafka.group_id))
         .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "earliest");
-    let consumer: BaseConsumer = config
-        .create()
+    let consumer: ScanConsumer = config
+        .create_with_context(ScanContext)
         .map_err(|e| failed(kafka, topic, "cannot create a client", e))?;
     let mut scans = start_positions(kafka, &consumer, topic, since_ms)?;
     let mut assignment = TopicPartitionList::new();
@@ -123,27 +147,11 @@ pub fn scan(
 /// Each partition's start offset and committed offset.
 fn start_positions(
     kafka: &KafkaConfig,
-    consumer: &BaseConsumer,
+    consumer: &ScanConsumer,
     topic: &str,
     since_ms: i64,
 ) -> Result<PartitionScans, VerifyError> {
-    let metadata = consumer
-        .fetch_metadata(Some(topic), CALL_TIMEOUT)
-        .map_err(|e| failed(kafka, topic, "reading metadata", e))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if partitions.is_empty() {
-        return Err(failed(
-            kafka,
-            topic,
-            "reading metadata",
-            "the topic does not exist",
-        ));
-    }
+    let partitions = partition_ids(kafka, consumer, topic)?;
     let mut by_time = TopicPartitionList::new();
     for partition in &partitions {
         by_time
@@ -230,15 +238,7 @@ pub fn lag(kafka: &KafkaConfig, topic: &str) -> Result<BTreeMap<i32, i64>, Verif
     let consumer: BaseConsumer = kafka_source::client_config(kafka)
         .create()
         .map_err(|e| failed(kafka, topic, "cannot create a client", e))?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), CALL_TIMEOUT)
-        .map_err(|e| failed(kafka, topic, "reading metadata", e))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
+    let partitions = partition_ids(kafka, &consumer, topic)?;
     let committed = committed_offsets(kafka, topic, &partitions)?;
     let mut lags = BTreeMap::new();
     for partition in partitions {
@@ -249,4 +249,88 @@ pub fn lag(kafka: &KafkaConfig, topic: &str) -> Result<BTreeMap<i32, i64>, Verif
         lags.insert(partition, (high - next).max(0));
     }
     Ok(lags)
+}
+
+/// The partition numbers of `topic`; an error if it does not exist.
+fn partition_ids<C: ConsumerContext>(
+    kafka: &KafkaConfig,
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+) -> Result<Vec<i32>, VerifyError> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), CALL_TIMEOUT)
+        .map_err(|e| failed(kafka, topic, "reading metadata", e))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err(failed(
+            kafka,
+            topic,
+            "reading metadata",
+            "the topic does not exist",
+        ));
+    }
+    Ok(partitions)
+}
+
+/// The partitions of `topic`.
+pub fn topic_partitions(kafka: &KafkaConfig, topic: &str) -> Result<Vec<i32>, VerifyError> {
+    let consumer: BaseConsumer = kafka_source::client_config(kafka)
+        .create()
+        .map_err(|e| failed(kafka, topic, "cannot create a client", e))?;
+    partition_ids(kafka, &consumer, topic)
+}
+
+/// The timestamp of the first record at or after each partition's offset in
+/// `at`, `None` where the partition has nothing from there on.
+pub fn timestamps_at(
+    kafka: &KafkaConfig,
+    topic: &str,
+    at: &BTreeMap<i32, i64>,
+) -> Result<BTreeMap<i32, Option<i64>>, VerifyError> {
+    let mut config = kafka_source::client_config(kafka);
+    config
+        .set("group.id", format!("{}-verify", kafka.group_id))
+        .set("enable.partition.eof", "true");
+    let consumer: ScanConsumer = config
+        .create_with_context(ScanContext)
+        .map_err(|e| failed(kafka, topic, "cannot create a client", e))?;
+    let mut assignment = TopicPartitionList::new();
+    for (partition, offset) in at {
+        assignment
+            .add_partition_offset(topic, *partition, Offset::Offset(*offset))
+            .map_err(|e| failed(kafka, topic, "bad offset", e))?;
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(|e| failed(kafka, topic, "cannot assign partitions", e))?;
+    let mut found: BTreeMap<i32, Option<i64>> = BTreeMap::new();
+    let started = Instant::now();
+    while found.len() < at.len() {
+        if started.elapsed() > STALL_TIMEOUT {
+            return Err(failed(
+                kafka,
+                topic,
+                "no answer",
+                "reading one record per partition",
+            ));
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                found.entry(partition).or_insert(None);
+            }
+            Some(Err(error)) => return Err(failed(kafka, topic, "reading failed", error)),
+            Some(Ok(message)) => {
+                let record = source_record(&message);
+                let millis = record.timestamp.map(|(millis, _)| millis);
+                found.entry(record.partition).or_insert(millis);
+            }
+        }
+    }
+    Ok(found)
 }

@@ -13,10 +13,10 @@
 mod cutover;
 pub mod days;
 pub mod digest;
-mod kafka_scan;
+pub(crate) mod kafka_scan;
 mod progress;
 mod report;
-mod rocketmq_scan;
+pub(crate) mod rocketmq_scan;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};

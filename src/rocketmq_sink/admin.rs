@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use cheetah_string::CheetahString;
 use rocketmq_client_rust::{AclClientRPCHook, ClientError, ClientRuntime, SessionCredentials};
-use rocketmq_client_rust::{DefaultMQAdminExt, RouteAdmin, TopicAdmin};
+use rocketmq_client_rust::{ConsumerAdmin, DefaultMQAdminExt, OffsetAdmin, RouteAdmin, TopicAdmin};
+use rocketmq_model::message::MessageQueue;
 use rocketmq_model::topic::TopicConfig;
+use rocketmq_protocol::protocol::subscription::subscription_group_config::SubscriptionGroupConfig;
 
 use super::client::{RocketMqRuntime, error_text};
 use crate::config::RocketMqConfig;
@@ -181,6 +183,92 @@ impl RocketMqAdmin {
             .await?;
         }
         Ok(())
+    }
+
+    /// Sets consumer group `group`'s offset on each queue, on the broker
+    /// that holds the queue (its master, as the topic route lists it).
+    pub async fn set_consumer_offsets(
+        &self,
+        group: &str,
+        offsets: &[(MessageQueue, i64)],
+    ) -> Result<(), RocketMqAdminError> {
+        let millis = self.deadline.as_millis() as u64;
+        let mut routes = BTreeMap::new();
+        for (queue, offset) in offsets {
+            let topic = queue.topic_str().to_string();
+            if !routes.contains_key(&topic) {
+                let route = self
+                    .bounded(
+                        &format!("route of topic `{topic}`"),
+                        self.admin.examine_topic_route_info_with_timeout(
+                            CheetahString::from(topic.as_str()),
+                            millis,
+                        ),
+                    )
+                    .await?;
+                routes.insert(topic.clone(), route);
+            }
+            let broker = routes
+                .get(&topic)
+                .and_then(Option::as_ref)
+                .and_then(|route| {
+                    route
+                        .broker_datas
+                        .iter()
+                        .find(|b| b.broker_name() == queue.broker_name())
+                })
+                .and_then(|b| b.broker_addrs().get(&0).cloned());
+            let Some(address) = broker else {
+                return Err(RocketMqAdminError::Call {
+                    name_server: self.name_server.clone(),
+                    operation: format!("find the master of broker `{}`", queue.broker_name()),
+                    cause: format!("topic `{topic}`'s route does not list it"),
+                });
+            };
+            self.ensure_group(&address, group).await?;
+            self.bounded(
+                &format!(
+                    "set group `{group}`'s offset on `{topic}` queue {} to {offset}",
+                    queue.queue_id()
+                ),
+                self.admin.update_consume_offset(
+                    address,
+                    CheetahString::from(group),
+                    queue.clone(),
+                    (*offset).max(0) as u64,
+                ),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Creates consumer group `group` on the broker at `address` with the
+    /// broker's defaults, unless it exists (an existing group's settings are
+    /// left as they are). Brokers refuse offsets for unknown groups.
+    async fn ensure_group(
+        &self,
+        address: &CheetahString,
+        group: &str,
+    ) -> Result<(), RocketMqAdminError> {
+        let group_name = CheetahString::from(group);
+        let existing = self
+            .bounded_raw(
+                self.admin
+                    .examine_subscription_group_config(address.clone(), group_name.clone()),
+            )
+            .await?;
+        if existing.is_ok() {
+            return Ok(());
+        }
+        self.bounded(
+            &format!("create consumer group `{group}` on broker {address}"),
+            self.admin.create_and_update_subscription_group_config(
+                address.clone(),
+                SubscriptionGroupConfig::new(group_name),
+            ),
+        )
+        .await
     }
 
     pub async fn shutdown(mut self) {

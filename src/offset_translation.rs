@@ -1,0 +1,296 @@
+//! `translate-offsets`: at cutover, a Kafka consumer group continues in
+//! RocketMQ where it stopped. For each queue of each target topic this
+//! finds the first message that is a copy of a record the Kafka group has
+//! not consumed yet (by its provenance), and can write that position as the
+//! RocketMQ consumer group's offset.
+//!
+//! Nothing is skipped: every message before the chosen offset is a copy of
+//! a consumed record. A queue that mixes partitions (`key_hash`, or more
+//! partitions than queues) can hold consumed copies after the first
+//! unconsumed one; they are delivered again and counted as `redelivered`
+//! (consumers deduplicate them by msgId). With `ordering: partition` and a
+//! queue per partition, the translation is exact.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use rocketmq_model::message::MessageQueue;
+
+use crate::config::{BridgeConfig, MappingConfig, is_legal_rocketmq_topic};
+use crate::count_match::kafka_scan::{group_offsets, timestamps_at, topic_partitions};
+use crate::count_match::{Coordinates, VerifyError};
+use crate::rocketmq_reader::TopicReader;
+use crate::rocketmq_sink::{RocketMqRuntime, with_admin};
+
+/// Where the scan of each queue starts, before the first unconsumed record's
+/// timestamp: a copy is stored after its record was written, and brokers'
+/// time indexes are approximate.
+const SLACK_MS: i64 = 3_600_000;
+
+/// One queue's translated offset.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QueueOffset {
+    pub mapping: String,
+    pub topic: String,
+    pub broker: String,
+    pub queue: i32,
+    /// The RocketMQ consumer offset: the first message not yet consumed in Kafka.
+    pub offset: i64,
+    /// One past the queue's last message when translated.
+    pub end: i64,
+    /// The Kafka record the message at `offset` is a copy of, if any.
+    pub next: Option<Coordinates>,
+    /// Copies of consumed records at or after `offset`.
+    pub redelivered: u64,
+    #[serde(skip)]
+    message_queue: Option<MessageQueue>,
+}
+
+/// The whole translation.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OffsetTranslation {
+    pub kafka_group: String,
+    pub rocketmq_group: String,
+    pub queues: Vec<QueueOffset>,
+    /// Partitions the Kafka group never committed: treated as nothing consumed.
+    pub notes: Vec<String>,
+}
+
+impl OffsetTranslation {
+    pub fn render(&self, applied: bool) -> String {
+        let mut out = format!(
+            "Kafka group `{}` -> RocketMQ consumer group `{}`\n\n",
+            self.kafka_group, self.rocketmq_group
+        );
+        let _ = writeln!(
+            out,
+            "{:<24} {:<12} {:>5} {:>10} {:>10} {:>11}  NEXT RECORD",
+            "MAPPING", "BROKER", "QUEUE", "OFFSET", "END", "REDELIVERED"
+        );
+        for q in &self.queues {
+            let next = q
+                .next
+                .as_ref()
+                .map_or("(end of queue)".to_string(), ToString::to_string);
+            let _ = writeln!(
+                out,
+                "{:<24} {:<12} {:>5} {:>10} {:>10} {:>11}  {next}",
+                q.mapping, q.broker, q.queue, q.offset, q.end, q.redelivered
+            );
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "note: {note}");
+        }
+        out.push_str(if applied {
+            "\napplied: the RocketMQ consumer group starts at these offsets\n"
+        } else {
+            "\ndry run: add --apply to write these offsets to the RocketMQ consumer group\n"
+        });
+        out
+    }
+}
+
+/// Works the offsets out for every mapping, reading only.
+pub async fn translate(
+    config: &BridgeConfig,
+    kafka_group: &str,
+    rocketmq_group: &str,
+) -> Result<OffsetTranslation, VerifyError> {
+    if !is_legal_rocketmq_topic(rocketmq_group) {
+        return Err(VerifyError(format!(
+            "`{rocketmq_group}` is not a legal RocketMQ group name (letters, digits, `%`, `|`, `_`, `-`): \
+             give one with --rocketmq-group"
+        )));
+    }
+    let config = crate::kafka_source::resolve_regex_mappings(config, Duration::from_secs(30))
+        .await
+        .map_err(VerifyError)?;
+    let runtime = RocketMqRuntime::start(1).map_err(VerifyError)?;
+    let group = format!("{}-translate", config.rocketmq.producer_group);
+    let reader = TopicReader::start(runtime.client_runtime(), &config.rocketmq, &group)
+        .await
+        .map_err(|e| VerifyError(e.to_string()));
+    let mut translation = OffsetTranslation {
+        kafka_group: kafka_group.to_string(),
+        rocketmq_group: rocketmq_group.to_string(),
+        queues: Vec::new(),
+        notes: Vec::new(),
+    };
+    let mut outcome = Ok(());
+    if let Ok(reader) = &reader {
+        for mapping in &config.mappings {
+            if let Err(error) = translate_mapping(&config, mapping, reader, &mut translation).await
+            {
+                outcome = Err(error);
+                break;
+            }
+        }
+    }
+    match reader {
+        Ok(reader) => reader.shutdown().await,
+        Err(error) => outcome = Err(error),
+    }
+    runtime.shutdown().await;
+    outcome.map(|()| translation)
+}
+
+async fn translate_mapping(
+    config: &BridgeConfig,
+    mapping: &MappingConfig,
+    reader: &TopicReader,
+    translation: &mut OffsetTranslation,
+) -> Result<(), VerifyError> {
+    let topic = &mapping.kafka_topic;
+    let kafka = &config.kafka;
+    let group = translation.kafka_group.clone();
+    let (committed, first_unconsumed) = tokio::task::block_in_place(|| {
+        let partitions = topic_partitions(kafka, topic)?;
+        let committed = group_offsets(kafka, &group, topic, &partitions)?;
+        let starts: BTreeMap<i32, i64> = partitions
+            .iter()
+            .map(|p| (*p, committed.get(p).copied().unwrap_or(0)))
+            .collect();
+        for partition in partitions.iter().filter(|p| !committed.contains_key(p)) {
+            translation.notes.push(format!(
+                "group `{group}` has no committed offset on {topic}/{partition}: treated as nothing consumed"
+            ));
+        }
+        Ok::<_, VerifyError>((committed, timestamps_at(kafka, topic, &starts)?))
+    })?;
+    let is_consumed =
+        |partition: i32, offset: i64| committed.get(&partition).is_some_and(|next| offset < *next);
+    // The oldest unconsumed record bounds where its copy can be stored.
+    let earliest = first_unconsumed.values().flatten().min().copied();
+    for queue in reader
+        .queues(&mapping.rocketmq_topic)
+        .await
+        .map_err(|e| VerifyError(e.to_string()))?
+    {
+        let found = translate_queue(reader, &queue, topic, earliest, &is_consumed).await?;
+        translation.queues.push(QueueOffset {
+            mapping: mapping.label().to_string(),
+            topic: mapping.rocketmq_topic.clone(),
+            broker: queue.broker_name().to_string(),
+            queue: queue.queue_id(),
+            message_queue: Some(queue),
+            ..found
+        });
+    }
+    Ok(())
+}
+
+/// The first message of `queue` that is not a consumed copy.
+async fn translate_queue(
+    reader: &TopicReader,
+    queue: &MessageQueue,
+    kafka_topic: &str,
+    earliest_unconsumed: Option<i64>,
+    is_consumed: &impl Fn(i32, i64) -> bool,
+) -> Result<QueueOffset, VerifyError> {
+    let failed = |e: crate::rocketmq_reader::ReadError| VerifyError(e.to_string());
+    let (min, max) = reader.offsets(queue).await.map_err(failed)?;
+    let mut found = QueueOffset {
+        mapping: String::new(),
+        topic: String::new(),
+        broker: String::new(),
+        queue: queue.queue_id(),
+        offset: max,
+        end: max,
+        next: None,
+        redelivered: 0,
+        message_queue: None,
+    };
+    let Some(earliest) = earliest_unconsumed else {
+        return Ok(found); // everything was consumed: start at the end
+    };
+    let start = reader
+        .offset_at(queue, earliest - SLACK_MS)
+        .await
+        .map_err(failed)?
+        .clamp(min, max.max(min));
+    let mut first_read = None;
+    scan_from(
+        reader,
+        queue,
+        start,
+        max,
+        kafka_topic,
+        is_consumed,
+        &mut found,
+        &mut first_read,
+    )
+    .await?;
+    // The time index is approximate: if the very first message read was
+    // already unconsumed, earlier ones may be too. Read the whole queue.
+    if start > min && first_read == Some(start) && found.offset == start {
+        found.offset = max;
+        found.next = None;
+        found.redelivered = 0;
+        scan_from(
+            reader,
+            queue,
+            min,
+            max,
+            kafka_topic,
+            is_consumed,
+            &mut found,
+            &mut first_read,
+        )
+        .await?;
+    }
+    Ok(found)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn scan_from(
+    reader: &TopicReader,
+    queue: &MessageQueue,
+    from: i64,
+    to: i64,
+    kafka_topic: &str,
+    is_consumed: &impl Fn(i32, i64) -> bool,
+    found: &mut QueueOffset,
+    first_read: &mut Option<i64>,
+) -> Result<(), VerifyError> {
+    *first_read = None;
+    let mut located = false;
+    reader
+        .scan_queue(queue, from, to, |message| {
+            first_read.get_or_insert(message.queue_offset);
+            let record = message
+                .kafka_record()
+                .ok()
+                .filter(|r| r.topic == kafka_topic);
+            let consumed = record
+                .as_ref()
+                .is_some_and(|r| is_consumed(r.partition, r.offset));
+            if located {
+                found.redelivered += u64::from(consumed);
+            } else if !consumed {
+                located = true;
+                found.offset = message.queue_offset;
+                found.next = record.as_ref().map(Coordinates::of);
+            }
+        })
+        .await
+        .map_err(|e| VerifyError(e.to_string()))
+}
+
+/// Writes the translated offsets to the RocketMQ consumer group.
+pub async fn apply(
+    config: &BridgeConfig,
+    translation: &OffsetTranslation,
+) -> Result<(), VerifyError> {
+    let offsets: Vec<(MessageQueue, i64)> = translation
+        .queues
+        .iter()
+        .filter_map(|q| Some((q.message_queue.clone()?, q.offset)))
+        .collect();
+    let group = translation.rocketmq_group.as_str();
+    with_admin(&config.rocketmq, Duration::from_secs(30), async |admin| {
+        admin.set_consumer_offsets(group, &offsets).await
+    })
+    .await
+    .map_err(|e| VerifyError(e.to_string()))
+}

@@ -354,8 +354,9 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
-/// A YAML scalar as its text: strings as they are, numbers and booleans as
-/// written. Lists and maps are refused with `expected`.
+/// A YAML scalar as text: strings as they are, numbers and booleans in
+/// Rust's spelling (`1.50` becomes `1.5`). Lists and maps are refused with
+/// `expected`.
 struct ScalarText(&'static str);
 
 impl Visitor<'_> for ScalarText {

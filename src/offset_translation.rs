@@ -167,15 +167,8 @@ async fn translate_mapping(
         .await
         .map_err(|e| VerifyError(e.to_string()))?
     {
-        let found = translate_queue(reader, &queue, topic, earliest, &is_consumed).await?;
-        translation.queues.push(QueueOffset {
-            mapping: mapping.label().to_string(),
-            topic: mapping.rocketmq_topic.clone(),
-            broker: queue.broker_name().to_string(),
-            queue: queue.queue_id(),
-            message_queue: Some(queue),
-            ..found
-        });
+        let found = translate_queue(reader, mapping, queue, earliest, &is_consumed).await?;
+        translation.queues.push(found);
     }
     Ok(())
 }
@@ -183,98 +176,89 @@ async fn translate_mapping(
 /// The first message of `queue` that is not a consumed copy.
 async fn translate_queue(
     reader: &TopicReader,
-    queue: &MessageQueue,
-    kafka_topic: &str,
+    mapping: &MappingConfig,
+    queue: MessageQueue,
     earliest_unconsumed: Option<i64>,
     is_consumed: &impl Fn(i32, i64) -> bool,
 ) -> Result<QueueOffset, VerifyError> {
     let failed = |e: crate::rocketmq_reader::ReadError| VerifyError(e.to_string());
-    let (min, max) = reader.offsets(queue).await.map_err(failed)?;
-    let mut found = QueueOffset {
-        mapping: String::new(),
-        topic: String::new(),
-        broker: String::new(),
-        queue: queue.queue_id(),
-        offset: max,
-        end: max,
-        next: None,
-        redelivered: 0,
-        message_queue: None,
-    };
-    let Some(earliest) = earliest_unconsumed else {
-        return Ok(found); // everything was consumed: start at the end
-    };
-    let start = reader
-        .offset_at(queue, earliest - SLACK_MS)
-        .await
-        .map_err(failed)?
-        .clamp(min, max.max(min));
-    let mut first_read = None;
-    scan_from(
-        reader,
-        queue,
-        start,
-        max,
-        kafka_topic,
-        is_consumed,
-        &mut found,
-        &mut first_read,
-    )
-    .await?;
-    // The time index is approximate: if the very first message read was
-    // already unconsumed, earlier ones may be too. Read the whole queue.
-    if start > min && first_read == Some(start) && found.offset == start {
-        found.offset = max;
-        found.next = None;
-        found.redelivered = 0;
-        scan_from(
-            reader,
-            queue,
-            min,
-            max,
-            kafka_topic,
-            is_consumed,
-            &mut found,
-            &mut first_read,
-        )
-        .await?;
+    let (min, max) = reader.offsets(&queue).await.map_err(failed)?;
+    let kafka_topic = mapping.kafka_topic.as_str();
+    let mut scan = QueueScan::default();
+    // Everything consumed: no earliest unconsumed record, start at the end.
+    if let Some(earliest) = earliest_unconsumed {
+        let start = reader
+            .offset_at(&queue, earliest - SLACK_MS)
+            .await
+            .map_err(failed)?
+            .clamp(min, max.max(min));
+        let read = |from| QueueScan::read(reader, &queue, from, max, kafka_topic, is_consumed);
+        scan = read(start).await?;
+        // The time index is approximate: if the very first message read was
+        // already unconsumed, earlier ones may be too. Read the whole queue.
+        if start > min && scan.first_read == Some(start) && scan.boundary_offset() == Some(start) {
+            scan = read(min).await?;
+        }
     }
-    Ok(found)
+    let (offset, next) = scan.boundary.unwrap_or((max, None));
+    Ok(QueueOffset {
+        mapping: mapping.label().to_string(),
+        topic: mapping.rocketmq_topic.clone(),
+        broker: queue.broker_name().to_string(),
+        queue: queue.queue_id(),
+        offset,
+        end: max,
+        next,
+        redelivered: scan.redelivered,
+        message_queue: Some(queue),
+    })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn scan_from(
-    reader: &TopicReader,
-    queue: &MessageQueue,
-    from: i64,
-    to: i64,
-    kafka_topic: &str,
-    is_consumed: &impl Fn(i32, i64) -> bool,
-    found: &mut QueueOffset,
-    first_read: &mut Option<i64>,
-) -> Result<(), VerifyError> {
-    *first_read = None;
-    let mut located = false;
-    reader
-        .scan_queue(queue, from, to, |message| {
-            first_read.get_or_insert(message.queue_offset);
-            let record = message
-                .kafka_record()
-                .ok()
-                .filter(|r| r.topic == kafka_topic);
-            let consumed = record
-                .as_ref()
-                .is_some_and(|r| is_consumed(r.partition, r.offset));
-            if located {
-                found.redelivered += u64::from(consumed);
-            } else if !consumed {
-                located = true;
-                found.offset = message.queue_offset;
-                found.next = record.as_ref().map(Coordinates::of);
-            }
-        })
-        .await
-        .map_err(|e| VerifyError(e.to_string()))
+/// What one pass over a queue found.
+#[derive(Default)]
+struct QueueScan {
+    /// The first message that is not a consumed copy, and its record.
+    boundary: Option<(i64, Option<Coordinates>)>,
+    /// Consumed copies after the boundary.
+    redelivered: u64,
+    first_read: Option<i64>,
+}
+
+impl QueueScan {
+    async fn read(
+        reader: &TopicReader,
+        queue: &MessageQueue,
+        from: i64,
+        to: i64,
+        kafka_topic: &str,
+        is_consumed: &impl Fn(i32, i64) -> bool,
+    ) -> Result<Self, VerifyError> {
+        let mut scan = QueueScan::default();
+        reader
+            .scan_queue(queue, from, to, |message| {
+                scan.first_read.get_or_insert(message.queue_offset);
+                let record = message
+                    .kafka_record()
+                    .ok()
+                    .filter(|r| r.topic == kafka_topic);
+                let consumed = record
+                    .as_ref()
+                    .is_some_and(|r| is_consumed(r.partition, r.offset));
+                if scan.boundary.is_some() {
+                    scan.redelivered += u64::from(consumed);
+                } else if !consumed {
+                    let next = record.as_ref().map(Coordinates::of);
+                    scan.boundary = Some((message.queue_offset, next));
+                }
+            })
+            .await
+            .map_err(|e| VerifyError(e.to_string()))?;
+        Ok(scan)
+    }
+
+    fn boundary_offset(&self) -> Option<i64> {
+        self.boundary.as_ref().map(|(offset, _)| *offset)
+    }
 }
 
 /// Writes the translated offsets to the RocketMQ consumer group.

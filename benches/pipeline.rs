@@ -49,6 +49,8 @@ struct Args {
     only_bridge: bool,
     /// Extra lines for the `bridge:` section of the `--only-bridge` runs.
     bridge_yaml: String,
+    /// Latency at this rate only, with and without a short Kafka fetch wait.
+    only_latency: Option<f64>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -67,6 +69,7 @@ fn parse_args() -> Result<Args> {
         command: "scripts/bench.sh".into(),
         only_bridge: false,
         bridge_yaml: String::new(),
+        only_latency: None,
     };
     let mut given = std::env::args().skip(1);
     while let Some(flag) = given.next() {
@@ -90,6 +93,7 @@ fn parse_args() -> Result<Args> {
             "--command" => args.command = value()?,
             "--only-bridge" => args.only_bridge = true,
             "--bridge-yaml" => args.bridge_yaml = value()?.replace("\\n", "\n"),
+            "--only-latency" => args.only_latency = Some(value()?.parse()?),
             // cargo bench passes this to every bench target.
             "--bench" => {}
             other => bail!("unknown argument {other}"),
@@ -152,14 +156,23 @@ fn now_ms() -> i64 {
 #[derive(Clone, Copy)]
 struct Variant {
     ordering: &'static str,
+    /// Extra lines for `kafka.properties`.
+    kafka: &'static str,
     rocketmq: &'static str,
     bridge: &'static str,
 }
 
 const PARTITION: Variant = Variant {
     ordering: "partition",
+    kafka: "",
     rocketmq: "",
     bridge: "",
+};
+/// librdkafka waits up to `fetch.wait.max.ms` (500 ms by default) for a
+/// fetch to fill; the latency runs compare it with a short wait.
+const SHORT_FETCH_WAIT: Variant = Variant {
+    kafka: "    fetch.wait.max.ms: 10\n",
+    ..PARTITION
 };
 const KEY_HASH: Variant = Variant {
     ordering: "key_hash",
@@ -196,11 +209,12 @@ impl Bench {
         let path = self.work.join(format!("{}.yaml", unique("config-")));
         let Variant {
             ordering,
+            kafka,
             rocketmq,
             bridge,
         } = variant;
         let text = format!(
-            "kafka:\n  bootstrap_servers: \"{}\"\n  group_id: \"{}\"\n  properties:\n    session.timeout.ms: 6000\n\
+            "kafka:\n  bootstrap_servers: \"{}\"\n  group_id: \"{}\"\n  properties:\n    session.timeout.ms: 6000\n{kafka}\
              metrics:\n  listen: \"127.0.0.1:0\"\n\
              rocketmq:\n  name_server: \"{}\"\n{rocketmq}bridge:\n  commit_interval: 1s\n{bridge}\
              mappings:\n  - kafka_topic: \"{kafka_topic}\"\n    rocketmq_topic: \"{rocketmq_topic}\"\n    ordering: {ordering}\n",
@@ -696,9 +710,14 @@ fn pids_named(prefix: &str) -> Vec<u32> {
 /// End-to-end latency at a steady `rate` for `duration`: (p50, p99, p999) in
 /// ms, Kafka record timestamp to RocketMQ store time, and the rate the
 /// producer actually reached.
-async fn latency(bench: &Bench, rate: f64, duration: Duration) -> Result<(f64, f64, f64, f64)> {
+async fn latency(
+    bench: &Bench,
+    rate: f64,
+    duration: Duration,
+    variant: &Variant,
+) -> Result<(f64, f64, f64, f64)> {
     let (kafka_topic, rocketmq_topic) = (unique("bench.lat."), unique("bench_lat_"));
-    let config = bench.config(&kafka_topic, &rocketmq_topic, &PARTITION)?;
+    let config = bench.config(&kafka_topic, &rocketmq_topic, variant)?;
     bench.create_topics(&config, bench.args.partitions, bench.args.queues)?;
     let mut bridge = BridgeProcess::start(bench, &config)?;
     // A 1 ms linger: small produce requests, as a latency-minded producer sends.
@@ -924,6 +943,17 @@ async fn run_all(bench: &mut Bench) -> Result<String> {
     let (records, value_size, repeat) =
         (bench.args.records, bench.args.value_size, bench.args.repeat);
     let mut results = Results::default();
+    if let Some(rate) = bench.args.only_latency {
+        let window = Duration::from_secs(30);
+        for (name, variant) in [
+            ("default", PARTITION),
+            ("fetch.wait.max.ms 10", SHORT_FETCH_WAIT),
+        ] {
+            let (p50, p99, p999, offered) = latency(bench, rate, window, &variant).await?;
+            bench.say(format!("latency at {rate:.0}/s ({name}; producer reached {offered:.0}/s): p50 {p50:.0} ms, p99 {p99:.0} ms, p999 {p999:.0} ms"));
+        }
+        bail!("--only-latency: no report written");
+    }
     bench.say(format!(
         "pre-loading {records} records of {value_size} B into {} partitions",
         bench.args.partitions
@@ -1009,13 +1039,13 @@ async fn run_all(bench: &mut Bench) -> Result<String> {
     } else {
         Duration::from_secs(30)
     };
-    let (p50, p99, p999, offered) = latency(bench, steady, window).await?;
+    let (p50, p99, p999, offered) = latency(bench, steady, window, &PARTITION).await?;
     results.latency = Some((offered, p50, p99, p999));
     bench.say(format!("latency at {steady:.0}/s (producer reached {offered:.0}/s) for {window:?}: p50 {p50:.0} ms, p99 {p99:.0} ms, p999 {p999:.0} ms"));
     // The same at a fifth of that load: separates the bridge's own delay
     // from queueing when producer, brokers and bridge compete for the cores.
     let light = steady / 5.0;
-    let (l50, l99, l999, offered) = latency(bench, light, window).await?;
+    let (l50, l99, l999, offered) = latency(bench, light, window, &PARTITION).await?;
     results.light_latency = Some((offered, l50, l99, l999));
     bench.say(format!("latency at {light:.0}/s (producer reached {offered:.0}/s) for {window:?}: p50 {l50:.0} ms, p99 {l99:.0} ms, p999 {l999:.0} ms"));
 

@@ -84,8 +84,9 @@ impl Tally {
     }
 }
 
-/// Where a block of offsets lives: Kafka topic, partition, block number.
-pub type BlockId = (String, i32, i64);
+/// Where a block of offsets lives: Kafka partition and block number (a
+/// tally covers one mapping, so one Kafka topic).
+pub type BlockId = (i32, i64);
 
 /// A day's records: the whole tally and one per block of offsets.
 #[derive(Debug, Clone, Default)]
@@ -95,11 +96,10 @@ pub struct DayTally {
 }
 
 impl DayTally {
-    pub fn add(&mut self, topic: &str, partition: i32, offset: i64, content: u64) {
+    pub fn add(&mut self, partition: i32, offset: i64, content: u64) {
         self.total.add(content);
-        let block = (topic.to_string(), partition, offset / BLOCK_OFFSETS);
         self.blocks
-            .entry(block)
+            .entry((partition, offset / BLOCK_OFFSETS))
             .or_default()
             .add(placed_hash(partition, offset, content));
     }
@@ -180,22 +180,22 @@ mod tests {
         let mut forward = DayTally::default();
         let mut backward = DayTally::default();
         for (offset, hash) in &hashes {
-            forward.add("t", 3, *offset, *hash);
+            forward.add(3, *offset, *hash);
         }
         for (offset, hash) in hashes.iter().rev() {
-            backward.add("t", 3, *offset, *hash);
+            backward.add(3, *offset, *hash);
         }
         assert_eq!(forward.total, backward.total);
         assert!(forward.differing_blocks(&backward).is_empty());
         let mut altered = DayTally::default();
         for (offset, hash) in &hashes {
             let hash = if *offset == 150_000 { hash + 1 } else { *hash };
-            altered.add("t", 3, *offset, hash);
+            altered.add(3, *offset, hash);
         }
         assert_ne!(forward.total, altered.total);
         assert_eq!(
             forward.differing_blocks(&altered),
-            vec![("t".to_string(), 3, 150_000 / BLOCK_OFFSETS)]
+            vec![(3, 150_000 / BLOCK_OFFSETS)]
         );
     }
 }

@@ -240,7 +240,7 @@ impl RocketMqSide {
             } => {
                 let hash = content_hash(record);
                 let tally = &mut self.days.entry(day).or_default().unique;
-                tally.add(&record.topic, record.partition, record.offset, hash);
+                tally.add(record.partition, record.offset, hash);
             }
             Seen::Copy {
                 day,
@@ -308,11 +308,13 @@ impl KafkaSide<'_> {
             .or_insert_with(|| PartitionSpan::starting_at(record.partition, record.offset))
             .extend(record.offset);
         let hash = content_hash(record);
-        let coordinates = Coordinates::of(record);
-        match mapping::map_record(record, rules) {
-            Ok(_) => entry
-                .expected
-                .add(&record.topic, record.partition, record.offset, hash),
+        let mapped = if mapping::surely_mappable(record, rules) {
+            Ok(())
+        } else {
+            mapping::map_record(record, rules).map(drop)
+        };
+        match mapped {
+            Ok(()) => entry.expected.add(record.partition, record.offset, hash),
             Err(rejection) => {
                 let reason = rejection.reason().to_string();
                 match mapping.policy_for(rejection) {
@@ -324,7 +326,7 @@ impl KafkaSide<'_> {
                         entry.blocked += 1;
                         if entry.listed.len() < max_listed {
                             entry.listed.push(Difference::Blocked {
-                                coordinates: coordinates.clone(),
+                                coordinates: Coordinates::of(record),
                                 why: rejection.to_string(),
                             });
                         }
@@ -338,7 +340,7 @@ impl KafkaSide<'_> {
                 self.altered_duplicates
                     .entry(*copy_day)
                     .or_default()
-                    .push(coordinates.clone());
+                    .push(Coordinates::of(record));
             }
         }
     }
@@ -481,12 +483,7 @@ async fn locate(
     let range = request.days;
     let since = range.span().0 - request.slack.as_millis() as i64;
     let in_wanted = |day: NaiveDate, record: &SourceRecord| {
-        let block = (
-            record.topic.clone(),
-            record.partition,
-            record.offset / BLOCK_OFFSETS,
-        );
-        wanted.contains(&(day, block))
+        wanted.contains(&(day, (record.partition, record.offset / BLOCK_OFFSETS)))
     };
     type Located = BTreeMap<(NaiveDate, i32, i64), Vec<u64>>;
     let mut in_rocketmq: Located = BTreeMap::new();
@@ -525,7 +522,11 @@ async fn locate(
                 let Some(day) = record.timestamp.and_then(|(ms, _)| range.day_of(ms)) else {
                     return;
                 };
-                if in_wanted(day, record) && mapping::map_record(record, rules).is_ok() {
+                let copyable = || {
+                    mapping::surely_mappable(record, rules)
+                        || mapping::map_record(record, rules).is_ok()
+                };
+                if in_wanted(day, record) && copyable() {
                     let key = (day, record.partition, record.offset);
                     in_kafka.entry(key).or_default().push(content_hash(record));
                 }

@@ -9,9 +9,11 @@
 //! already seen for its partition in the same queue is therefore a re-sent
 //! copy. This needs one number per queue and partition, whatever the size.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
+use rocketmq_model::message::MessageQueue;
 
 use super::VerifyError;
 use super::days::DayRange;
@@ -80,7 +82,7 @@ pub async fn scan(
     range: &DayRange,
     since_store_ms: i64,
     progress: &Progress,
-    mut visit: impl FnMut(Seen<'_>),
+    visit: impl FnMut(Seen<'_>),
 ) -> Result<Vec<QueueScan>, VerifyError> {
     let queues = reader
         .queues(topic)
@@ -91,59 +93,89 @@ pub async fn scan(
             "RocketMQ topic `{topic}` has no queues: check rocketmq.name_server and that the topic exists"
         )));
     }
-    // Keyed by the queue's index in `queues`: queue ids repeat across brokers.
-    let mut highest: HashMap<(usize, i32), i64> = HashMap::new();
-    let mut scans = Vec::new();
-    for (index, queue) in queues.iter().enumerate() {
-        let (min, max) = reader
-            .offsets(queue)
-            .await
-            .map_err(|e| VerifyError(e.to_string()))?;
+    // A broker answers a pull with at most 32 messages from memory
+    // (`maxTransferCountOnMessageInMemory`), so one queue at a time is
+    // bound by round trips. All queues are read at once instead. Their
+    // futures share this task, so `visit` is only ever called by one.
+    let visit = RefCell::new(visit);
+    let scans = queues.iter().map(|queue| {
+        let queue_scan = QueueReading {
+            reader,
+            queue,
+            kafka_topic,
+            range,
+            progress,
+        };
+        queue_scan.read(since_store_ms, &visit)
+    });
+    futures::future::try_join_all(scans).await
+}
+
+/// One queue's part of [`scan`].
+struct QueueReading<'a> {
+    reader: &'a TopicReader,
+    queue: &'a MessageQueue,
+    kafka_topic: &'a str,
+    range: &'a DayRange,
+    progress: &'a Progress,
+}
+
+impl QueueReading<'_> {
+    async fn read(
+        self,
+        since_store_ms: i64,
+        visit: &RefCell<impl FnMut(Seen<'_>)>,
+    ) -> Result<QueueScan, VerifyError> {
+        let failed = |e: crate::rocketmq_reader::ReadError| VerifyError(e.to_string());
+        let (reader, queue) = (self.reader, self.queue);
+        let (min, max) = reader.offsets(queue).await.map_err(failed)?;
         let start = reader
             .offset_at(queue, since_store_ms)
             .await
-            .map_err(|e| VerifyError(e.to_string()))?
+            .map_err(failed)?
             .clamp(min, max.max(min));
         let mut queue_scan = QueueScan {
             truncated: start == min && min > 0,
             first_timestamp: None,
             read: 0,
         };
-        let queue_id = queue.queue_id();
+        // Within one queue, each partition's offsets only go up but for re-sends.
+        let mut highest: HashMap<i32, i64> = HashMap::new();
         reader
             .scan_queue(queue, start, max, |message| {
-                progress.add(1);
+                self.progress.add(1);
                 queue_scan.read += 1;
-                match classify(&message, kafka_topic, index, &mut highest) {
+                let seen = match classify(&message, self.kafka_topic, &mut highest) {
                     Classified::Copy(record, duplicate) => {
                         let millis = record.timestamp.map(|(millis, _)| millis);
                         queue_scan.first_timestamp = queue_scan.first_timestamp.or(millis);
-                        if let Some(day) = millis.and_then(|ms| range.day_of(ms)) {
-                            visit(Seen::Copy {
-                                day,
-                                record: &record,
-                                duplicate,
-                            });
-                        }
+                        let Some(day) = millis.and_then(|ms| self.range.day_of(ms)) else {
+                            return;
+                        };
+                        (visit.borrow_mut())(Seen::Copy {
+                            day,
+                            record: &record,
+                            duplicate,
+                        });
+                        return;
                     }
-                    Classified::Foreign(why) => {
-                        if let Some(day) = range.day_of(message.store_timestamp) {
-                            let at = QueuePosition {
-                                broker: queue.broker_name().to_string(),
-                                queue: queue_id,
-                                queue_offset: message.queue_offset,
-                                msg_id: message.uniq_key.clone(),
-                            };
-                            visit(Seen::Foreign { day, at, why });
-                        }
-                    }
+                    Classified::Foreign(why) => (message.store_timestamp, why),
+                };
+                let (stored, why) = seen;
+                if let Some(day) = self.range.day_of(stored) {
+                    let at = QueuePosition {
+                        broker: queue.broker_name().to_string(),
+                        queue: queue.queue_id(),
+                        queue_offset: message.queue_offset,
+                        msg_id: message.uniq_key.clone(),
+                    };
+                    (visit.borrow_mut())(Seen::Foreign { day, at, why });
                 }
             })
             .await
-            .map_err(|e| VerifyError(e.to_string()))?;
-        scans.push(queue_scan);
+            .map_err(failed)?;
+        Ok(queue_scan)
     }
-    Ok(scans)
 }
 
 enum Classified {
@@ -154,8 +186,7 @@ enum Classified {
 fn classify(
     message: &ReadMessage,
     kafka_topic: &str,
-    queue_index: usize,
-    highest: &mut HashMap<(usize, i32), i64>,
+    highest: &mut HashMap<i32, i64>,
 ) -> Classified {
     let has = |name: &str| message.properties.iter().any(|(n, _)| n == name);
     if !(has(KAFKA_TOPIC) && has(KAFKA_PARTITION) && has(KAFKA_OFFSET)) {
@@ -172,7 +203,7 @@ fn classify(
         );
         return Classified::Foreign(why);
     }
-    let seen = highest.entry((queue_index, record.partition)).or_insert(-1);
+    let seen = highest.entry(record.partition).or_insert(-1);
     let duplicate = record.offset <= *seen;
     *seen = (*seen).max(record.offset);
     Classified::Copy(record, duplicate)

@@ -87,24 +87,12 @@ pub fn scan(
     progress: &Progress,
     mut visit: impl FnMut(&SourceRecord),
 ) -> Result<PartitionScans, VerifyError> {
-    let mut config = kafka_source::client_config(kafka);
-    config
-        .set("group.id", format!("{}-verify", kafka.group_id))
-        .set("enable.partition.eof", "true")
-        .set("auto.offset.reset", "earliest");
-    let consumer: ScanConsumer = config
-        .create_with_context(ScanContext)
-        .map_err(|e| failed(kafka, topic, "cannot create a client", e))?;
+    let consumer = scan_consumer(kafka, topic)?;
     let mut scans = start_positions(kafka, &consumer, topic, since_ms)?;
-    let mut assignment = TopicPartitionList::new();
-    for (partition, scan) in &scans {
-        assignment
-            .add_partition_offset(topic, *partition, Offset::Offset(scan.start))
-            .map_err(|e| failed(kafka, topic, "bad start offset", e))?;
-    }
-    consumer
-        .assign(&assignment)
-        .map_err(|e| failed(kafka, topic, "cannot assign partitions", e))?;
+    let starts = scans
+        .iter()
+        .map(|(partition, scan)| (*partition, scan.start));
+    assign_at(kafka, &consumer, topic, starts)?;
     let mut open: Vec<i32> = scans.keys().copied().collect();
     let mut last_progress = Instant::now();
     while !open.is_empty() {
@@ -142,6 +130,37 @@ pub fn scan(
         }
     }
     Ok(scans)
+}
+
+/// A consumer that reads by assignment, never joins or commits to a
+/// group, and reports reaching the end of each partition.
+fn scan_consumer(kafka: &KafkaConfig, topic: &str) -> Result<ScanConsumer, VerifyError> {
+    let mut config = kafka_source::client_config(kafka);
+    config
+        .set("group.id", format!("{}-verify", kafka.group_id))
+        .set("enable.partition.eof", "true")
+        .set("auto.offset.reset", "earliest");
+    config
+        .create_with_context(ScanContext)
+        .map_err(|e| failed(kafka, topic, "cannot create a client", e))
+}
+
+/// Assigns `consumer` the partitions of `topic` at the given offsets.
+fn assign_at(
+    kafka: &KafkaConfig,
+    consumer: &ScanConsumer,
+    topic: &str,
+    starts: impl Iterator<Item = (i32, i64)>,
+) -> Result<(), VerifyError> {
+    let mut assignment = TopicPartitionList::new();
+    for (partition, offset) in starts {
+        assignment
+            .add_partition_offset(topic, partition, Offset::Offset(offset))
+            .map_err(|e| failed(kafka, topic, "bad start offset", e))?;
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(|e| failed(kafka, topic, "cannot assign partitions", e))
 }
 
 /// Each partition's start offset and committed offset.
@@ -292,22 +311,8 @@ pub fn timestamps_at(
     topic: &str,
     at: &BTreeMap<i32, i64>,
 ) -> Result<BTreeMap<i32, Option<i64>>, VerifyError> {
-    let mut config = kafka_source::client_config(kafka);
-    config
-        .set("group.id", format!("{}-verify", kafka.group_id))
-        .set("enable.partition.eof", "true");
-    let consumer: ScanConsumer = config
-        .create_with_context(ScanContext)
-        .map_err(|e| failed(kafka, topic, "cannot create a client", e))?;
-    let mut assignment = TopicPartitionList::new();
-    for (partition, offset) in at {
-        assignment
-            .add_partition_offset(topic, *partition, Offset::Offset(*offset))
-            .map_err(|e| failed(kafka, topic, "bad offset", e))?;
-    }
-    consumer
-        .assign(&assignment)
-        .map_err(|e| failed(kafka, topic, "cannot assign partitions", e))?;
+    let consumer = scan_consumer(kafka, topic)?;
+    assign_at(kafka, &consumer, topic, at.iter().map(|(p, o)| (*p, *o)))?;
     let mut found: BTreeMap<i32, Option<i64>> = BTreeMap::new();
     let started = Instant::now();
     while found.len() < at.len() {

@@ -20,8 +20,8 @@ use rocketmq_model::message::MessageQueue;
 use crate::config::{BridgeConfig, MappingConfig, is_legal_rocketmq_topic};
 use crate::count_match::kafka_scan::{group_offsets, timestamps_at, topic_partitions};
 use crate::count_match::{Coordinates, VerifyError};
-use crate::rocketmq_reader::TopicReader;
-use crate::rocketmq_sink::{RocketMqRuntime, with_admin};
+use crate::rocketmq_reader::{TopicReader, with_reader};
+use crate::rocketmq_sink::with_admin;
 
 /// Where the scan of each queue starts, before the first unconsumed record's
 /// timestamp: a copy is stored after its record was written, and brokers'
@@ -106,33 +106,21 @@ pub async fn translate(
     let config = crate::kafka_source::resolve_regex_mappings(config, Duration::from_secs(30))
         .await
         .map_err(VerifyError)?;
-    let runtime = RocketMqRuntime::start(1).map_err(VerifyError)?;
     let group = format!("{}-translate", config.rocketmq.producer_group);
-    let reader = TopicReader::start(runtime.client_runtime(), &config.rocketmq, &group)
-        .await
-        .map_err(|e| VerifyError(e.to_string()));
     let mut translation = OffsetTranslation {
         kafka_group: kafka_group.to_string(),
         rocketmq_group: rocketmq_group.to_string(),
         queues: Vec::new(),
         notes: Vec::new(),
     };
-    let mut outcome = Ok(());
-    if let Ok(reader) = &reader {
+    with_reader(&config.rocketmq, &group, async |reader| {
         for mapping in &config.mappings {
-            if let Err(error) = translate_mapping(&config, mapping, reader, &mut translation).await
-            {
-                outcome = Err(error);
-                break;
-            }
+            translate_mapping(&config, mapping, reader, &mut translation).await?;
         }
-    }
-    match reader {
-        Ok(reader) => reader.shutdown().await,
-        Err(error) => outcome = Err(error),
-    }
-    runtime.shutdown().await;
-    outcome.map(|()| translation)
+        Ok::<_, VerifyError>(())
+    })
+    .await?;
+    Ok(translation)
 }
 
 async fn translate_mapping(

@@ -20,7 +20,7 @@ use rocketmq_model::message::MessageQueue;
 
 use crate::config::RocketMqConfig;
 use crate::mapping::{self, SourceRecord, StoredMessage, UnmapError};
-use crate::rocketmq_sink::error_text;
+use crate::rocketmq_sink::{RocketMqRuntime, error_text};
 
 /// One stored message.
 #[derive(Debug, Clone)]
@@ -229,6 +229,31 @@ impl TopicReader {
     pub async fn shutdown(self) {
         let _ = tokio::time::timeout(SHUTDOWN_WAIT, self.consumer.shutdown()).await;
     }
+}
+
+/// Runs `work` with a reader of consumer group `group` on a client runtime
+/// of its own, and shuts both down whatever `work` returns.
+pub async fn with_reader<T, E: From<ReadError>>(
+    config: &RocketMqConfig,
+    group: &str,
+    work: impl AsyncFnOnce(&TopicReader) -> Result<T, E>,
+) -> Result<T, E> {
+    let failed = |cause: String| ReadError {
+        topic: String::new(),
+        name_server: config.name_server.clone(),
+        cause,
+    };
+    let runtime = RocketMqRuntime::start(1).map_err(failed)?;
+    let result = match TopicReader::start(runtime.client_runtime(), config, group).await {
+        Ok(reader) => {
+            let result = work(&reader).await;
+            reader.shutdown().await;
+            result
+        }
+        Err(error) => Err(error.into()),
+    };
+    runtime.shutdown().await;
+    result
 }
 
 /// Messages of `topic` whose `KEYS` index holds `key` (the broker's key

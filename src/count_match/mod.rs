@@ -25,8 +25,7 @@ use chrono::NaiveDate;
 
 use crate::config::{BridgeConfig, MappingConfig, RecordPolicy};
 use crate::mapping::{self, MappingRules, SourceRecord};
-use crate::rocketmq_reader::TopicReader;
-use crate::rocketmq_sink::RocketMqRuntime;
+use crate::rocketmq_reader::{ReadError, TopicReader, with_reader};
 pub use cutover::{Condition, CutoverReport, cutover_check};
 use days::DayRange;
 use digest::{BLOCK_OFFSETS, BlockId, DayTally, content_hash};
@@ -42,6 +41,12 @@ use rocketmq_scan::{QueueScan, Seen};
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct VerifyError(pub String);
+
+impl From<ReadError> for VerifyError {
+    fn from(error: ReadError) -> Self {
+        VerifyError(error.to_string())
+    }
+}
 
 /// What to verify.
 #[derive(Debug, Clone)]
@@ -88,30 +93,20 @@ pub async fn verify(
             known.join(", ")
         )));
     }
-    let runtime = RocketMqRuntime::start(1).map_err(VerifyError)?;
     let group = format!("{}-verify", config.rocketmq.producer_group);
-    let reader = TopicReader::start(runtime.client_runtime(), &config.rocketmq, &group)
-        .await
-        .map_err(|e| VerifyError(e.to_string()))?;
-    let mut rows = Vec::new();
-    let mut scans = Vec::new();
-    let mut outcome = Ok(());
-    for mapping in mappings {
-        match verify_mapping(&config, mapping, &reader, request, progress).await {
-            Ok((mut mapping_rows, mut speeds)) => {
-                rows.append(&mut mapping_rows);
-                scans.append(&mut speeds);
-            }
-            Err(error) => {
-                outcome = Err(error);
-                break;
-            }
+    let read = with_reader(&config.rocketmq, &group, async |reader| {
+        let (mut rows, mut scans) = (Vec::new(), Vec::new());
+        for mapping in &mappings {
+            let (mut mapping_rows, mut speeds) =
+                verify_mapping(&config, mapping, reader, request, progress).await?;
+            rows.append(&mut mapping_rows);
+            scans.append(&mut speeds);
         }
-    }
-    reader.shutdown().await;
-    runtime.shutdown().await;
+        Ok::<_, VerifyError>((rows, scans))
+    })
+    .await;
     progress.finish();
-    outcome?;
+    let (rows, scans) = read?;
     Ok(VerifyReport {
         time_zone: request.days.zone.name().to_string(),
         from: request.days.from.to_string(),

@@ -194,7 +194,12 @@ async fn verify_mapping(
             evidence.row(mapping, &range, day)
         })
         .collect();
-    let wanted = blocks_to_locate(&rows, &kafka_days, &rocketmq.days);
+    // Naming differences costs a second pass; nobody asked when none is listed.
+    let wanted = if request.max_listed > 0 {
+        blocks_to_locate(&rows, &kafka_days, &rocketmq.days)
+    } else {
+        BTreeSet::new()
+    };
     if !wanted.is_empty() {
         progress.phase(format!("locating differences in {}", mapping.label()));
         let located = locate(config, mapping, &rules, reader, request, &wanted, progress).await?;

@@ -94,6 +94,20 @@ impl OutgoingMessage {
     pub fn size(&self) -> usize {
         self.body.len() + properties_size(self)
     }
+
+    /// What a consumer reads back once RocketMQ stored this message:
+    /// `KEYS` and the user properties as sent.
+    pub fn as_stored(&self) -> StoredMessage<'_> {
+        StoredMessage {
+            body: &self.body,
+            keys: self.keys.as_deref(),
+            properties: self
+                .properties
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str()))
+                .collect(),
+        }
+    }
 }
 
 /// Why a record cannot be copied as it is.
@@ -475,16 +489,7 @@ mod tests {
 
     fn roundtrip(record: &SourceRecord, rules: &MappingRules) -> SourceRecord {
         let message = map_record(record, rules).expect("mappable");
-        let stored = StoredMessage {
-            body: &message.body,
-            keys: message.keys.as_deref(),
-            properties: message
-                .properties
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_str()))
-                .collect(),
-        };
-        unmap(&stored).expect("unmappable")
+        unmap(&message.as_stored()).expect("unmappable")
     }
 
     #[test]

@@ -8,9 +8,7 @@
 //! map, so `unmap` documents that the order of different names is not kept,
 //! while headers of one name must keep theirs.
 
-use kafka_rocketmq_bridge::mapping::{
-    self, MappingRules, OutgoingMessage, Rejection, SourceRecord, StoredMessage, TimestampType,
-};
+use kafka_rocketmq_bridge::mapping::{self, MappingRules, Rejection, SourceRecord, TimestampType};
 use proptest::prelude::*;
 
 type Header = (String, Option<Vec<u8>>);
@@ -121,19 +119,6 @@ fn rules() -> impl Strategy<Value = MappingRules> {
         })
 }
 
-/// What a consumer reads back: `KEYS` from `keys`, the user properties as sent.
-fn stored(message: &OutgoingMessage) -> StoredMessage<'_> {
-    StoredMessage {
-        body: &message.body,
-        keys: message.keys.as_deref(),
-        properties: message
-            .properties
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_str()))
-            .collect(),
-    }
-}
-
 fn sorted_by_name(headers: &[Header]) -> Vec<Header> {
     let mut sorted = headers.to_vec();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
@@ -177,7 +162,7 @@ proptest! {
                     let forbidden = [' ', '\u{1}', '\u{2}'];
                     prop_assert!(!keys.is_empty() && !keys.contains(forbidden), "KEYS {:?}", keys);
                 }
-                let back = mapping::unmap(&stored(&message))
+                let back = mapping::unmap(&message.as_stored())
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 prop_assert_eq!(&back.key, &record.key);
                 prop_assert_eq!(&back.value, &record.value);
@@ -220,6 +205,6 @@ fn a_null_header_before_a_plain_one_of_the_same_name_keeps_its_place() {
         "{:?}",
         message.properties
     );
-    let back = mapping::unmap(&stored(&message)).expect("unmappable");
+    let back = mapping::unmap(&message.as_stored()).expect("unmappable");
     assert_eq!(back.headers, record.headers);
 }

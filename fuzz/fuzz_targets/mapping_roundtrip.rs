@@ -4,9 +4,7 @@
 
 #![no_main]
 
-use kafka_rocketmq_bridge::mapping::{
-    self, MappingRules, Rejection, SourceRecord, StoredMessage, TimestampType,
-};
+use kafka_rocketmq_bridge::mapping::{self, MappingRules, Rejection, SourceRecord, TimestampType};
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 
@@ -94,16 +92,7 @@ fuzz_target!(|data: &[u8]| {
     };
     match mapping::map_record(&record, &rules) {
         Ok(message) => {
-            let stored = StoredMessage {
-                body: &message.body,
-                keys: message.keys.as_deref(),
-                properties: message
-                    .properties
-                    .iter()
-                    .map(|(n, v)| (n.as_str(), v.as_str()))
-                    .collect(),
-            };
-            let back = mapping::unmap(&stored).expect("a mapped message unmaps");
+            let back = mapping::unmap(&message.as_stored()).expect("a mapped message unmaps");
             assert_eq!(back.key, record.key);
             assert_eq!(back.value, record.value);
             assert_eq!(

@@ -115,6 +115,23 @@ impl RateLimits {
         }
     }
 
+    /// The limiters for limits reloaded by SIGHUP. Each starts with its
+    /// burst already spent, as the busy limiter it replaces most likely had:
+    /// a fresh one would let a whole extra burst through at the moment of
+    /// the reload, above the limit just configured.
+    pub fn reloaded(limits: &LiveLimits) -> Self {
+        let fresh = Self::new(limits);
+        for limiter in fresh
+            .global
+            .iter()
+            .chain(fresh.per_mapping.values().flatten())
+        {
+            // A fresh limiter holds exactly its burst, so this always succeeds.
+            let _ = limiter.cells.check_n(limiter.burst);
+        }
+        fresh
+    }
+
     /// Whether any limit is configured at all (the hot path skips admission otherwise).
     pub fn is_unlimited(&self) -> bool {
         self.global.is_empty() && self.per_mapping.is_empty()
@@ -205,6 +222,20 @@ mod tests {
         for _ in 0..10 {
             assert_eq!(limits.admit("orders", 1, &mut admission), Ok(()));
         }
+        let refused = limits.admit("orders", 1, &mut admission).unwrap_err();
+        assert_eq!(refused.limiter, LimiterKind::GlobalMessages);
+        assert!(refused.wait > Duration::ZERO && refused.wait <= Duration::from_secs(1));
+    }
+
+    #[test]
+    fn reloaded_limiters_grant_no_extra_burst() {
+        let global = RateLimit {
+            messages_per_second: Some(1),
+            burst_messages: Some(10),
+            ..RateLimit::default()
+        };
+        let limits = RateLimits::reloaded(&limits(global, RateLimit::default()));
+        let mut admission = Admission::default();
         let refused = limits.admit("orders", 1, &mut admission).unwrap_err();
         assert_eq!(refused.limiter, LimiterKind::GlobalMessages);
         assert!(refused.wait > Duration::ZERO && refused.wait <= Duration::from_secs(1));

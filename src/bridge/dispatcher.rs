@@ -335,7 +335,7 @@ impl Dispatcher {
     /// SIGHUP brought new limits: they apply from the next record on.
     fn apply_new_limits(&mut self) {
         let limits = self.limit_updates.borrow_and_update().clone();
-        self.limits = RateLimits::new(&limits);
+        self.limits = RateLimits::reloaded(&limits);
         self.max_in_flight_bytes = limits.max_in_flight_bytes;
         let now = Instant::now();
         for held in self.held.values_mut() {

@@ -2,6 +2,7 @@
 //! the last full days all MATCH, the bridge is caught up, and every record
 //! it did not copy is accounted for by a policy.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use super::days::DayRange;
@@ -69,19 +70,17 @@ pub async fn cutover_check(
         ),
         ok: matched == report.rows.len(),
     }];
-    let config =
-        crate::kafka_source::resolve_regex_mappings(config, std::time::Duration::from_secs(30))
-            .await
-            .map_err(VerifyError)?;
+    // The report's rows name every mapping's Kafka topic, regex mappings
+    // already expanded.
+    let topics: BTreeSet<&str> = report.rows.iter().map(|r| r.kafka_topic.as_str()).collect();
     let mut total_lag = 0i64;
     let mut worst = (0i64, String::new());
-    for mapping in &config.mappings {
-        let lags =
-            tokio::task::block_in_place(|| kafka_scan::lag(&config.kafka, &mapping.kafka_topic))?;
+    for topic in topics {
+        let lags = tokio::task::block_in_place(|| kafka_scan::lag(&config.kafka, topic))?;
         for (partition, lag) in lags {
             total_lag += lag;
             if lag > worst.0 {
-                worst = (lag, format!("{}/{partition}", mapping.kafka_topic));
+                worst = (lag, format!("{topic}/{partition}"));
             }
         }
     }

@@ -7,6 +7,7 @@
 
 #![recursion_limit = "256"]
 
+pub mod already_stored;
 pub mod bridge;
 pub mod checkpoint;
 pub mod config;

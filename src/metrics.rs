@@ -16,6 +16,8 @@ pub const RECORDS_PRODUCED: &str = "bridge_records_produced_total";
 pub const BYTES_PRODUCED: &str = "bridge_bytes_produced_total";
 pub const RECORDS_SKIPPED: &str = "bridge_records_skipped_total";
 pub const RECORDS_DEAD_LETTERED: &str = "bridge_records_dead_lettered_total";
+pub const RECORDS_ALREADY_STORED: &str = "bridge_records_already_stored_total";
+pub const RESTART_SCAN: &str = "bridge_restart_scan_seconds";
 pub const SEND_ERRORS: &str = "bridge_send_errors_total";
 pub const SEND_RETRIES: &str = "bridge_send_retries_total";
 pub const IN_FLIGHT_RECORDS: &str = "bridge_in_flight_records";
@@ -49,6 +51,8 @@ impl Metrics {
             )
             .map_err(|e| format!("invalid histogram buckets: {e}"))?
             .set_buckets_for_metric(Matcher::Full(THROTTLED.to_string()), LATENCY_BUCKETS)
+            .map_err(|e| format!("invalid histogram buckets: {e}"))?
+            .set_buckets_for_metric(Matcher::Full(RESTART_SCAN.to_string()), LATENCY_BUCKETS)
             .map_err(|e| format!("invalid histogram buckets: {e}"))?
             .install_recorder()
             .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
@@ -94,6 +98,15 @@ fn describe() {
     describe_counter!(
         RECORDS_DEAD_LETTERED,
         "Records written to the dead-letter topic, per mapping and reason."
+    );
+    describe_counter!(
+        RECORDS_ALREADY_STORED,
+        "Records not sent because a previous owner of their partition had stored them (exactly-once restarts), per mapping."
+    );
+    describe_histogram!(
+        RESTART_SCAN,
+        Unit::Seconds,
+        "Time spent reading target queue tails for newly owned partitions (exactly-once restarts)."
     );
     describe_counter!(
         SEND_ERRORS,

@@ -16,6 +16,7 @@ use rocketmq_client_rust::{
     SessionCredentials,
 };
 use rocketmq_model::common::message::STRING_HASH_SET;
+use rocketmq_model::common::message::message_ext::MessageExt;
 use rocketmq_model::message::MessageQueue;
 
 use crate::config::RocketMqConfig;
@@ -139,6 +140,22 @@ impl TopicReader {
         to: i64,
         mut visit: impl FnMut(ReadMessage),
     ) -> Result<(), ReadError> {
+        let queue_id = queue.queue_id();
+        self.scan_queue_with(queue, from, to, |message| {
+            visit(to_read_message(queue_id, message))
+        })
+        .await
+    }
+
+    /// Like [`TopicReader::scan_queue`], handing over each message as the
+    /// client decoded it, for callers that need only a property or two.
+    pub async fn scan_queue_with(
+        &self,
+        queue: &MessageQueue,
+        from: i64,
+        to: i64,
+        mut visit: impl FnMut(&MessageExt),
+    ) -> Result<(), ReadError> {
         let topic = queue.topic_str();
         let mut offset = from;
         while offset < to {
@@ -159,7 +176,7 @@ impl TopicReader {
             }
             for message in pulled.msg_found_list().unwrap_or_default().iter() {
                 if message.queue_offset() < to {
-                    visit(to_read_message(queue.queue_id(), message));
+                    visit(message);
                 }
             }
             offset = pulled.next_begin_offset() as i64;
@@ -282,10 +299,7 @@ pub async fn query_by_key(
         .collect())
 }
 
-fn to_read_message(
-    queue_id: i32,
-    message: &rocketmq_model::common::message::message_ext::MessageExt,
-) -> ReadMessage {
+fn to_read_message(queue_id: i32, message: &MessageExt) -> ReadMessage {
     let props = message.properties();
     let get = |name: &str| {
         props

@@ -9,7 +9,11 @@ use std::time::Duration;
 use kafka_rocketmq_bridge::message_id::deterministic_id;
 use support::*;
 
-fn scenario(extra_rocketmq: &str, partitions: u32) -> (tempfile::NamedTempFile, String, String) {
+fn scenario(
+    extra_rocketmq: &str,
+    partitions: u32,
+    bridge: &str,
+) -> (tempfile::NamedTempFile, String, String) {
     let brokers = brokers();
     let base = unique("ids");
     let (kafka_topic, rocketmq_topic) = (format!("{base}.in"), format!("{base}_out"));
@@ -20,8 +24,12 @@ fn scenario(extra_rocketmq: &str, partitions: u32) -> (tempfile::NamedTempFile, 
     )
     .replace("mappings:\n", &format!("{extra_rocketmq}mappings:\n"));
     let file = config_file(&format!(
-        "{text}metrics:\n  listen: \"127.0.0.1:{}\"\n",
-        closed_port()
+        "{text}metrics:\n  listen: \"127.0.0.1:{}\"\n{}",
+        closed_port(),
+        match bridge {
+            "" => String::new(),
+            settings => format!("bridge:\n{settings}"),
+        }
     ));
     create_topics(file.path(), partitions, partitions);
     (file, kafka_topic, rocketmq_topic)
@@ -30,7 +38,8 @@ fn scenario(extra_rocketmq: &str, partitions: u32) -> (tempfile::NamedTempFile, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_batched_record_has_its_own_deterministic_id_and_resends_keep_it() {
     let brokers = brokers();
-    let (file, kafka_topic, rocketmq_topic) = scenario("", 4);
+    // The restart must re-send (at-least-once), to show re-sent copies keep their ids.
+    let (file, kafka_topic, rocketmq_topic) = scenario("", 4, "  exactly_once_restarts: false\n");
     let total = 50_000usize;
     let producer = kafka_producer(&brokers.kafka);
     let stored = produce(&producer, &kafka_topic, &keyed_records("id", total, 100)).await;
@@ -97,7 +106,7 @@ async fn every_batched_record_has_its_own_deterministic_id_and_resends_keep_it()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_generated_ids_are_distinct_within_batches_too() {
     let brokers = brokers();
-    let (file, kafka_topic, rocketmq_topic) = scenario("", 2);
+    let (file, kafka_topic, rocketmq_topic) = scenario("", 2, "");
     let file_text = std::fs::read_to_string(file.path())
         .unwrap()
         .replace("  name_server:", "  message_ids: client\n  name_server:");
@@ -142,7 +151,7 @@ async fn a_key_with_spaces_is_found_by_a_key_query_and_maps_back() {
     use kafka_rocketmq_bridge::rocketmq_sink::{RocketMqRuntime, start_producer};
 
     let brokers = brokers();
-    let (file, kafka_topic, rocketmq_topic) = scenario("", 1);
+    let (file, kafka_topic, rocketmq_topic) = scenario("", 1, "");
     let key = format!("order {} eu 50%", unique("k"));
     let records = vec![
         TestRecord {

@@ -19,10 +19,8 @@ const DAY_MS: i64 = 86_400_000;
 
 /// A mapping with `extra_mapping` keys, committing every `commit_interval`,
 /// its topics created with 4 partitions and 4 queues.
-fn scenario(
-    extra_mapping: &str,
-    commit_interval: &str,
-) -> (tempfile::NamedTempFile, String, String) {
+/// `bridge` is the body of the config's `bridge:` section.
+fn scenario(extra_mapping: &str, bridge: &str) -> (tempfile::NamedTempFile, String, String) {
     let brokers = brokers();
     let base = unique("verify");
     let (kafka_topic, rocketmq_topic) = (format!("{base}.in"), format!("{base}_out"));
@@ -32,7 +30,7 @@ fn scenario(
         &[(&kafka_topic, &rocketmq_topic)],
     );
     let file = config_file(&format!(
-        "{text}{extra_mapping}metrics:\n  listen: \"127.0.0.1:{}\"\nbridge:\n  commit_interval: {commit_interval}\n",
+        "{text}{extra_mapping}metrics:\n  listen: \"127.0.0.1:{}\"\nbridge:\n{bridge}",
         closed_port()
     ));
     create_topics(file.path(), 4, 4);
@@ -124,7 +122,8 @@ async fn write_straight(name_server: &str, topic: &str, queue: usize, record: &S
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_days_match_and_tampering_names_the_record() {
     let brokers = brokers();
-    let (file, kafka_topic, rocketmq_topic) = scenario("    on_empty_value: skip\n", "1s");
+    let (file, kafka_topic, rocketmq_topic) =
+        scenario("    on_empty_value: skip\n", "  commit_interval: 1s\n");
     let mut records = three_days(300);
     // One tombstone on the middle day: skipped by policy, so accounted for.
     records[450].value = None;
@@ -234,8 +233,12 @@ async fn three_days_match_and_tampering_names_the_record() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicates_after_a_kill_still_match_and_are_counted() {
     let brokers = brokers();
-    // Commits are rare, so the kill leaves everything copied uncommitted.
-    let (file, kafka_topic, rocketmq_topic) = scenario("", "1h");
+    // Commits are rare, so the kill leaves everything copied uncommitted,
+    // and the restart re-sends it (at-least-once: the restart scan is off).
+    let (file, kafka_topic, rocketmq_topic) = scenario(
+        "",
+        "  commit_interval: 1h\n  exactly_once_restarts: false\n",
+    );
     let total = 3 * 2000;
     let produced = produce(
         &kafka_producer(&brokers.kafka),

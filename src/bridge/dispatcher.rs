@@ -12,6 +12,8 @@
 //! While paused it keeps polling, so the group does not evict it; what
 //! arrives meanwhile is kept in order.
 
+mod restart_scan;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering as AtomicOrdering;
@@ -25,6 +27,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::{DispatchCounters, MappingRuntime, Stop, policy_field, start_senders};
+use crate::already_stored::AlreadyStored;
 use crate::checkpoint::{Checkpoints, PartitionId};
 use crate::config::{BridgeSettings, LiveLimits, MessageIds, RecordPolicy};
 use crate::dead_letter::DeadLetterWriter;
@@ -34,6 +37,7 @@ use crate::message_id;
 use crate::rate_limit::{Admission, LimiterKind, RateLimits, Throttled};
 use crate::rocketmq_sink::queue_sender::{Envelope, SenderShared};
 use crate::status::{StatusBoard, ThrottleChange};
+pub(super) use restart_scan::RestartScan;
 
 /// How long the dispatcher waits for the senders without polling Kafka
 /// before it pauses the partitions and polls. Short waits are the normal
@@ -75,6 +79,9 @@ pub(super) struct Dispatcher {
     pub replans: mpsc::Receiver<(String, Vec<MessageQueue>)>,
     limits: RateLimits,
     max_in_flight_bytes: u64,
+    /// `None` when `exactly_once_restarts` is off.
+    restart_scan: Option<RestartScan>,
+    already_stored: AlreadyStored,
     limit_updates: watch::Receiver<LiveLimits>,
     status: Arc<StatusBoard>,
 }
@@ -93,6 +100,7 @@ pub(super) struct DispatcherParts {
     pub replans: mpsc::Receiver<(String, Vec<MessageQueue>)>,
     pub limit_updates: watch::Receiver<LiveLimits>,
     pub status: Arc<StatusBoard>,
+    pub restart_scan: Option<RestartScan>,
 }
 
 impl Dispatcher {
@@ -114,6 +122,8 @@ impl Dispatcher {
             replans: parts.replans,
             limits: RateLimits::new(&limits),
             max_in_flight_bytes: limits.max_in_flight_bytes,
+            restart_scan: parts.restart_scan,
+            already_stored: AlreadyStored::default(),
             limit_updates,
             status: parts.status,
         }
@@ -353,6 +363,7 @@ impl Dispatcher {
         if revoked.is_empty() {
             return;
         }
+        self.already_stored.forget(&revoked);
         let gone: HashSet<PartitionId> = revoked.into_iter().collect();
         let is_gone = |m: &OwnedMessage| gone.contains(&PartitionId::new(m.topic(), m.partition()));
         self.stash.retain(|m| !is_gone(m));
@@ -390,10 +401,20 @@ impl Dispatcher {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Stop> {
         let id = PartitionId::new(message.topic(), message.partition());
+        if let Some(scan) = &self.restart_scan
+            && !self.already_stored.is_scanned(&id)
+        {
+            self.scan_new_partitions(scan.clone(), &id, message.offset(), shutdown)
+                .await?;
+        }
         if !self.checkpoints.dispatch(&id, message.offset()) {
             return Ok(());
         }
         self.counters.consumed.fetch_add(1, AtomicOrdering::Relaxed);
+        if self.already_stored.take(&id, message.offset()) {
+            self.skip_already_stored(&id, message.offset());
+            return Ok(());
+        }
         let record = consumer::source_record(&message);
         let Some(mapping) = self.mappings.get(message.topic()) else {
             // Subscribed topics are exactly the mapped ones; nothing else arrives.
@@ -438,6 +459,19 @@ impl Dispatcher {
                 self.hand_over(&sender, envelope, shutdown).await
             }
             Err(rejection) => self.reject(message.topic().to_string(), record, id, rejection),
+        }
+    }
+
+    /// A previous owner stored this record's copy: acknowledged, not sent.
+    fn skip_already_stored(&mut self, id: &PartitionId, offset: i64) {
+        self.checkpoints.acknowledge(id, [offset]);
+        self.counters
+            .already_stored
+            .fetch_add(1, AtomicOrdering::Relaxed);
+        if let Some(mapping) = self.mappings.get(&*id.topic) {
+            mapping.consumed.increment(1);
+            metrics::counter!(crate::metrics::RECORDS_ALREADY_STORED, "mapping" => mapping.label.clone())
+                .increment(1);
         }
     }
 
@@ -558,11 +592,12 @@ impl Dispatcher {
             let (router, senders) = start_senders(
                 &self.sender_context,
                 &mapping.config,
-                queues,
+                queues.clone(),
                 &self.settings,
                 &mut self.sender_tasks,
             );
             mapping.router = router;
+            mapping.queues = queues;
             // The old senders are idle; dropping their channels ends them.
             mapping.senders = senders;
             tracing::warn!(mapping = %mapping.label, queues = router.queue_count(), "mapping re-planned onto the new queue count");

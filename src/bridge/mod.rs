@@ -35,7 +35,7 @@ use crate::rocketmq_sink::queue_sender::{
 use crate::rocketmq_sink::{self, RocketMqRuntime};
 use crate::router::QueueRouter;
 use crate::status::{StatusBoard, ThrottleChange};
-use dispatcher::{Dispatcher, DispatcherParts};
+use dispatcher::{Dispatcher, DispatcherParts, RestartScan};
 
 /// Why `run` returned.
 #[derive(Debug)]
@@ -53,6 +53,8 @@ pub struct RunSummary {
     pub produced: u64,
     pub skipped: u64,
     pub dead_lettered: u64,
+    /// Records not sent because a previous owner had stored them.
+    pub already_stored: u64,
     /// Whether every sender drained before `shutdown_timeout`.
     pub drained: bool,
 }
@@ -80,6 +82,8 @@ struct MappingRuntime {
     consumed_bytes: Counter,
     rules: MappingRules,
     router: QueueRouter,
+    /// The target topic's queues, in the router's order.
+    queues: Vec<MessageQueue>,
     senders: Vec<mpsc::Sender<Envelope>>,
     config: MappingConfig,
 }
@@ -96,6 +100,8 @@ struct DispatchCounters {
     consumed: AtomicU64,
     skipped: AtomicU64,
     dead_lettered: AtomicU64,
+    /// Not sent: a previous owner had stored them (exactly-once restarts).
+    already_stored: AtomicU64,
 }
 
 /// Runs the bridge until `shutdown` turns true or a record fails.
@@ -158,7 +164,7 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
         let (router, senders) = start_senders(
             &sender_context,
             &mapping,
-            queues,
+            queues.clone(),
             settings,
             &mut sender_tasks,
         );
@@ -178,6 +184,7 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
                 label,
                 rules,
                 router,
+                queues,
                 senders,
                 config: mapping,
             },
@@ -248,6 +255,10 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
         replans,
         limit_updates: limits,
         status: Arc::clone(&status),
+        restart_scan: settings.exactly_once_restarts.then(|| RestartScan {
+            rocketmq: config.rocketmq.clone(),
+            window: settings.restart_scan_window.0,
+        }),
     });
     let stop = dispatcher.run(&mut shutdown).await;
     readiness.running.store(false, AtomicOrdering::Relaxed);
@@ -284,6 +295,7 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
             .load(AtomicOrdering::Relaxed),
         skipped: counters.skipped.load(AtomicOrdering::Relaxed),
         dead_lettered: counters.dead_lettered.load(AtomicOrdering::Relaxed),
+        already_stored: counters.already_stored.load(AtomicOrdering::Relaxed),
         drained,
     };
     Ok(match stop {
@@ -440,6 +452,7 @@ fn spawn_reporter(
                 produced = sent.records.load(AtomicOrdering::Relaxed),
                 skipped = dispatch.skipped.load(AtomicOrdering::Relaxed),
                 dead_lettered = dispatch.dead_lettered.load(AtomicOrdering::Relaxed),
+                already_stored = dispatch.already_stored.load(AtomicOrdering::Relaxed),
                 in_flight = checkpoints.in_flight(),
                 in_flight_bytes = sent.in_flight_bytes.load(AtomicOrdering::Relaxed).max(0),
                 failed_send_attempts = sent.failed_attempts.load(AtomicOrdering::Relaxed),

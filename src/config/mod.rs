@@ -295,6 +295,14 @@ pub struct BridgeSettings {
     /// mappings. Bounds memory; a single bigger record still passes, alone.
     #[serde(default = "default_max_in_flight_bytes")]
     pub max_in_flight_bytes: ByteSize,
+    /// On start and on gaining a partition, read the tails of its target
+    /// queues and skip records a previous owner already stored.
+    #[serde(default = "default_true")]
+    pub exactly_once_restarts: bool,
+    /// How far back (in store time, behind a queue's newest message) that
+    /// read may go.
+    #[serde(default = "default_restart_scan_window")]
+    pub restart_scan_window: HumanDuration,
     /// A limit over all mappings together. Reloaded on SIGHUP.
     #[serde(default)]
     pub rate_limit: RateLimit,
@@ -311,6 +319,8 @@ impl Default for BridgeSettings {
             max_retry_backoff: default_max_backoff(),
             queue_refresh_interval: default_queue_refresh(),
             max_in_flight_bytes: default_max_in_flight_bytes(),
+            exactly_once_restarts: true,
+            restart_scan_window: default_restart_scan_window(),
             rate_limit: RateLimit::default(),
         }
     }
@@ -614,6 +624,14 @@ fn default_send_timeout() -> HumanDuration {
 
 fn default_commit_interval() -> HumanDuration {
     HumanDuration(Duration::from_secs(1))
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_restart_scan_window() -> HumanDuration {
+    HumanDuration(Duration::from_secs(600))
 }
 
 fn default_shutdown_timeout() -> HumanDuration {

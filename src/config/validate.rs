@@ -68,6 +68,12 @@ fn validate_bridge(bridge: &BridgeSettings, problems: &mut Problems) {
             );
         }
     }
+    if bridge.exactly_once_restarts && bridge.restart_scan_window.0.is_zero() {
+        problems.push(
+            &[key("bridge"), key("restart_scan_window")],
+            "must be more than 0 (it bounds the restart scan); to turn the scan off, set bridge.exactly_once_restarts: false",
+        );
+    }
     validate_rate_limit(
         &bridge.rate_limit,
         &[key("bridge"), key("rate_limit")],

@@ -231,6 +231,44 @@ pub fn commit<C: Consumer<X>, X: ConsumerContext>(
     consumer.commit(&list, mode)
 }
 
+/// The partitions assigned to this consumer now.
+pub fn assigned(consumer: &BridgeConsumer) -> Vec<PartitionId> {
+    consumer.assignment().map_or_else(
+        |_| Vec::new(),
+        |list| {
+            list.elements()
+                .iter()
+                .map(|e| PartitionId::new(e.topic(), e.partition()))
+                .collect()
+        },
+    )
+}
+
+/// The group's committed offsets of `partitions` (`None`: nothing committed).
+/// Blocks for up to `timeout`.
+pub fn committed_offsets(
+    consumer: &BridgeConsumer,
+    partitions: &[PartitionId],
+    timeout: Duration,
+) -> KafkaResult<Vec<(PartitionId, Option<i64>)>> {
+    let mut list = TopicPartitionList::new();
+    for id in partitions {
+        list.add_partition(&id.topic, id.partition);
+    }
+    let committed = consumer.committed_offsets(list, timeout)?;
+    Ok(committed
+        .elements()
+        .iter()
+        .map(|e| {
+            let offset = match e.offset() {
+                Offset::Offset(offset) => Some(offset),
+                _ => None,
+            };
+            (PartitionId::new(e.topic(), e.partition()), offset)
+        })
+        .collect())
+}
+
 /// Pauses or resumes every partition currently assigned.
 pub fn set_paused(consumer: &BridgeConsumer, paused: bool) {
     set_paused_where(consumer, paused, |_| true);

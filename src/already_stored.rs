@@ -1,0 +1,235 @@
+//! Exactly-once restarts: which records of a newly owned partition are
+//! already in RocketMQ, so the bridge does not send them twice.
+//!
+//! A previous owner (this process before a crash, or another instance) may
+//! have stored records past the committed offset before it stopped. Every
+//! copy carries its provenance, and each queue is written in order by one
+//! sender, so the copies of one partition appear in a queue in offset order.
+//! Reading a queue backwards from its end until a copy from before the
+//! committed offset shows up therefore finds every copy the commit does not
+//! cover. The dispatcher acknowledges those offsets without sending them.
+//!
+//! This holds only while the bridge is the only writer of its target topics;
+//! `docs/reliability.md` says what happens otherwise.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use rocketmq_model::common::message::message_ext::MessageExt;
+use rocketmq_model::message::MessageQueue;
+
+use crate::checkpoint::PartitionId;
+use crate::mapping::{KAFKA_OFFSET, KAFKA_PARTITION, KAFKA_TOPIC};
+use crate::rocketmq_reader::{ReadError, TopicReader};
+
+/// Messages read in the first step back from a queue's end; each further
+/// step doubles, up to [`MAX_STEP`].
+const FIRST_STEP: i64 = 1024;
+const MAX_STEP: i64 = 16 * 1024;
+
+/// A set of offsets kept as sorted, disjoint, inclusive ranges: what a
+/// crash leaves behind is mostly runs of consecutive offsets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OffsetRanges(Vec<(i64, i64)>);
+
+impl OffsetRanges {
+    pub fn from_offsets(mut offsets: Vec<i64>) -> Self {
+        offsets.sort_unstable();
+        let mut ranges: Vec<(i64, i64)> = Vec::new();
+        for offset in offsets {
+            match ranges.last_mut() {
+                Some((_, end)) if offset <= *end + 1 => *end = (*end).max(offset),
+                _ => ranges.push((offset, offset)),
+            }
+        }
+        OffsetRanges(ranges)
+    }
+
+    /// Whether `offset` is in the set. Offsets come in increasing order, so
+    /// everything below `offset` is forgotten.
+    pub fn take(&mut self, offset: i64) -> bool {
+        let passed = self.0.iter().take_while(|(_, end)| *end < offset).count();
+        self.0.drain(..passed);
+        self.0.first().is_some_and(|(start, _)| *start <= offset)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn count(&self) -> i64 {
+        self.0.iter().map(|(start, end)| end - start + 1).sum()
+    }
+
+    /// `10-19,25`, for the log line.
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|(start, end)| match start == end {
+                true => start.to_string(),
+                false => format!("{start}-{end}"),
+            })
+            .collect();
+        parts.join(",")
+    }
+}
+
+/// The partitions whose queues were read since this process got them, and
+/// what was found there.
+#[derive(Debug, Default)]
+pub struct AlreadyStored {
+    scanned: HashMap<PartitionId, OffsetRanges>,
+}
+
+impl AlreadyStored {
+    pub fn is_scanned(&self, partition: &PartitionId) -> bool {
+        self.scanned.contains_key(partition)
+    }
+
+    pub fn record(&mut self, partition: PartitionId, stored: OffsetRanges) {
+        self.scanned.insert(partition, stored);
+    }
+
+    /// Whether this record's copy is already in RocketMQ.
+    pub fn take(&mut self, partition: &PartitionId, offset: i64) -> bool {
+        self.scanned
+            .get_mut(partition)
+            .is_some_and(|stored| !stored.is_empty() && stored.take(offset))
+    }
+
+    /// Partitions given up: a later owner reads their queues again.
+    pub fn forget(&mut self, partitions: &[PartitionId]) {
+        partitions.iter().for_each(|p| {
+            self.scanned.remove(p);
+        });
+    }
+}
+
+/// A partition to look for in a queue, and where its commit stands.
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    pub partition: PartitionId,
+    /// Copies from before this offset are covered by the commit. `None`
+    /// (nothing committed) means every copy in the window counts.
+    pub committed: Option<i64>,
+}
+
+/// Reads `queue` backwards from its end, at most `window` of store time
+/// behind its newest message, and returns the copies of `wanted` records at
+/// or past their committed offsets, as (index into `wanted`, Kafka offset).
+pub async fn scan_queue_tail(
+    reader: &TopicReader,
+    queue: &MessageQueue,
+    wanted: &[Wanted],
+    window: Duration,
+) -> Result<Vec<(usize, i64)>, ReadError> {
+    let (min, max) = reader.offsets(queue).await?;
+    if max <= min || wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let floor = window_start(reader, queue, min, max, window).await?;
+    // Partitions that have not yet shown a copy from before their commit.
+    let mut open: HashSet<usize> = (0..wanted.len()).collect();
+    let uncommitted = wanted.iter().any(|w| w.committed.is_none());
+    let mut found = Vec::new();
+    let (mut end, mut step) = (max, FIRST_STEP);
+    while end > floor && (uncommitted || !open.is_empty()) {
+        let start = (end - step).max(floor);
+        reader
+            .scan_queue_with(queue, start, end, |message| {
+                let Some((topic, partition, offset)) = provenance(message) else {
+                    return;
+                };
+                for (index, want) in wanted.iter().enumerate() {
+                    if *want.partition.topic != *topic || want.partition.partition != partition {
+                        continue;
+                    }
+                    match want.committed {
+                        Some(committed) if offset < committed => {
+                            open.remove(&index);
+                        }
+                        _ => found.push((index, offset)),
+                    }
+                }
+            })
+            .await?;
+        end = start;
+        step = (step * 2).min(MAX_STEP);
+    }
+    Ok(found)
+}
+
+/// The queue offset `window` of store time before the queue's newest
+/// message: older copies cannot be uncommitted leftovers of a recent owner.
+async fn window_start(
+    reader: &TopicReader,
+    queue: &MessageQueue,
+    min: i64,
+    max: i64,
+    window: Duration,
+) -> Result<i64, ReadError> {
+    let mut newest = None;
+    reader
+        .scan_queue_with(queue, max - 1, max, |message| {
+            newest = Some(message.store_timestamp())
+        })
+        .await?;
+    let Some(newest) = newest else {
+        return Ok(min);
+    };
+    let since = newest.saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
+    Ok(reader.offset_at(queue, since).await?.clamp(min, max))
+}
+
+/// A copy's Kafka topic, partition and offset, if it carries them.
+fn provenance(message: &MessageExt) -> Option<(String, i32, i64)> {
+    let mut topic = None;
+    let mut partition = None;
+    let mut offset = None;
+    for (name, value) in message.properties() {
+        match name.as_str() {
+            KAFKA_TOPIC => topic = Some(value.to_string()),
+            KAFKA_PARTITION => partition = value.as_str().parse().ok(),
+            KAFKA_OFFSET => offset = value.as_str().parse().ok(),
+            _ => {}
+        }
+    }
+    Some((topic?, partition?, offset?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_merge_into_ranges_and_are_taken_in_order() {
+        let mut ranges = OffsetRanges::from_offsets(vec![12, 10, 11, 11, 20, 21, 30]);
+        assert_eq!(ranges.describe(), "10-12,20-21,30");
+        assert_eq!(ranges.count(), 6);
+        assert!(!ranges.take(9));
+        assert!(ranges.take(10));
+        assert!(ranges.take(12));
+        assert!(!ranges.take(13));
+        assert!(ranges.take(21));
+        assert_eq!(ranges.describe(), "20-21,30");
+        assert!(!ranges.take(29));
+        assert!(ranges.take(30));
+        assert!(!ranges.take(31));
+        assert!(ranges.is_empty());
+    }
+
+    #[test]
+    fn forgotten_partitions_are_scanned_again() {
+        let partition = PartitionId::new("orders", 3);
+        let mut stored = AlreadyStored::default();
+        assert!(!stored.is_scanned(&partition));
+        stored.record(partition.clone(), OffsetRanges::from_offsets(vec![5, 6]));
+        assert!(stored.is_scanned(&partition));
+        assert!(!stored.take(&partition, 4));
+        assert!(stored.take(&partition, 5));
+        stored.forget(std::slice::from_ref(&partition));
+        assert!(!stored.is_scanned(&partition));
+        assert!(!stored.take(&partition, 6));
+    }
+}

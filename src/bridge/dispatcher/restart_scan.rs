@@ -1,0 +1,219 @@
+//! The dispatcher's side of exactly-once restarts (`already_stored`): the
+//! first record of a partition this process has not checked yet triggers
+//! one read of the queue tails for every such partition assigned, while
+//! Kafka stays paused but polled, so the group keeps this instance.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rocketmq_model::message::MessageQueue;
+use tokio::sync::watch;
+
+use super::{Dispatcher, Stop};
+use crate::already_stored::{OffsetRanges, Wanted, scan_queue_tail};
+use crate::checkpoint::PartitionId;
+use crate::config::{Ordering, RocketMqConfig};
+use crate::kafka_source::consumer::{self, BridgeConsumer};
+use crate::rocketmq_reader::{ReadError, with_reader};
+
+/// The group the tail reader pulls as; it never commits anything.
+const READER_GROUP_SUFFIX: &str = "-restart-scan";
+const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
+
+/// What the restart scan needs to know.
+#[derive(Clone)]
+pub(in crate::bridge) struct RestartScan {
+    pub rocketmq: RocketMqConfig,
+    pub window: Duration,
+}
+
+/// One queue to read, and the partitions whose copies may be in it.
+struct QueueScan {
+    queue: MessageQueue,
+    partitions: Vec<PartitionId>,
+}
+
+impl Dispatcher {
+    /// Reads the queue tails of `first` (whose first record since it was
+    /// assigned is at `first_offset`) and of every other assigned partition
+    /// not checked yet, retrying until it succeeds or the bridge stops.
+    pub(super) async fn scan_new_partitions(
+        &mut self,
+        scan: RestartScan,
+        first: &PartitionId,
+        first_offset: i64,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), Stop> {
+        let mut partitions: Vec<PartitionId> = consumer::assigned(&self.consumer)
+            .into_iter()
+            .filter(|p| self.mappings.contains_key(&*p.topic) && !self.already_stored.is_scanned(p))
+            .filter(|p| p != first)
+            .collect();
+        partitions.push(first.clone());
+        let queues = self.queue_scans(&partitions);
+        let started = Instant::now();
+        consumer::set_paused(&self.consumer, true);
+        let mut wait = Duration::from_millis(500);
+        let found = loop {
+            let attempt = read_tails(
+                Arc::clone(&self.consumer),
+                scan.clone(),
+                partitions.clone(),
+                (first.clone(), first_offset),
+                &queues,
+            );
+            let Some(outcome) = self.polling_while(attempt, shutdown).await else {
+                return Err(Stop::Signal);
+            };
+            match outcome {
+                Ok(found) => break found,
+                Err(error) => {
+                    tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "cannot read the target queues' tails to skip records already stored; Kafka stays paused until it can");
+                    if self
+                        .polling_while(tokio::time::sleep(wait), shutdown)
+                        .await
+                        .is_none()
+                    {
+                        return Err(Stop::Signal);
+                    }
+                    wait = (wait * 2).min(MAX_RETRY_WAIT);
+                }
+            }
+        };
+        self.resume_all();
+        let elapsed = started.elapsed();
+        metrics::histogram!(crate::metrics::RESTART_SCAN).record(elapsed.as_secs_f64());
+        let total: i64 = found.values().map(OffsetRanges::count).sum();
+        tracing::info!(
+            partitions = partitions.len(),
+            queues = queues.len(),
+            already_stored = total,
+            took_ms = elapsed.as_millis() as u64,
+            "read the target queues' tails of newly assigned partitions"
+        );
+        for (partition, stored) in found {
+            if !stored.is_empty() {
+                tracing::info!(%partition, records = stored.count(), offsets = %stored.describe(),
+                    "records past the committed offset are already in RocketMQ; they will not be sent again");
+            }
+            self.already_stored.record(partition, stored);
+        }
+        Ok(())
+    }
+
+    /// The queues each partition's copies can be in: its own queue in
+    /// `partition` mode, every queue of the target topic otherwise.
+    fn queue_scans(&self, partitions: &[PartitionId]) -> Vec<QueueScan> {
+        let mut by_queue: BTreeMap<(String, usize), QueueScan> = BTreeMap::new();
+        for partition in partitions {
+            let Some(mapping) = self.mappings.get(&*partition.topic) else {
+                continue;
+            };
+            let indices: Vec<usize> = match mapping.config.ordering {
+                Ordering::Partition => vec![mapping.router.route(partition.partition, 0, None)],
+                Ordering::KeyHash | Ordering::Unordered => (0..mapping.queues.len()).collect(),
+            };
+            for index in indices {
+                let Some(queue) = mapping.queues.get(index) else {
+                    continue;
+                };
+                by_queue
+                    .entry((mapping.config.rocketmq_topic.clone(), index))
+                    .or_insert_with(|| QueueScan {
+                        queue: queue.clone(),
+                        partitions: Vec::new(),
+                    })
+                    .partitions
+                    .push(partition.clone());
+            }
+        }
+        by_queue.into_values().collect()
+    }
+
+    /// Runs `work` while keeping the (paused) consumer polled, so the group
+    /// does not evict this instance; what arrives meanwhile is kept in
+    /// order. `None` if a shutdown came first.
+    async fn polling_while<T>(
+        &mut self,
+        work: impl Future<Output = T>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<T> {
+        let mut work = std::pin::pin!(work);
+        loop {
+            tokio::select! {
+                done = &mut work => return Some(done),
+                received = self.consumer.recv() => {
+                    if let Ok(message) = received {
+                        self.keep_received(message.detach());
+                    }
+                }
+                _ = shutdown.changed() => return None,
+            }
+        }
+    }
+}
+
+/// The group's committed offsets, then each queue's tail: the offsets of
+/// every partition whose copies are already stored.
+async fn read_tails(
+    consumer: Arc<BridgeConsumer>,
+    scan: RestartScan,
+    partitions: Vec<PartitionId>,
+    first: (PartitionId, i64),
+    queues: &[QueueScan],
+) -> Result<HashMap<PartitionId, OffsetRanges>, String> {
+    let lookup = partitions.clone();
+    let committed = tokio::task::spawn_blocking(move || {
+        consumer::committed_offsets(&consumer, &lookup, COMMITTED_TIMEOUT)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("cannot read the group's committed offsets: {e}"))?;
+    let mut committed: HashMap<PartitionId, Option<i64>> = committed.into_iter().collect();
+    // Exact, where the group's offset could only say where fetching began.
+    committed.insert(first.0, Some(first.1));
+    let group = format!("{}{READER_GROUP_SUFFIX}", scan.rocketmq.producer_group);
+    let mut found = with_reader(&scan.rocketmq, &group, async |reader| {
+        let mut found: HashMap<PartitionId, Vec<i64>> = HashMap::new();
+        // The reader learns where each topic's queues live from its route.
+        let topics: BTreeSet<&str> = queues.iter().map(|q| q.queue.topic_str()).collect();
+        for topic in topics {
+            reader.queues(topic).await?;
+        }
+        // Every queue at once: each pull is a round trip for a few dozen messages.
+        let tails = queues.iter().map(|queue| {
+            let wanted: Vec<Wanted> = queue
+                .partitions
+                .iter()
+                .map(|p| Wanted {
+                    partition: p.clone(),
+                    committed: committed.get(p).copied().flatten(),
+                })
+                .collect();
+            async move {
+                let found = scan_queue_tail(reader, &queue.queue, &wanted, scan.window).await?;
+                Ok::<_, ReadError>((wanted, found))
+            }
+        });
+        for (wanted, tail) in futures::future::try_join_all(tails).await? {
+            for (index, offset) in tail {
+                found
+                    .entry(wanted[index].partition.clone())
+                    .or_default()
+                    .push(offset);
+            }
+        }
+        Ok::<_, ReadError>(found)
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(partitions
+        .into_iter()
+        .map(|p| {
+            let offsets = found.remove(&p).unwrap_or_default();
+            (p, OffsetRanges::from_offsets(offsets))
+        })
+        .collect())
+}

@@ -186,6 +186,14 @@ pub fn subscribe(
         _ => "earliest",
     };
     config.set("auto.offset.reset", reset);
+    if !kafka
+        .properties
+        .contains_key("partition.assignment.strategy")
+    {
+        // Instances joining or leaving move only the partitions that must
+        // move; the others keep flowing (an eager rebalance stops them all).
+        config.set("partition.assignment.strategy", "cooperative-sticky");
+    }
     if !kafka.properties.contains_key("statistics.interval.ms") {
         // Feeds the consumer lag metric.
         config.set("statistics.interval.ms", "5000");

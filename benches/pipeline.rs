@@ -183,6 +183,12 @@ const CLIENT_IDS: Variant = Variant {
     ..PARTITION
 };
 
+/// At-least-once restarts, for the restart-cost comparison.
+const AT_LEAST_ONCE: Variant = Variant {
+    bridge: "  exactly_once_restarts: false\n",
+    ..PARTITION
+};
+
 /// The bench's view of the clusters: a config file per run, and a reader.
 struct Bench {
     args: Args,
@@ -523,6 +529,12 @@ impl BridgeProcess {
             .map_or(0, |kib| kib * 1024)
     }
 
+    /// SIGKILL, as a crash would.
+    fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     fn exited(&mut self) -> bool {
         self.child.try_wait().ok().flatten().is_some()
     }
@@ -612,6 +624,99 @@ async fn bridge_throughput(
         cpu,
         config,
     })
+}
+
+/// A kill -9 halfway through a backlog, and the restart.
+#[derive(Debug, Clone, Copy, Default)]
+struct RestartCost {
+    /// From the restart to the first record stored after it.
+    resume_ms: f64,
+    /// The restart scan's own time, from its log lines.
+    scan_ms: f64,
+    /// Records the scan found already stored, and skipped.
+    skipped: f64,
+    /// Copies beyond one per record once the backlog is copied.
+    duplicates: f64,
+}
+
+async fn restart_cost(
+    bench: &Bench,
+    kafka_topic: &str,
+    records: usize,
+    variant: &Variant,
+) -> Result<RestartCost> {
+    let rocketmq_topic = unique("bench_restart_");
+    let config = bench.config(kafka_topic, &rocketmq_topic, variant)?;
+    bench.create_topics(&config, bench.args.partitions, bench.args.queues)?;
+    let deadline = Duration::from_secs(900);
+    let mut first = BridgeProcess::start(bench, &config)?;
+    wait_for_copy(
+        bench,
+        &rocketmq_topic,
+        records as i64 / 2,
+        deadline,
+        &mut first,
+    )
+    .await?;
+    first.kill9();
+    let stored = bench.count(&rocketmq_topic).await?;
+    let restarted = Instant::now();
+    let mut second = BridgeProcess::start(bench, &config)?;
+    while bench.count(&rocketmq_topic).await? <= stored {
+        if restarted.elapsed() > deadline || second.exited() {
+            bail!(
+                "the restarted bridge copied nothing; log {}",
+                second.log.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let resume_ms = restarted.elapsed().as_secs_f64() * 1000.0;
+    wait_for_copy(
+        bench,
+        &rocketmq_topic,
+        records as i64,
+        deadline,
+        &mut second,
+    )
+    .await?;
+    // Re-sent copies count too, so the count reaches `records` early
+    // without the scan: wait until it stops growing.
+    let mut last = bench.count(&rocketmq_topic).await?;
+    let mut still_since = Instant::now();
+    while still_since.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = bench.count(&rocketmq_topic).await?;
+        if now != last {
+            (last, still_since) = (now, Instant::now());
+        }
+    }
+    let log = std::fs::read_to_string(&second.log).unwrap_or_default();
+    second.stop()?;
+    let (skipped, scan_ms) = restart_scans(&log);
+    Ok(RestartCost {
+        resume_ms,
+        scan_ms,
+        skipped,
+        duplicates: (last - records as i64) as f64,
+    })
+}
+
+/// Records skipped and milliseconds spent, summed over a log's restart scans.
+fn restart_scans(log: &str) -> (f64, f64) {
+    let field = |line: &str, name: &str| -> f64 {
+        line.split_whitespace()
+            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    log.lines()
+        .filter(|line| line.contains("read the target queues' tails"))
+        .fold((0.0, 0.0), |(skipped, ms), line| {
+            (
+                skipped + field(line, "already_stored"),
+                ms + field(line, "took_ms"),
+            )
+        })
 }
 
 /// One bridge run over a backlog.
@@ -936,6 +1041,8 @@ struct Results {
     /// Nanoseconds per id: (deterministic, client-generated).
     id_cost: (f64, f64),
     limit: Option<(u32, f64)>,
+    /// Kill -9 halfway and restart: (exactly-once restarts, at-least-once).
+    restart: Option<(RestartCost, RestartCost)>,
     scaling: BTreeMap<String, f64>,
 }
 
@@ -1071,6 +1178,19 @@ async fn run_all(bench: &mut Bench) -> Result<String> {
     bench.say(format!(
         "msgId derivation: deterministic {deterministic:.0} ns/record, client {client:.0} ns/record"
     ));
+
+    let exactly_once = restart_cost(bench, &backlog, records, &PARTITION).await?;
+    let at_least_once = restart_cost(bench, &backlog, records, &AT_LEAST_ONCE).await?;
+    for (name, cost) in [
+        ("exactly-once", exactly_once),
+        ("at-least-once", at_least_once),
+    ] {
+        bench.say(format!(
+            "kill -9 halfway, restart ({name}): copying again after {:.0} ms (scan {:.0} ms, {:.0} records found stored and skipped), {:.0} duplicates at the end",
+            cost.resume_ms, cost.scan_ms, cost.skipped, cost.duplicates
+        ));
+    }
+    results.restart = Some((exactly_once, at_least_once));
 
     scaling(bench, &mut results).await?;
     let report = render(bench, &results);
@@ -1321,6 +1441,26 @@ fn render(bench: &Bench, r: &Results) -> String {
         r.verify_rocketmq.spread() / 2.0,
         verdict(kafka_scan.min(rocketmq_scan) >= 200_000.0)
     );
+    if let Some((on, off)) = r.restart {
+        let _ = writeln!(
+            out,
+            "\n## Restart after kill -9 (one run each)\n\n\
+             The bridge killed with -9 halfway through the backlog, then restarted on the same group \
+             (`commit_interval: 1s`).\n\n\
+             | restarts | copying again after | restart scan | records found stored, skipped | duplicates at the end |\n\
+             | --- | --- | --- | --- | --- |"
+        );
+        for (name, cost) in [
+            ("exactly-once (`exactly_once_restarts: true`, default)", on),
+            ("at-least-once (`exactly_once_restarts: false`)", off),
+        ] {
+            let _ = writeln!(
+                out,
+                "| {name} | {:.0} ms | {:.0} ms | {:.0} | {:.0} |",
+                cost.resume_ms, cost.scan_ms, cost.skipped, cost.duplicates
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "\n## Scaling (one run each)\n\n| backlog | records/s | MiB/s |\n| --- | --- | --- |"

@@ -145,7 +145,10 @@ impl ConsumerContext for SourceContext {
                 .fetch_add(list.count(), AtomicOrdering::SeqCst);
             let partitions = partition_ids(list);
             self.status.assigned(&partitions);
-            tracing::info!(partitions = %list_text(&partitions), "partitions assigned");
+            // A cooperative rebalance that moves nothing here assigns an empty list.
+            if !partitions.is_empty() {
+                tracing::info!(partitions = %list_text(&partitions), "partitions assigned");
+            }
         }
     }
 

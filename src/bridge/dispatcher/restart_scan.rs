@@ -3,7 +3,7 @@
 //! one read of the queue tails for every such partition assigned, while
 //! Kafka stays paused but polled, so the group keeps this instance.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -93,7 +93,14 @@ impl Dispatcher {
             took_ms = elapsed.as_millis() as u64,
             "read the target queues' tails of newly assigned partitions"
         );
+        // A partition revoked meanwhile is read again if it comes back:
+        // its next owner may have stored more by then.
+        let still_assigned: HashSet<PartitionId> =
+            consumer::assigned(&self.consumer).into_iter().collect();
         for (partition, stored) in found {
+            if !still_assigned.contains(&partition) {
+                continue;
+            }
             if !stored.is_empty() {
                 tracing::info!(%partition, records = stored.count(), offsets = %stored.describe(),
                     "records past the committed offset are already in RocketMQ; they will not be sent again");

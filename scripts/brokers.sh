@@ -12,6 +12,12 @@
 # Environment (defaults in brackets):
 #   BRIDGE_KAFKA_PORT [9092]  BRIDGE_NAMESRV_PORT [9876]  BRIDGE_BROKER_PORT [10911]
 #   BRIDGE_BROKER_HA_PORT [BRIDGE_BROKER_PORT+1]  (the broker also binds BRIDGE_BROKER_PORT-2)
+#   BRIDGE_KAFKA_ADVERTISED_PORT [BRIDGE_KAFKA_PORT]   the port Tansu tells clients to connect to
+#   BRIDGE_BROKER_IP [127.0.0.1]   the address the RocketMQ broker registers (brokerIp1); it still
+#       binds 127.0.0.1. The last two let a test put a proxy between clients and the brokers.
+#   BRIDGE_KAFKA_AUTHENTICATION [unset]   1: Tansu requires SASL (SCRAM) logins
+#   BRIDGE_BROKER_AUTH_USER [unset]   USER:PASSWORD: the RocketMQ broker requires
+#       authentication (ACL 2.0), with this one user
 #   BRIDGE_BROKERS_DIR [<repo>/.brokers]   logs, pid files and the RocketMQ store
 #   BRIDGE_CACHE_DIR [${XDG_CACHE_HOME:-$HOME/.cache}/kafka-rocketmq-bridge]   installed brokers, reused
 set -euo pipefail
@@ -22,6 +28,8 @@ KAFKA_PORT=${BRIDGE_KAFKA_PORT:-9092}
 NAMESRV_PORT=${BRIDGE_NAMESRV_PORT:-9876}
 BROKER_PORT=${BRIDGE_BROKER_PORT:-10911}
 BROKER_HA_PORT=${BRIDGE_BROKER_HA_PORT:-$((BROKER_PORT + 1))}
+KAFKA_ADVERTISED_PORT=${BRIDGE_KAFKA_ADVERTISED_PORT:-$KAFKA_PORT}
+BROKER_IP=${BRIDGE_BROKER_IP:-127.0.0.1}
 STATE_DIR=${BRIDGE_BROKERS_DIR:-$REPO/.brokers}
 CACHE_DIR=${BRIDGE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kafka-rocketmq-bridge}
 
@@ -114,7 +122,7 @@ address_of() {
     case $1 in
         kafka) echo "127.0.0.1:$KAFKA_PORT" ;;
         namesrv) echo "127.0.0.1:$NAMESRV_PORT" ;;
-        broker) echo "127.0.0.1:$BROKER_PORT" ;;
+        broker) echo "$BROKER_IP:$BROKER_PORT" ;;
     esac
 }
 
@@ -128,17 +136,28 @@ probe() {
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# The [broker] lines that require authentication, if BRIDGE_BROKER_AUTH_USER is set.
+broker_auth_toml() {
+    [ -n "${BRIDGE_BROKER_AUTH_USER:-}" ] || return 0
+    local user=${BRIDGE_BROKER_AUTH_USER%%:*} password=${BRIDGE_BROKER_AUTH_USER#*:}
+    mkdir -p "$STATE_DIR/auth"
+    printf 'authenticationEnabled = true\n'
+    printf 'authConfigPath = "%s"\n' "$STATE_DIR/auth"
+    printf "initAuthenticationUser = '{\"username\":\"%s\",\"password\":\"%s\"}'\n" "$user" "$password"
+}
+
 write_broker_config() {
     local store=$STATE_DIR/rocketmq-store
     mkdir -p "$store" "$STATE_DIR/rocketmq-home"
     cat >"$STATE_DIR/broker.toml" <<TOML
 [broker]
 namesrvAddr = "127.0.0.1:$NAMESRV_PORT"
-brokerIp1 = "127.0.0.1"
+brokerIp1 = "$BROKER_IP"
 listenPort = $BROKER_PORT
 storePathRootDir = "$store"
 # Like a production cluster: topics are created on purpose, not by a first send.
 autoCreateTopicEnable = false
+$(broker_auth_toml)
 
 [broker.brokerServerConfig]
 bindAddress = "127.0.0.1"
@@ -171,9 +190,11 @@ launch() {
     local out=$STATE_DIR/$name.log
     case $name in
         kafka)
+            local auth=()
+            [ "${BRIDGE_KAFKA_AUTHENTICATION:-}" = 1 ] && auth=(--authentication)
             setsid "$TANSU_BIN" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-                --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-                --storage-engine memory://tansu/ >>"$out" 2>&1 </dev/null &
+                --advertised-listener-url "tcp://127.0.0.1:$KAFKA_ADVERTISED_PORT" \
+                --storage-engine memory://tansu/ "${auth[@]}" >>"$out" 2>&1 </dev/null &
             ;;
         namesrv)
             mkdir -p "$STATE_DIR/rocketmq-home"
@@ -278,5 +299,5 @@ case ${1:-} in
     clean) cmd_stop; rm -rf "$STATE_DIR"; log "removed $STATE_DIR" ;;
     install) install_tansu; install_rocketmq; log "installed under $CACHE_DIR" ;;
     env) cmd_env ;;
-    *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

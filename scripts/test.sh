@@ -62,4 +62,6 @@ if [ $# -eq 0 ]; then
     step "benchmark harness, smoke run (scripts/bench.sh --smoke)"
     BRIDGE_BENCH_KAFKA=$BRIDGE_TEST_KAFKA BRIDGE_BENCH_NAMESRV=$BRIDGE_TEST_NAMESRV \
         "$HERE/bench.sh" --smoke
+    step "soak, 2 minutes (scripts/soak.sh 2m)"
+    "$HERE/soak.sh" 2m
 fi

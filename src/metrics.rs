@@ -16,7 +16,10 @@ pub const RECORDS_PRODUCED: &str = "bridge_records_produced_total";
 pub const BYTES_PRODUCED: &str = "bridge_bytes_produced_total";
 pub const RECORDS_SKIPPED: &str = "bridge_records_skipped_total";
 pub const RECORDS_DEAD_LETTERED: &str = "bridge_records_dead_lettered_total";
+pub const BYTES_SKIPPED: &str = "bridge_bytes_skipped_total";
+pub const BYTES_DEAD_LETTERED: &str = "bridge_bytes_dead_lettered_total";
 pub const RECORDS_ALREADY_STORED: &str = "bridge_records_already_stored_total";
+pub const RECORDS_STORED_DESPITE_FAILURE: &str = "bridge_records_stored_despite_failure_total";
 pub const RESTART_SCAN: &str = "bridge_restart_scan_seconds";
 pub const SEND_ERRORS: &str = "bridge_send_errors_total";
 pub const SEND_RETRIES: &str = "bridge_send_retries_total";
@@ -100,8 +103,22 @@ fn describe() {
         "Records written to the dead-letter topic, per mapping and reason."
     );
     describe_counter!(
+        BYTES_SKIPPED,
+        Unit::Bytes,
+        "Kafka value bytes of records not copied by a skip policy, per mapping and reason."
+    );
+    describe_counter!(
+        BYTES_DEAD_LETTERED,
+        Unit::Bytes,
+        "Kafka value bytes of records written to the dead-letter topic, per mapping and reason."
+    );
+    describe_counter!(
         RECORDS_ALREADY_STORED,
         "Records not sent because a previous owner of their partition had stored them (exactly-once restarts), per mapping."
+    );
+    describe_counter!(
+        RECORDS_STORED_DESPITE_FAILURE,
+        "Records of a failed send found stored when the queue was read back, and not sent again (exactly-once), per mapping."
     );
     describe_histogram!(
         RESTART_SCAN,
@@ -156,7 +173,9 @@ pub fn error_kind(text: &str) -> &'static str {
     // Specific answers first: a stored-but-not-OK status names e.g.
     // FlushDiskTimeout, and the broker's back-pressure reads
     // "[TIMEOUT_CLEAN_QUEUE]broker busy"; neither is a request timeout.
-    if text.contains("not as send_ok") {
+    if text.contains("refused the credentials") {
+        "credentials"
+    } else if text.contains("not as send_ok") {
         "not_send_ok"
     } else if text.contains("busy") || text.contains("flow control") {
         "broker_busy"
@@ -190,6 +209,10 @@ mod tests {
         assert_eq!(
             error_kind("[TIMEOUT_CLEAN_QUEUE]broker busy"),
             "broker_busy"
+        );
+        assert_eq!(
+            error_kind("the broker refused the credentials (NO_PERMISSION, code 16): check ..."),
+            "credentials"
         );
         assert_eq!(error_kind("something else"), "other");
     }

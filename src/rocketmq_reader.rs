@@ -21,7 +21,7 @@ use rocketmq_model::message::MessageQueue;
 
 use crate::config::RocketMqConfig;
 use crate::mapping::{self, SourceRecord, StoredMessage, UnmapError};
-use crate::rocketmq_sink::{RocketMqRuntime, error_text};
+use crate::rocketmq_sink::{RocketMqRuntime, failure_text};
 
 /// One stored message.
 #[derive(Debug, Clone)]
@@ -93,8 +93,11 @@ impl TopicReader {
             let credentials = SessionCredentials::with_keys(access.expose(), secret.expose());
             builder = builder.rpc_hook(Arc::new(AclClientRPCHook::new(credentials)));
         }
-        let consumer = builder.build().map_err(|e| failed(error_text(&e)))?;
-        consumer.start().await.map_err(|e| failed(error_text(&e)))?;
+        let consumer = builder.build().map_err(|e| failed(failure_text(&e)))?;
+        consumer
+            .start()
+            .await
+            .map_err(|e| failed(failure_text(&e)))?;
         Ok(TopicReader {
             consumer,
             name_server: config.name_server.clone(),
@@ -115,7 +118,7 @@ impl TopicReader {
         let mut queues = tokio::time::timeout(CALL_TIMEOUT, call)
             .await
             .map_err(|_| self.failed(topic, "no answer".into()))?
-            .map_err(|e| self.failed(topic, error_text(&e)))?;
+            .map_err(|e| self.failed(topic, failure_text(&e)))?;
         queues.sort_by(|a, b| {
             (a.broker_name().as_str(), a.queue_id()).cmp(&(b.broker_name().as_str(), b.queue_id()))
         });
@@ -168,7 +171,7 @@ impl TopicReader {
             .map_err(|e| {
                 self.failed(
                     topic,
-                    format!("pull at offset {offset}: {}", error_text(&e)),
+                    format!("pull at offset {offset}: {}", failure_text(&e)),
                 )
             })?;
             if *pulled.pull_status() != PullStatus::Found {
@@ -198,7 +201,7 @@ impl TopicReader {
         tokio::time::timeout(CALL_TIMEOUT, search)
             .await
             .map_err(|_| self.failed(topic, "no answer to an offset search by time".into()))?
-            .map_err(|e| self.failed(topic, error_text(&e)))
+            .map_err(|e| self.failed(topic, failure_text(&e)))
     }
 
     /// The first offset of `queue` and one past its last.
@@ -211,8 +214,8 @@ impl TopicReader {
         let max = tokio::time::timeout(CALL_TIMEOUT, self.consumer.max_offset(queue))
             .await
             .map_err(|_| no_answer())?;
-        let min = min.map_err(|e| self.failed(topic, error_text(&e)))?;
-        let max = max.map_err(|e| self.failed(topic, error_text(&e)))?;
+        let min = min.map_err(|e| self.failed(topic, failure_text(&e)))?;
+        let max = max.map_err(|e| self.failed(topic, failure_text(&e)))?;
         Ok((min, max))
     }
 
@@ -226,7 +229,7 @@ impl TopicReader {
         )
         .await
         .map_err(|_| self.failed(topic, "no answer to a consumer offset query".into()))?
-        .map_err(|e| self.failed(topic, error_text(&e)))
+        .map_err(|e| self.failed(topic, failure_text(&e)))
     }
 
     /// Every message of every queue of `topic`, queue by queue.
@@ -291,7 +294,7 @@ pub async fn query_by_key(
     let found = tokio::time::timeout(Duration::from_secs(30), query)
         .await
         .map_err(|_| failed(format!("key query for `{key}`: no answer")))?
-        .map_err(|e| failed(format!("key query for `{key}`: {}", error_text(&e))))?;
+        .map_err(|e| failed(format!("key query for `{key}`: {}", failure_text(&e))))?;
     Ok(found
         .message_list()
         .iter()

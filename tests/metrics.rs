@@ -89,6 +89,15 @@ async fn metrics_parse_and_counters_match_the_records_copied() {
         ),
         Some(1.0)
     );
+    // The skipped record has no value: present, and counts no bytes.
+    assert_eq!(
+        sample(
+            &scrape,
+            "bridge_bytes_skipped_total",
+            Some(("reason", "empty_value"))
+        ),
+        Some(0.0)
+    );
     assert!(sample(&scrape, "bridge_bytes_produced_total", m).is_some_and(|b| b > 3_000.0 * 50.0));
     assert_eq!(
         sample(&scrape, "bridge_end_to_end_latency_seconds", m),

@@ -1,7 +1,8 @@
 //! Demo traffic for `scripts/demo.sh`. Not part of the product image.
 //!
 //! `produce` writes keyed records with headers into every Kafka topic of a
-//! config, as an application would. `compare` reads each Kafka topic and its
+//! config, as an application would; `stream` does the same at a steady rate
+//! for a while (`scripts/soak.sh`). `compare` reads each Kafka topic and its
 //! RocketMQ copy and prints a one-screen summary: counts, missing records,
 //! duplicates, content, and per-key order.
 
@@ -9,6 +10,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
@@ -20,7 +23,7 @@ use kafka_rocketmq_bridge::rocketmq_sink::RocketMqRuntime;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
 #[derive(Parser)]
@@ -42,6 +45,22 @@ enum Command {
         /// Distinct keys (customers) the records are spread over.
         #[arg(long, default_value_t = 20)]
         keys: usize,
+    },
+    /// Produce keyed records with headers into the mapped Kafka topics, in
+    /// turn, at a steady total rate for a fixed time (the soak's traffic).
+    Stream {
+        /// Records per second, over all mapped topics together.
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        /// How long to produce: 90s, 2m, 1h.
+        #[arg(long, value_parser = parse_duration)]
+        duration: Duration,
+        /// Distinct keys (customers) the records of each topic are spread over.
+        #[arg(long, default_value_t = 50)]
+        keys: usize,
+        /// Write the records Kafka acknowledged, per topic, as JSON to this file.
+        #[arg(long)]
+        summary: Option<std::path::PathBuf>,
     },
     /// Compare each Kafka topic with its RocketMQ copy.
     Compare {
@@ -67,6 +86,12 @@ async fn main() -> ExitCode {
     };
     let result = match args.command {
         Command::Produce { records, keys } => produce_all(&config, records, keys).await,
+        Command::Stream {
+            rate,
+            duration,
+            keys,
+            summary,
+        } => stream(&config, rate, duration, keys, summary.as_deref()).await,
         Command::Compare { wait_seconds } => {
             compare_all(&config, Duration::from_secs(wait_seconds)).await
         }
@@ -109,36 +134,7 @@ async fn produce(
 ) -> Result<(), String> {
     let mut pending = Vec::with_capacity(records);
     for seq in 0..records {
-        let key = format!("customer-{:03}", seq % keys.max(1));
-        let value = format!(
-            r#"{{"topic":"{topic}","customer":"{key}","seq":{seq},"amount_cents":{}}}"#,
-            (seq * 37) % 10_000
-        );
-        let seq_text = seq.to_string();
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "source",
-                value: Some("demo-traffic"),
-            })
-            .insert(Header {
-                key: "seq",
-                value: Some(seq_text.as_str()),
-            });
-        let mut record = FutureRecord::to(topic)
-            .key(&key)
-            .payload(&value)
-            .headers(headers);
-        // librdkafka copies the record when it is queued; wait while its queue is full.
-        loop {
-            match producer.send_result(record) {
-                Ok(delivery) => break pending.push(delivery),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                Err((error, _)) => return Err(error.to_string()),
-            }
-        }
+        pending.push(send_one(producer, topic, seq, keys).await?);
     }
     for delivery in pending {
         match delivery.await {
@@ -148,6 +144,162 @@ async fn produce(
         }
     }
     Ok(())
+}
+
+/// Queues record `seq` of `topic`: a customer key, a JSON value and two headers.
+async fn send_one(
+    producer: &FutureProducer,
+    topic: &str,
+    seq: usize,
+    keys: usize,
+) -> Result<DeliveryFuture, String> {
+    let key = format!("customer-{:03}", seq % keys.max(1));
+    let value = format!(
+        r#"{{"topic":"{topic}","customer":"{key}","seq":{seq},"amount_cents":{}}}"#,
+        (seq * 37) % 10_000
+    );
+    let seq_text = seq.to_string();
+    let headers = OwnedHeaders::new()
+        .insert(Header {
+            key: "source",
+            value: Some("demo-traffic"),
+        })
+        .insert(Header {
+            key: "seq",
+            value: Some(seq_text.as_str()),
+        });
+    let mut record = FutureRecord::to(topic)
+        .key(&key)
+        .payload(&value)
+        .headers(headers);
+    // librdkafka copies the record when it is queued; wait while its queue is full.
+    loop {
+        match producer.send_result(record) {
+            Ok(delivery) => return Ok(delivery),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err((error, _)) => return Err(error.to_string()),
+        }
+    }
+}
+
+/// Produces `rate` records per second in total, the mapped topics in turn,
+/// for `duration`; then waits for every delivery report. Fails if Kafka
+/// refused any record.
+async fn stream(
+    config: &BridgeConfig,
+    rate: u64,
+    duration: Duration,
+    keys: usize,
+    summary: Option<&std::path::Path>,
+) -> Result<bool, String> {
+    if rate == 0 || config.mappings.is_empty() {
+        return Err("--rate must be more than 0, and the config must map a topic".to_string());
+    }
+    let mut client = kafka_source::client_config(&config.kafka);
+    client
+        .set("linger.ms", "5")
+        .set("enable.idempotence", "true");
+    let producer: FutureProducer = client
+        .create()
+        .map_err(|e| format!("Kafka producer for {}: {e}", config.kafka.bootstrap_servers))?;
+    let topics: Vec<String> = config
+        .mappings
+        .iter()
+        .map(|m| m.kafka_topic.clone())
+        .collect();
+    // Delivery reports are awaited in order by a second task, so memory
+    // stays bounded however long the stream runs.
+    let delivered = Arc::new(AtomicU64::new(0));
+    let (pending, mut reports) = tokio::sync::mpsc::channel::<(usize, DeliveryFuture)>(100_000);
+    let counter = {
+        let delivered = Arc::clone(&delivered);
+        let topics = topics.len();
+        tokio::spawn(async move {
+            let mut per_topic = vec![0u64; topics];
+            let mut failed = 0u64;
+            let mut first_error = None;
+            while let Some((topic, delivery)) = reports.recv().await {
+                match delivery.await {
+                    Ok(Ok(_)) => {
+                        per_topic[topic] += 1;
+                        delivered.fetch_add(1, AtomicOrdering::Relaxed);
+                    }
+                    Ok(Err((error, _))) => {
+                        failed += 1;
+                        first_error.get_or_insert(error.to_string());
+                    }
+                    Err(_) => failed += 1,
+                }
+            }
+            (per_topic, failed, first_error)
+        })
+    };
+    let start = Instant::now();
+    let mut next_seq = vec![0usize; topics.len()];
+    let mut sent = 0u64;
+    let mut next_report = Duration::from_secs(30);
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let elapsed = start.elapsed().min(duration);
+        let due = (u128::from(rate) * elapsed.as_millis() / 1000) as u64;
+        while sent < due {
+            let topic = (sent % topics.len() as u64) as usize;
+            let delivery = send_one(&producer, &topics[topic], next_seq[topic], keys).await?;
+            next_seq[topic] += 1;
+            sent += 1;
+            pending
+                .send((topic, delivery))
+                .await
+                .map_err(|_| "the delivery counter stopped".to_string())?;
+        }
+        if elapsed >= next_report {
+            println!(
+                "stream: {}s, {sent} records sent, {} acknowledged",
+                elapsed.as_secs(),
+                delivered.load(AtomicOrdering::Relaxed)
+            );
+            next_report += Duration::from_secs(30);
+        }
+        if elapsed >= duration {
+            break;
+        }
+    }
+    drop(pending);
+    let (per_topic, failed, first_error) = counter
+        .await
+        .map_err(|e| format!("the delivery counter failed: {e}"))?;
+    let acknowledged: u64 = per_topic.iter().sum();
+    println!(
+        "stream done: {sent} records sent in {:.1}s, {acknowledged} acknowledged, {failed} refused",
+        start.elapsed().as_secs_f64()
+    );
+    if let Some(error) = &first_error {
+        eprintln!("first refused record: {error}");
+    }
+    if let Some(path) = summary {
+        let document = serde_json::json!({
+            "rate": rate,
+            "seconds": duration.as_secs_f64(),
+            "sent": sent,
+            "acknowledged": acknowledged,
+            "refused": failed,
+            "topics": topics.iter().cloned().zip(per_topic).collect::<BTreeMap<_, _>>(),
+        });
+        std::fs::write(path, format!("{document:#}\n"))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(failed == 0)
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    config::HumanDuration::parse(text)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("`{text}` is not a duration like 90s, 2m or 1h"))
 }
 
 /// What one mapping's comparison found.

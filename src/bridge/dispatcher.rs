@@ -618,6 +618,8 @@ impl Dispatcher {
         };
         let policy = mapping.config.policy_for(rejection);
         let coordinates = format!("{id}@{}", record.offset);
+        // Value bytes, like bridge_bytes_consumed_total.
+        let value_bytes = record.value.as_ref().map_or(0, Vec::len) as u64;
         match policy {
             RecordPolicy::Fail => {
                 let field = policy_field(rejection);
@@ -637,6 +639,8 @@ impl Dispatcher {
                 self.counters.skipped.fetch_add(1, AtomicOrdering::Relaxed);
                 metrics::counter!(crate::metrics::RECORDS_SKIPPED, "mapping" => mapping.label.clone(), "reason" => rejection.reason())
                     .increment(1);
+                metrics::counter!(crate::metrics::BYTES_SKIPPED, "mapping" => mapping.label.clone(), "reason" => rejection.reason())
+                    .increment(value_bytes);
                 self.checkpoints.acknowledge(&id, [record.offset]);
                 Ok(())
             }
@@ -657,6 +661,8 @@ impl Dispatcher {
                     .fetch_add(1, AtomicOrdering::Relaxed);
                 metrics::counter!(crate::metrics::RECORDS_DEAD_LETTERED, "mapping" => mapping.label.clone(), "reason" => rejection.reason())
                     .increment(1);
+                metrics::counter!(crate::metrics::BYTES_DEAD_LETTERED, "mapping" => mapping.label.clone(), "reason" => rejection.reason())
+                    .increment(value_bytes);
                 writer.write(dlq.clone(), record, id, rejection);
                 Ok(())
             }

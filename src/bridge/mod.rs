@@ -25,12 +25,12 @@ use crate::config::{
     BridgeConfig, BridgeSettings, KafkaConfig, LiveLimits, MappingConfig, PropertyValue, StartFrom,
 };
 use crate::dead_letter::DeadLetterWriter;
-use crate::health::Readiness;
+use crate::health::{Heartbeat, Readiness, stuck_after};
 use crate::kafka_source::consumer::{self, BridgeConsumer};
 use crate::kafka_source::{self, start_position};
 use crate::mapping::{MappingRules, Rejection};
 use crate::rocketmq_sink::queue_sender::{
-    self, Envelope, SendCounters, SenderSettings, SenderShared,
+    self, Envelope, SendCounters, SenderSettings, SenderShared, StoredCheck,
 };
 use crate::rocketmq_sink::{self, RocketMqRuntime};
 use crate::router::QueueRouter;
@@ -151,6 +151,12 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
             send_timeout: config.rocketmq.send_timeout.0,
             max_backoff: settings.max_retry_backoff.0,
         },
+        stored_check: settings.exactly_once_restarts.then(|| {
+            Arc::new(StoredCheck {
+                rocketmq: config.rocketmq.clone(),
+                window: settings.restart_scan_window.0,
+            })
+        }),
     };
     let mut sender_tasks = Vec::new();
     let mut mappings = HashMap::new();
@@ -220,12 +226,14 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
         Arc::clone(&consumer),
         Arc::clone(&checkpoints),
         settings.commit_interval.0,
+        readiness.heartbeat("committer", stuck_after(settings.commit_interval.0)),
     );
     let counters = Arc::new(DispatchCounters::default());
     let gauges = spawn_gauges(
         Arc::clone(&sender_context.counters),
         Arc::clone(&checkpoints),
         Arc::clone(&status),
+        readiness.heartbeat("status sampler", stuck_after(GAUGE_INTERVAL)),
     );
     let reporter = spawn_reporter(
         Arc::clone(&counters),
@@ -262,6 +270,8 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
     });
     let stop = dispatcher.run(&mut shutdown).await;
     readiness.running.store(false, AtomicOrdering::Relaxed);
+    // Draining may take `shutdown_timeout`; the loops stop turning on purpose.
+    readiness.forget_loops();
     watcher.abort();
     let dead_letters = dispatcher.dead_letters.take();
     let sender_tasks = std::mem::take(&mut dispatcher.sender_tasks);
@@ -392,12 +402,14 @@ fn spawn_committer(
     consumer: Arc<BridgeConsumer>,
     checkpoints: Arc<Checkpoints>,
     interval: Duration,
+    heartbeat: Arc<Heartbeat>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
+            heartbeat.beat();
             let commits = checkpoints.pending_commits();
             // Async: the commit callback records success, from the dispatcher's poll.
             if let Err(error) = consumer::commit(consumer.as_ref(), &commits, CommitMode::Async) {
@@ -407,17 +419,21 @@ fn spawn_committer(
     })
 }
 
+const GAUGE_INTERVAL: Duration = Duration::from_secs(2);
+
 /// Every 2 s: refreshes the gauges the hot path does not own, samples
 /// progress for `/status`, and logs the end of throttles.
 fn spawn_gauges(
     sent: Arc<SendCounters>,
     checkpoints: Arc<Checkpoints>,
     status: Arc<StatusBoard>,
+    heartbeat: Arc<Heartbeat>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(Duration::from_secs(2));
+        let mut ticker = tokio::time::interval(GAUGE_INTERVAL);
         loop {
             ticker.tick().await;
+            heartbeat.beat();
             metrics::gauge!(crate::metrics::IN_FLIGHT_RECORDS).set(checkpoints.in_flight() as f64);
             let bytes = sent.in_flight_bytes.load(AtomicOrdering::Relaxed).max(0);
             metrics::gauge!(crate::metrics::IN_FLIGHT_BYTES).set(bytes as f64);
@@ -453,6 +469,7 @@ fn spawn_reporter(
                 skipped = dispatch.skipped.load(AtomicOrdering::Relaxed),
                 dead_lettered = dispatch.dead_lettered.load(AtomicOrdering::Relaxed),
                 already_stored = dispatch.already_stored.load(AtomicOrdering::Relaxed),
+                stored_despite_failure = sent.stored_despite_failure.load(AtomicOrdering::Relaxed),
                 in_flight = checkpoints.in_flight(),
                 in_flight_bytes = sent.in_flight_bytes.load(AtomicOrdering::Relaxed).max(0),
                 failed_send_attempts = sent.failed_attempts.load(AtomicOrdering::Relaxed),

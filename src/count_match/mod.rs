@@ -346,6 +346,21 @@ impl KafkaSide<'_> {
     }
 }
 
+/// A day's verdict. A day not over yet is never judged; a difference that
+/// nothing explains is a MISMATCH even if a side lost records to retention,
+/// since retention only removes records, it does not add or alter any.
+fn decide(day_over: bool, counts_match: bool, unexplained: u64, incomplete: bool) -> Verdict {
+    if !day_over {
+        Verdict::Incomplete
+    } else if counts_match && unexplained == 0 {
+        Verdict::Match
+    } else if unexplained == 0 && incomplete {
+        Verdict::Incomplete
+    } else {
+        Verdict::Mismatch
+    }
+}
+
 /// Everything known about one day, from both sides.
 struct Evidence<'a> {
     kafka: Option<&'a KafkaDay>,
@@ -371,16 +386,10 @@ impl Evidence<'_> {
         let counts_match = kafka.expected.total == rocketmq.unique.total;
         let unexplained = kafka.blocked + rocketmq.foreign + altered.len() as u64;
         let incomplete = self.incomplete_reasons(kafka, start);
-        let verdict = if !day_over {
-            Verdict::Incomplete
-        } else if counts_match && unexplained == 0 {
-            Verdict::Match
-        } else if unexplained == 0 && !incomplete.is_empty() {
+        let verdict = decide(day_over, counts_match, unexplained, !incomplete.is_empty());
+        if day_over && verdict == Verdict::Incomplete {
             notes.extend(incomplete);
-            Verdict::Incomplete
-        } else {
-            Verdict::Mismatch
-        };
+        }
         let mut differences: Vec<Difference> = kafka.listed.clone();
         differences.extend(rocketmq.listed.iter().cloned());
         differences.extend(altered.iter().map(|c| Difference::AlteredDuplicate {
@@ -570,6 +579,29 @@ fn compare_located(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verdicts() {
+        use Verdict::*;
+        // (day over, counts match, unexplained, incomplete) -> verdict
+        let cases = [
+            ((false, true, 0, false), Incomplete),
+            ((false, false, 3, false), Incomplete),
+            ((true, true, 0, false), Match),
+            ((true, true, 0, true), Match),
+            ((true, false, 0, false), Mismatch),
+            ((true, false, 0, true), Incomplete),
+            ((true, false, 1, true), Mismatch),
+            ((true, true, 1, false), Mismatch),
+        ];
+        for ((over, counts, unexplained, incomplete), want) in cases {
+            assert_eq!(
+                decide(over, counts, unexplained, incomplete),
+                want,
+                "day over {over}, counts match {counts}, unexplained {unexplained}, incomplete {incomplete}"
+            );
+        }
+    }
 
     #[test]
     fn located_differences_are_named_by_kind() {

@@ -30,18 +30,60 @@ pub enum KafkaAdminError {
         topic: String,
         cause: String,
     },
+    #[error(
+        "Kafka at {bootstrap} refused the credentials ({cause}): check kafka.properties \
+         security.protocol, sasl.mechanism, sasl.username and sasl.password (or their *_file keys)"
+    )]
+    Authentication { bootstrap: String, cause: String },
     #[error("invalid Kafka client settings: {0}")]
     Settings(String),
 }
 
-/// A client context that keeps librdkafka quiet. Admin commands return
+/// A client context that keeps librdkafka quiet, but remembers an
+/// authentication failure: librdkafka reports it only through this
+/// callback, while the call itself just times out. Admin commands return
 /// their failure with context; librdkafka would otherwise log the same
 /// connection error dozens of times.
-struct QuietContext;
+#[derive(Default)]
+struct QuietContext {
+    authentication: std::sync::Mutex<Option<String>>,
+}
+
+impl QuietContext {
+    /// The call failed with `cause`; an authentication failure seen meanwhile
+    /// is what the user must fix, so it is named instead.
+    fn failure(&self, kafka: &KafkaConfig, deadline: Duration, cause: String) -> KafkaAdminError {
+        let authentication = self
+            .authentication
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match authentication {
+            Some(reason) => KafkaAdminError::Authentication {
+                bootstrap: kafka.bootstrap_servers.clone(),
+                cause: reason,
+            },
+            None => KafkaAdminError::Unreachable {
+                bootstrap: kafka.bootstrap_servers.clone(),
+                seconds: deadline.as_secs().max(1),
+                cause,
+            },
+        }
+    }
+}
 
 impl ClientContext for QuietContext {
     fn log(&self, _level: RDKafkaLogLevel, _fac: &str, _log_message: &str) {}
-    fn error(&self, _error: KafkaError, _reason: &str) {}
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if super::is_authentication_failure(&error) {
+            let mut seen = self
+                .authentication
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            seen.get_or_insert_with(|| super::authentication_reason(reason));
+        }
+    }
 }
 
 impl ConsumerContext for QuietContext {}
@@ -67,16 +109,19 @@ async fn topic_partitions(
     deadline: Duration,
 ) -> Result<BTreeMap<String, usize>, KafkaAdminError> {
     let consumer: BaseConsumer<QuietContext> = super::quick_client_config(kafka, deadline)
-        .create_with_context(QuietContext)
+        .create_with_context(QuietContext::default())
         .map_err(|e| KafkaAdminError::Settings(e.to_string()))?;
-    let metadata = tokio::task::spawn_blocking(move || consumer.fetch_metadata(None, deadline))
+    let consumer = std::sync::Arc::new(consumer);
+    let fetching = std::sync::Arc::clone(&consumer);
+    let metadata = tokio::task::spawn_blocking(move || fetching.fetch_metadata(None, deadline))
         .await
         .map_err(|e| e.to_string())
         .and_then(|r| r.map_err(|e| e.to_string()))
-        .map_err(|cause| KafkaAdminError::Unreachable {
-            bootstrap: kafka.bootstrap_servers.clone(),
-            seconds: deadline.as_secs().max(1),
-            cause,
+        .map_err(|cause| {
+            // Error events wait in the client's queue until it is polled;
+            // this delivers any authentication failure to the context.
+            let _ = consumer.poll(Duration::from_millis(100));
+            consumer.context().failure(kafka, deadline, cause)
         })?;
     Ok(metadata
         .topics()
@@ -94,7 +139,7 @@ pub async fn create_topic(
     deadline: Duration,
 ) -> Result<(), KafkaAdminError> {
     let admin: AdminClient<QuietContext> = super::quick_client_config(kafka, deadline)
-        .create_with_context(QuietContext)
+        .create_with_context(QuietContext::default())
         .map_err(|e| KafkaAdminError::Settings(e.to_string()))?;
     let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     let options = AdminOptions::new()

@@ -18,7 +18,7 @@ use rdkafka::{Offset, Statistics, Timestamp, TopicPartitionList};
 
 use crate::checkpoint::{Checkpoints, PartitionId};
 use crate::config::{KafkaConfig, StartFrom};
-use crate::health::Readiness;
+use crate::health::{Heartbeat, Readiness, stuck_after};
 use crate::mapping::{SourceRecord, TimestampType};
 use crate::status::StatusBoard;
 
@@ -36,6 +36,12 @@ pub struct SourceContext {
     /// Partitions revoked since the dispatcher last looked, so it can drop
     /// records of theirs it holds back (the new owner reads them again).
     revoked: Mutex<Vec<PartitionId>>,
+    /// Beats whenever the dispatcher polls: librdkafka delivers statistics
+    /// from inside `recv()`, so they stop if the dispatcher stops polling.
+    polled: Option<Arc<Heartbeat>>,
+    /// For messages about refused credentials.
+    bootstrap: String,
+    last_auth_report: Mutex<Option<std::time::Instant>>,
 }
 
 impl SourceContext {
@@ -64,17 +70,46 @@ impl ClientContext for SourceContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        if super::is_authentication_failure(&error) {
+            // Retrying cannot fix this; say what to change, once in a while.
+            self.readiness
+                .kafka_credentials_refused
+                .store(true, AtomicOrdering::Relaxed);
+            let mut last = self
+                .last_auth_report
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
+                *last = Some(std::time::Instant::now());
+                tracing::error!(
+                    bootstrap = %self.bootstrap,
+                    "Kafka at {} refused the credentials ({}): check kafka.properties security.protocol, \
+                     sasl.mechanism, sasl.username and sasl.password (or their *_file keys); retrying",
+                    self.bootstrap,
+                    super::authentication_reason(reason)
+                );
+            }
+            return;
+        }
         tracing::warn!(target: "librdkafka", %error, "Kafka client error: {reason}");
     }
 
     /// librdkafka's statistics carry each partition's lag behind its
     /// high watermark (taken from fetch responses, so it is exact).
     fn stats(&self, statistics: Statistics) {
+        if let Some(polled) = &self.polled {
+            polled.beat();
+        }
         let up = statistics
             .brokers
             .values()
             .any(|broker| broker.state == "UP");
         self.readiness.kafka_up.store(up, AtomicOrdering::Relaxed);
+        if up {
+            self.readiness
+                .kafka_credentials_refused
+                .store(false, AtomicOrdering::Relaxed);
+        }
         for (topic, details) in &statistics.topics {
             for (partition, stats) in details.partitions.iter().filter(|(p, _)| **p >= 0) {
                 if stats.hi_offset >= 0 {
@@ -197,10 +232,24 @@ pub fn subscribe(
         // move; the others keep flowing (an eager rebalance stops them all).
         config.set("partition.assignment.strategy", "cooperative-sticky");
     }
-    if !kafka.properties.contains_key("statistics.interval.ms") {
-        // Feeds the consumer lag metric.
-        config.set("statistics.interval.ms", "5000");
-    }
+    let stats_interval_ms = match kafka.properties.get("statistics.interval.ms") {
+        Some(value) => value
+            .as_librdkafka_value()
+            .trim()
+            .parse::<u64>()
+            .unwrap_or(0),
+        None => {
+            // Feeds the consumer lag metric and the dispatcher's heartbeat.
+            config.set("statistics.interval.ms", "5000");
+            5000
+        }
+    };
+    // Without statistics there is no beat while Kafka is idle, so the
+    // dispatcher is not watched.
+    let polled = (stats_interval_ms > 0).then(|| {
+        let interval = Duration::from_millis(stats_interval_ms);
+        readiness.heartbeat("dispatcher", stuck_after(interval))
+    });
     let context = SourceContext {
         checkpoints,
         drain_timeout,
@@ -208,6 +257,9 @@ pub fn subscribe(
         readiness,
         status,
         revoked: Mutex::new(Vec::new()),
+        polled,
+        bootstrap: kafka.bootstrap_servers.clone(),
+        last_auth_report: Mutex::new(None),
     };
     let consumer: BridgeConsumer = config.create_with_context(context).map_err(|e| {
         format!(

@@ -43,3 +43,48 @@ pub fn quick_client_config(kafka: &KafkaConfig, deadline: Duration) -> ClientCon
     config.set("socket.timeout.ms", &millis);
     config
 }
+
+/// Whether librdkafka's error callback reports refused credentials (SASL),
+/// which no retry fixes.
+pub fn is_authentication_failure(error: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::error::RDKafkaErrorCode;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::Authentication
+                | RDKafkaErrorCode::SaslAuthenticationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed
+        )
+    )
+}
+
+/// The useful part of librdkafka's reason for a refused login, without the
+/// broker-id prefix and the retry timing: e.g. `SASL SCRAM authentication
+/// failed: broker responded with unknown-user`. It holds no credentials.
+pub fn authentication_reason(reason: &str) -> String {
+    let reason = reason
+        .split_once(": ")
+        .filter(|(prefix, _)| prefix.contains("://"))
+        .map_or(reason, |(_, rest)| rest);
+    let reason = reason.split(" (after ").next().unwrap_or(reason);
+    reason
+        .trim_start_matches("SASL authentication error: ")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authentication_reasons_lose_the_broker_prefix_and_timing() {
+        assert_eq!(
+            authentication_reason(
+                "sasl_plaintext://127.0.0.1:45092/bootstrap: SASL authentication error: SASL SCRAM \
+                 authentication failed: broker responded with unknown-user (after 25ms in state AUTH_REQ)"
+            ),
+            "SASL SCRAM authentication failed: broker responded with unknown-user"
+        );
+        assert_eq!(authentication_reason("plain text"), "plain text");
+    }
+}

@@ -37,6 +37,11 @@ pub enum RocketMqAdminError {
         operation: String,
         cause: String,
     },
+    #[error(
+        "RocketMQ broker {broker} refused the credentials ({cause}): check rocketmq.access_key and \
+         rocketmq.secret_key (or their *_file keys), and the user's permissions on the broker"
+    )]
+    Credentials { broker: String, cause: String },
     #[error("{0}")]
     Runtime(String),
     #[error("no RocketMQ broker of cluster `{cluster}` is registered at name server {name_server}")]
@@ -129,12 +134,43 @@ impl RocketMqAdmin {
         match route {
             Ok(Some(route)) => {
                 let queues: u32 = route.queue_datas.iter().map(|q| q.write_queue_nums).sum();
+                if queues > 0 {
+                    self.check_broker_access(topic, &route).await?;
+                }
                 Ok((queues > 0).then_some(queues as usize))
             }
             Ok(None) => Ok(None),
             Err(error) if error.broker_response_code() == Some(TOPIC_NOT_EXIST) => Ok(None),
             Err(error) => Err(self.call_failed(&format!("route of topic `{topic}`"), &error)),
         }
+    }
+
+    /// Asks each master broker of `topic` for its stats: the name server
+    /// answers routes without credentials, a broker checks them.
+    async fn check_broker_access(
+        &self,
+        topic: &str,
+        route: &rocketmq_protocol::protocol::route::topic_route_data::TopicRouteData,
+    ) -> Result<(), RocketMqAdminError> {
+        for broker in &route.broker_datas {
+            let Some(address) = broker.broker_addrs().get(&0).cloned() else {
+                continue;
+            };
+            let stats = self
+                .bounded_raw(
+                    self.admin
+                        .examine_topic_stats(CheetahString::from(topic), Some(address.clone())),
+                )
+                .await?;
+            if let Err(error) = stats {
+                return Err(self.broker_failed(
+                    &address,
+                    &format!("stats of topic `{topic}`"),
+                    &error,
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Creates `topic` with `queues` read and write queues on every master
@@ -298,7 +334,29 @@ impl RocketMqAdmin {
         }
     }
 
+    /// A broker call failed: refused credentials are named as such.
+    fn broker_failed(
+        &self,
+        broker: &str,
+        operation: &str,
+        error: &ClientError,
+    ) -> RocketMqAdminError {
+        match super::client::refused_credentials(error) {
+            Some(cause) => RocketMqAdminError::Credentials {
+                broker: broker.to_string(),
+                cause,
+            },
+            None => self.call_failed(operation, error),
+        }
+    }
+
     fn call_failed(&self, operation: &str, error: &ClientError) -> RocketMqAdminError {
+        if let Some(cause) = super::client::refused_credentials(error) {
+            return RocketMqAdminError::Credentials {
+                broker: format!("of name server {}", self.name_server),
+                cause,
+            };
+        }
         RocketMqAdminError::Call {
             name_server: self.name_server.clone(),
             operation: operation.to_string(),

@@ -73,6 +73,39 @@ impl Drop for RocketMqRuntime {
 
 /// The full text of a client error. `ClientError`'s Display hides the cause,
 /// so walk the source chain.
+/// Broker answer `NO_PERMISSION`: the credentials are wrong, or the user
+/// may not do this.
+const NO_PERMISSION: i32 = 16;
+
+/// If a broker refused `error`'s request for its credentials: why, in the
+/// broker's words where the client kept them (e.g. `Authentication
+/// credentials are invalid`). The text holds no secret.
+pub fn refused_credentials(error: &ClientError) -> Option<String> {
+    let text = error_text(error);
+    // Admin calls carry the broker's answer only in their text.
+    let in_text = text.contains(&format!("CODE: {NO_PERMISSION} "));
+    if error.broker_response_code() != Some(NO_PERMISSION) && !in_text {
+        return None;
+    }
+    let remark = text
+        .split_once("DESC: ")
+        .map(|(_, rest)| rest.lines().next().unwrap_or(rest).trim().to_string())
+        .filter(|remark| !remark.is_empty());
+    Some(remark.unwrap_or_else(|| "NO_PERMISSION, code 16".to_string()))
+}
+
+/// What went wrong, for logs and errors: refused credentials are named as
+/// such, with what to check; anything else is the client's full error text.
+pub fn failure_text(error: &ClientError) -> String {
+    match refused_credentials(error) {
+        Some(cause) => format!(
+            "the broker refused the credentials ({cause}): check rocketmq.access_key and \
+             rocketmq.secret_key, and the user's permissions on the topic"
+        ),
+        None => error_text(error),
+    }
+}
+
 pub fn error_text(error: &ClientError) -> String {
     let mut text = error.to_string();
     let mut source = error.source();

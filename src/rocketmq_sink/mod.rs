@@ -7,5 +7,5 @@ mod producer;
 pub mod queue_sender;
 
 pub use admin::{RocketMqAdmin, RocketMqAdminError, with_admin};
-pub use client::{RocketMqRuntime, error_text};
+pub use client::{RocketMqRuntime, error_text, failure_text};
 pub use producer::{ProducerError, fetch_queues, start_producer};

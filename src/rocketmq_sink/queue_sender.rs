@@ -3,6 +3,11 @@
 //! on the same queue, in order, with capped backoff, until it is stored.
 //! Queues proceed in parallel; order within a queue is the order records
 //! were handed over.
+//!
+//! A failed send may still have been stored (the answer timed out, or the
+//! connection broke after the broker wrote it). With exactly-once on, the
+//! sender reads its queue's tail before sending again and leaves out what
+//! is already there, so such a failure does not become a duplicate.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,11 +25,14 @@ use rocketmq_protocol::common::message::message_decoder::encode_messages;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
-use super::client::error_text;
+use super::client::failure_text;
+use crate::already_stored::{Wanted, scan_queue_tail};
 use crate::checkpoint::{Checkpoints, PartitionId};
+use crate::config::RocketMqConfig;
 use crate::health::Readiness;
 use crate::mapping::OutgoingMessage;
 use crate::message_id::UNIQ_KEY;
+use crate::rocketmq_reader::{ReadError, with_reader};
 use crate::status::StatusBoard;
 
 /// A mapped record on its way to one queue.
@@ -55,6 +63,8 @@ pub struct SendCounters {
     pub bytes: AtomicU64,
     pub batches: AtomicU64,
     pub failed_attempts: AtomicU64,
+    /// Records of failed sends found stored anyway, and not sent again.
+    pub stored_despite_failure: AtomicU64,
     /// Bytes handed to senders and not yet stored.
     pub in_flight_bytes: AtomicI64,
     /// Signalled when a stored batch frees in-flight bytes.
@@ -95,7 +105,20 @@ pub struct SenderShared {
     pub checkpoints: Arc<Checkpoints>,
     pub counters: Arc<SendCounters>,
     pub settings: SenderSettings,
+    /// `None` when exactly-once is off: a failed batch is sent again whole.
+    pub stored_check: Option<Arc<StoredCheck>>,
 }
+
+/// How a sender finds out what of a failed batch is stored anyway.
+#[derive(Debug, Clone)]
+pub struct StoredCheck {
+    pub rocketmq: RocketMqConfig,
+    /// How far back (store time) the queue's tail is read at most.
+    pub window: Duration,
+}
+
+/// The pull group the check reads as; it never commits anything.
+const STORED_CHECK_GROUP_SUFFIX: &str = "-resend-check";
 
 impl SenderShared {
     pub fn for_mapping(&self, mapping: &str) -> SenderContext {
@@ -164,10 +187,17 @@ async fn send_until_stored(context: &SenderContext, queue: &MessageQueue, batch:
     let mut backoff = Duration::from_millis(100);
     let mut attempts = 0u64;
     let mut last_report = Instant::now();
+    // What is still to send: all of `batch` unless a check found some stored.
+    let mut remaining: Option<Vec<&Envelope>> = None;
     loop {
         attempts += 1;
         let started = Instant::now();
-        match send_once(context, queue, batch).await {
+        let outcome = match &remaining {
+            None => send_once(context, queue, batch.iter()).await,
+            Some(rest) if rest.is_empty() => Ok(()),
+            Some(rest) => send_once(context, queue, rest.iter().copied()).await,
+        };
+        match outcome {
             Ok(()) => {
                 if attempts > 1 {
                     context
@@ -219,9 +249,111 @@ async fn send_until_stored(context: &SenderContext, queue: &MessageQueue, batch:
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(context.shared.settings.max_backoff);
+                if let Some(check) = &context.shared.stored_check
+                    && may_have_been_stored(kind)
+                {
+                    let pending = remaining.take().unwrap_or_else(|| batch.iter().collect());
+                    remaining = Some(unstored(context, check, queue, pending, &mut backoff).await);
+                }
             }
         }
     }
+}
+
+/// Whether a failed send may have been written all the same: anything but
+/// an answer that says the broker did not take it.
+fn may_have_been_stored(kind: &str) -> bool {
+    !matches!(kind, "broker_busy" | "route" | "credentials")
+}
+
+/// The part of `pending` that is not in `queue` yet, read back from the
+/// queue's tail; retried with backoff until the queue can be read, since
+/// sending again without knowing could store a record twice.
+async fn unstored<'a>(
+    context: &SenderContext,
+    check: &StoredCheck,
+    queue: &MessageQueue,
+    pending: Vec<&'a Envelope>,
+    backoff: &mut Duration,
+) -> Vec<&'a Envelope> {
+    let mut last_report: Option<Instant> = None;
+    loop {
+        match stored_in_queue(check, queue, &pending).await {
+            Ok(stored) => {
+                let before = pending.len();
+                let rest: Vec<&Envelope> = pending
+                    .into_iter()
+                    .filter(|e| !stored.contains(&(e.partition.clone(), e.offset)))
+                    .collect();
+                let found = before - rest.len();
+                if found > 0 {
+                    context
+                        .shared
+                        .counters
+                        .stored_despite_failure
+                        .fetch_add(found as u64, AtomicOrdering::Relaxed);
+                    metrics::counter!(crate::metrics::RECORDS_STORED_DESPITE_FAILURE, "mapping" => context.meters.mapping.to_string())
+                        .increment(found as u64);
+                    tracing::info!(
+                        queue = %describe(queue), found, resending = rest.len(),
+                        "a failed send was stored all the same; not sending those records again"
+                    );
+                }
+                return rest;
+            }
+            Err(error) => {
+                if last_report.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
+                    tracing::warn!(
+                        queue = %describe(queue), %error,
+                        "cannot read the queue back to see whether a failed send was stored; retrying before sending again"
+                    );
+                    last_report = Some(Instant::now());
+                }
+                tokio::time::sleep(*backoff).await;
+                *backoff = (*backoff * 2).min(context.shared.settings.max_backoff);
+            }
+        }
+    }
+}
+
+/// The (partition, offset) of each `pending` record whose copy is in
+/// `queue`. This sender is the queue's only writer and sends in order, so
+/// a stored copy of a pending record can only be at the tail, after every
+/// earlier copy of its partition: the tail scan of exactly-once restarts
+/// finds it.
+async fn stored_in_queue(
+    check: &StoredCheck,
+    queue: &MessageQueue,
+    pending: &[&Envelope],
+) -> Result<std::collections::HashSet<(PartitionId, i64)>, ReadError> {
+    let mut first_pending: BTreeMap<&PartitionId, i64> = BTreeMap::new();
+    for envelope in pending {
+        let first = first_pending
+            .entry(&envelope.partition)
+            .or_insert(envelope.offset);
+        *first = (*first).min(envelope.offset);
+    }
+    let wanted: Vec<Wanted> = first_pending
+        .into_iter()
+        .map(|(partition, first)| Wanted {
+            partition: partition.clone(),
+            committed: Some(first),
+        })
+        .collect();
+    let group = format!(
+        "{}{STORED_CHECK_GROUP_SUFFIX}",
+        check.rocketmq.producer_group
+    );
+    let found = with_reader(&check.rocketmq, &group, async |reader| {
+        // The reader learns where the queue lives from the topic's route.
+        reader.queues(queue.topic_str()).await?;
+        scan_queue_tail(reader, queue, &wanted, check.window).await
+    })
+    .await?;
+    Ok(found
+        .into_iter()
+        .map(|(index, offset)| (wanted[index].partition.clone(), offset))
+        .collect())
 }
 
 /// Counters, gauges and latencies for a stored batch.
@@ -254,10 +386,10 @@ fn record_stored(context: &SenderContext, batch: &[Envelope], send_time: Duratio
     }
 }
 
-async fn send_once(
+async fn send_once<'a>(
     context: &SenderContext,
     queue: &MessageQueue,
-    batch: &[Envelope],
+    batch: impl IntoIterator<Item = &'a Envelope>,
 ) -> Result<(), String> {
     let batch = build_batch(queue.topic_str(), batch)?;
     let timeout = context.shared.settings.send_timeout;
@@ -271,7 +403,7 @@ async fn send_once(
     let result = tokio::time::timeout(timeout + Duration::from_secs(1), call)
         .await
         .map_err(|_| format!("no answer within {millis}ms"))?
-        .map_err(|e| error_text(&e))?
+        .map_err(|e| failure_text(&e))?
         .ok_or_else(|| "the client returned no send result".to_string())?;
     match result.send_status {
         SendStatus::SendOk => Ok(()),
@@ -286,9 +418,12 @@ async fn send_once(
 /// copy the wrapper's properties onto every message (all before the fix for
 /// apache/rocketmq#9416, and rocketmq-rust 1.0.0) would otherwise give the
 /// whole batch one id. The client adds no id to a batch it is handed.
-pub fn build_batch(topic: &str, batch: &[Envelope]) -> Result<MessageBatch, String> {
+pub fn build_batch<'a>(
+    topic: &str,
+    batch: impl IntoIterator<Item = &'a Envelope>,
+) -> Result<MessageBatch, String> {
     let messages: Vec<Message> = batch
-        .iter()
+        .into_iter()
         .map(|envelope| {
             let mut message = to_message(topic, &envelope.message);
             message.properties_mut().as_map_mut().insert(

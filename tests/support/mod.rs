@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod fault_proxy;
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -524,4 +526,99 @@ pub async fn wait_for_http(
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     last
+}
+
+/// The sum of every series of counter or gauge `name` on `/metrics`, parsed
+/// as Prometheus text; 0 if nothing answers.
+pub fn metric_sum(port: u16, name: &str) -> f64 {
+    let Some((_, body)) = http_get(port, "/metrics") else {
+        return 0.0;
+    };
+    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string())))
+        .expect("/metrics is Prometheus text");
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .map(|s| match &s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => *v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+/// Brokers of a test's own, started by `scripts/brokers.sh` on free ports
+/// with its own state directory, for tests that need brokers set up
+/// differently from the shared ones. Dropping it stops them and deletes
+/// their data.
+pub struct OwnBrokers {
+    pub kafka: String,
+    pub name_server: String,
+    dir: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl OwnBrokers {
+    /// Starts `components` (`kafka`, `namesrv`, `broker`) with `settings`
+    /// (brokers.sh environment variables) added.
+    pub fn start(components: &[&str], settings: &[(&str, &str)]) -> Self {
+        let kafka_port = closed_port();
+        let namesrv_port = closed_port();
+        // The broker also binds its port - 2 and + 1.
+        let broker_port = (0..100)
+            .map(|_| closed_port())
+            .find(|p| {
+                *p > 1100
+                    && [p - 2, p + 1]
+                        .iter()
+                        .all(|q| TcpListener::bind(("127.0.0.1", *q)).is_ok())
+            })
+            .expect("a free broker port");
+        let dir = std::env::temp_dir().join(unique("own-brokers"));
+        let mut env: Vec<(String, String)> = vec![
+            ("BRIDGE_KAFKA_PORT".into(), kafka_port.to_string()),
+            ("BRIDGE_NAMESRV_PORT".into(), namesrv_port.to_string()),
+            ("BRIDGE_BROKER_PORT".into(), broker_port.to_string()),
+            ("BRIDGE_BROKERS_DIR".into(), dir.display().to_string()),
+        ];
+        env.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let brokers = OwnBrokers {
+            kafka: format!("127.0.0.1:{kafka_port}"),
+            name_server: format!("127.0.0.1:{namesrv_port}"),
+            dir,
+            env,
+        };
+        let output = brokers
+            .script()
+            .arg("start")
+            .args(components)
+            .output()
+            .expect("run brokers.sh");
+        assert!(
+            output.status.success(),
+            "brokers.sh start {components:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        brokers
+    }
+
+    fn script(&self) -> std::process::Command {
+        let mut command = std::process::Command::new(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/brokers.sh"),
+        );
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
+        command
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+}
+
+impl Drop for OwnBrokers {
+    fn drop(&mut self) {
+        let _ = self.script().arg("clean").output();
+    }
 }

@@ -67,6 +67,10 @@ impl Dispatcher {
             let Some(outcome) = self.polling_while(attempt, shutdown).await else {
                 return Err(Stop::Signal);
             };
+            let readiness = &self.sender_context.readiness;
+            readiness
+                .reads_failing
+                .store(outcome.is_err(), std::sync::atomic::Ordering::Relaxed);
             match outcome {
                 Ok(found) => break found,
                 Err(error) => {

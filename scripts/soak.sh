@@ -15,7 +15,7 @@
 #   kafka-cut, kafka-blackhole, namesrv-cut, broker-cut, broker-blackhole,
 #   broker-delay      a network fault on the way to that broker (through
 #                     `fault-proxy`): connections cut mid-request, traffic
-#                     held without an answer, or 3 s of delay each way
+#                     held without an answer, or 1.5 s of delay each way
 # Each fault lasts 0-10 s (also drawn). Kafka (Tansu) is never restarted:
 # it keeps its data in memory. Every client reaches the brokers through the
 # proxy: Tansu advertises the proxy's port, and the RocketMQ broker registers
@@ -295,7 +295,7 @@ fault_kafka_blackhole() { network_fault kafka blackhole "$1"; }
 fault_namesrv_cut() { network_fault namesrv cut "$1"; }
 fault_broker_cut() { network_fault broker cut "$1"; }
 fault_broker_blackhole() { network_fault broker blackhole "$1"; }
-fault_broker_delay() { network_fault broker "delay 3000" "$1"; }
+fault_broker_delay() { network_fault broker "delay 1500" "$1"; }
 
 for kind in "${FAULT_KINDS[@]}"; do
     declare -F "fault_${kind//-/_}" >/dev/null || die "unknown fault kind \`$kind\` in BRIDGE_SOAK_FAULTS"

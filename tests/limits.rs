@@ -286,3 +286,55 @@ async fn a_tiny_in_flight_cap_keeps_memory_flat_over_a_large_backlog() {
     reader.close().await;
     bridge.stop_gracefully(Duration::from_secs(60));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_larger_than_the_in_flight_cap_is_copied_alone() {
+    const CAP: u64 = 64 << 10;
+    const BIG: usize = 500 << 10;
+    let brokers = brokers();
+    let base = unique("oversize");
+    let (kafka_topic, rocketmq_topic) = (format!("{base}.in"), format!("{base}_out"));
+    let port = closed_port();
+    let file = config_file(&limited_config(
+        &brokers,
+        (&kafka_topic, &rocketmq_topic),
+        port,
+        &format!("  max_in_flight_bytes: {CAP}\n"),
+    ));
+    create_topics(file.path(), 1, 1);
+    // Small, big, small, big, small: in one partition, so in this order.
+    let records: Vec<TestRecord> = (0..5)
+        .map(|i| TestRecord {
+            key: Some(format!("k{i}").into_bytes()),
+            value: Some(if i % 2 == 1 {
+                vec![b'a' + i as u8; BIG]
+            } else {
+                format!("small {i}").into_bytes()
+            }),
+            headers: vec![],
+            partition: Some(0),
+            timestamp: None,
+        })
+        .collect();
+    produce(&kafka_producer(&brokers.kafka), &kafka_topic, &records).await;
+
+    let mut bridge = BridgeProcess::start(file.path());
+    let reader = Reader::new(&brokers.name_server).await;
+    let messages = reader
+        .wait_for_all(&rocketmq_topic, records.len(), Duration::from_secs(120))
+        .await;
+    reader.close().await;
+    bridge.stop_gracefully(Duration::from_secs(30));
+    let bodies: Vec<Vec<u8>> = messages.iter().map(|m| m.body.clone()).collect();
+    let expected: Vec<Vec<u8>> = records.iter().filter_map(|r| r.value.clone()).collect();
+    assert_eq!(
+        bodies.len(),
+        expected.len(),
+        "copies of records over the {CAP}-byte cap are missing; log:\n{}",
+        bridge.logs()
+    );
+    assert!(
+        bodies == expected,
+        "bodies differ from the records, or their order does"
+    );
+}

@@ -391,7 +391,7 @@ async fn kafka_blackhole() {
         "kafka-blackhole",
         Target::Kafka,
         Mode::Blackhole,
-        Duration::from_secs(75),
+        Duration::from_secs(40),
         Expect::Failing("kafka", "unreachable"),
     )
     .await;

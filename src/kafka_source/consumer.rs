@@ -22,6 +22,10 @@ use crate::health::{Heartbeat, Readiness, stuck_after};
 use crate::mapping::{SourceRecord, TimestampType};
 use crate::status::StatusBoard;
 
+/// A broker connection that received nothing for this long (microseconds)
+/// counts as unreachable; heartbeats answer every few seconds.
+const SILENT_AFTER_US: i64 = 15_000_000;
+
 /// The consumer the bridge reads with.
 pub type BridgeConsumer = StreamConsumer<SourceContext>;
 
@@ -100,10 +104,13 @@ impl ClientContext for SourceContext {
         if let Some(polled) = &self.polled {
             polled.beat();
         }
+        // Connected is not enough: a partitioned network keeps the socket
+        // open and answers nothing. A group member hears from its
+        // coordinator every heartbeat, so a long silence means unreachable.
         let up = statistics
             .brokers
             .values()
-            .any(|broker| broker.state == "UP");
+            .any(|broker| broker.state == "UP" && (0..SILENT_AFTER_US).contains(&broker.rxidle));
         self.readiness.kafka_up.store(up, AtomicOrdering::Relaxed);
         if up {
             self.readiness
@@ -129,19 +136,14 @@ impl ClientContext for SourceContext {
     }
 }
 
-impl ConsumerContext for SourceContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let Rebalance::Revoke(list) = rebalance else {
-            return;
-        };
-        let partitions = partition_ids(list);
-        if partitions.is_empty() {
-            return;
-        }
+impl SourceContext {
+    /// Drains and commits partitions being revoked, so their next owner
+    /// starts where this one stopped.
+    fn commit_revoked(&self, consumer: &BaseConsumer<Self>, partitions: &[PartitionId]) {
         let drained = self.closing.load(AtomicOrdering::SeqCst)
             || self
                 .checkpoints
-                .wait_drained(&partitions, self.drain_timeout);
+                .wait_drained(partitions, self.drain_timeout);
         if !drained {
             tracing::warn!(
                 timeout_s = self.drain_timeout.as_secs(),
@@ -160,16 +162,47 @@ impl ConsumerContext for SourceContext {
         } else {
             self.checkpoints.committed(&commits);
         }
-        self.checkpoints.revoke(&partitions);
+    }
+
+    /// Stops tracking partitions this instance no longer owns.
+    fn forget(&self, partitions: &[PartitionId]) {
+        self.checkpoints.revoke(partitions);
         let assigned = &self.readiness.assigned_partitions;
         let _ = assigned.fetch_update(AtomicOrdering::SeqCst, AtomicOrdering::SeqCst, |n| {
             Some(n.saturating_sub(partitions.len()))
         });
-        self.status.revoked(&partitions);
+        self.status.revoked(partitions);
         self.revoked
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .extend(partitions.iter().cloned());
+    }
+}
+
+impl ConsumerContext for SourceContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(list) = rebalance else {
+            return;
+        };
+        let partitions = partition_ids(list);
+        if partitions.is_empty() {
+            return;
+        }
+        if consumer.assignment_lost() {
+            // The group took them away (no word from the coordinator within
+            // the session timeout). A commit could not reach the coordinator
+            // and would block the dispatcher until it answers; the next owner
+            // resumes from the last commit and its restart scan skips what
+            // was stored since.
+            tracing::warn!(
+                partitions = %list_text(&partitions),
+                "partitions lost: the group coordinator was not heard from within the session timeout; \
+                 not committing them"
+            );
+        } else {
+            self.commit_revoked(consumer, &partitions);
+        }
+        self.forget(&partitions);
         tracing::info!(partitions = %list_text(&partitions), "partitions revoked");
     }
 

@@ -825,20 +825,8 @@ async fn latency(
     let config = bench.config(&kafka_topic, &rocketmq_topic, variant)?;
     bench.create_topics(&config, bench.args.partitions, bench.args.queues)?;
     let mut bridge = BridgeProcess::start(bench, &config)?;
-    // A 1 ms linger: small produce requests, as a latency-minded producer sends.
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bench.args.kafka)
-        .set("linger.ms", "1")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()?;
-    // Ready once a probe record went through.
-    producer
-        .send(
-            FutureRecord::<[u8], [u8]>::to(&kafka_topic).payload(b"probe"),
-            Duration::from_secs(10),
-        )
-        .await
-        .map_err(|(e, _)| e)?;
+    let producer = latency_producer(bench, &kafka_topic).await?;
+    // Ready once the probe record went through.
     wait_for_copy(
         bench,
         &rocketmq_topic,
@@ -847,38 +835,7 @@ async fn latency(
         &mut bridge,
     )
     .await?;
-    let total = (rate * duration.as_secs_f64()) as usize;
-    let interval = Duration::from_secs_f64(1.0 / rate);
-    let started = Instant::now();
-    let mut pending = Vec::with_capacity(total);
-    for i in 0..total {
-        let due = started + interval.mul_f64(i as f64);
-        if let Some(wait) = due.checked_duration_since(Instant::now())
-            && wait > Duration::from_millis(1)
-        {
-            tokio::time::sleep(wait).await;
-        }
-        let (key, value, headers) = record_parts(i, bench.args.value_size);
-        let mut record = FutureRecord::<[u8], [u8]>::to(&kafka_topic)
-            .key(key.as_slice())
-            .payload(value.as_slice())
-            .headers(headers)
-            .timestamp(now_ms());
-        loop {
-            match producer.send_result(record) {
-                Ok(delivery) => break pending.push(delivery),
-                // The producer fell behind: the offered rate is reported as reached.
-                Err((_, back)) => {
-                    record = back;
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-            }
-        }
-    }
-    let offered = total as f64 / started.elapsed().as_secs_f64();
-    for delivery in pending {
-        delivery.await?.map_err(|(e, _)| e)?;
-    }
+    let (total, offered) = produce_steady(bench, &producer, &kafka_topic, rate, duration).await?;
     wait_for_copy(
         bench,
         &rocketmq_topic,
@@ -909,6 +866,116 @@ async fn latency(
             .unwrap_or(f64::NAN)
     };
     Ok((at(0.5), at(0.99), at(0.999), offered))
+}
+
+/// A producer with a 1 ms linger (small produce requests, as a
+/// latency-minded producer sends), after it stored one probe record.
+async fn latency_producer(bench: &Bench, kafka_topic: &str) -> Result<FutureProducer> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bench.args.kafka)
+        .set("linger.ms", "1")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()?;
+    producer
+        .send(
+            FutureRecord::<[u8], [u8]>::to(kafka_topic).payload(b"probe"),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)?;
+    Ok(producer)
+}
+
+/// Produces at a steady `rate` for `duration`, each record stamped with the
+/// time it was made; waits for every delivery. Returns (records, rate reached).
+async fn produce_steady(
+    bench: &Bench,
+    producer: &FutureProducer,
+    kafka_topic: &str,
+    rate: f64,
+    duration: Duration,
+) -> Result<(usize, f64)> {
+    let total = (rate * duration.as_secs_f64()) as usize;
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let started = Instant::now();
+    let mut pending = Vec::with_capacity(total);
+    for i in 0..total {
+        let due = started + interval.mul_f64(i as f64);
+        if let Some(wait) = due.checked_duration_since(Instant::now())
+            && wait > Duration::from_millis(1)
+        {
+            tokio::time::sleep(wait).await;
+        }
+        let (key, value, headers) = record_parts(i, bench.args.value_size);
+        let mut record = FutureRecord::<[u8], [u8]>::to(kafka_topic)
+            .key(key.as_slice())
+            .payload(value.as_slice())
+            .headers(headers)
+            .timestamp(now_ms());
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => break pending.push(delivery),
+                // The producer fell behind: the offered rate is reported as reached.
+                Err((_, back)) => {
+                    record = back;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        }
+    }
+    let offered = total as f64 / started.elapsed().as_secs_f64();
+    for delivery in pending {
+        delivery.await?.map_err(|(e, _)| e)?;
+    }
+    Ok((total, offered))
+}
+
+/// The latency floor Kafka itself sets, beside the bridge's: the same steady
+/// load, read back by a plain rdkafka consumer; (p50, p99, p999) in ms from
+/// the record's timestamp to its arrival in the consumer.
+async fn kafka_latency(bench: &Bench, rate: f64, duration: Duration) -> Result<(f64, f64, f64)> {
+    let kafka_topic = unique("bench.klat.");
+    let config = bench.config(&kafka_topic, &unique("bench_klat_"), &PARTITION)?;
+    bench.create_topics(&config, bench.args.partitions, bench.args.queues)?;
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bench.args.kafka)
+        .set("group.id", unique("bench-klat-"))
+        .set("session.timeout.ms", "6000")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    consumer.subscribe(&[&kafka_topic])?;
+    let producer = latency_producer(bench, &kafka_topic).await?;
+    // Ready once the consumer got the probe record.
+    tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+        .await
+        .context("the Kafka consumer got nothing within 60 s")??;
+    let expected = (rate * duration.as_secs_f64()) as usize;
+    let reader = tokio::spawn(async move {
+        let mut latencies = Vec::with_capacity(expected);
+        while latencies.len() < expected {
+            let Ok(Ok(message)) =
+                tokio::time::timeout(Duration::from_secs(120), consumer.recv()).await
+            else {
+                break;
+            };
+            if let Some(sent) = message.timestamp().to_millis() {
+                latencies.push((now_ms() - sent) as f64);
+            }
+        }
+        latencies
+    });
+    produce_steady(bench, &producer, &kafka_topic, rate, duration).await?;
+    let mut latencies = reader.await?;
+    if latencies.len() < expected {
+        bail!(
+            "the Kafka consumer read {} of {expected} records",
+            latencies.len()
+        );
+    }
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
+    Ok((at(0.5), at(0.99), at(0.999)))
 }
 
 /// The achieved rate with a `limit` msg/s, over a steady window.
@@ -1038,6 +1105,8 @@ struct Results {
     cpu: CpuUse,
     latency: Option<(f64, f64, f64, f64)>,
     light_latency: Option<(f64, f64, f64, f64)>,
+    /// Kafka alone at the steady load: (p50, p99, p999) ms.
+    kafka_latency: Option<(f64, f64, f64)>,
     /// Nanoseconds per id: (deterministic, client-generated).
     id_cost: (f64, f64),
     limit: Option<(u32, f64)>,
@@ -1059,6 +1128,8 @@ async fn run_all(bench: &mut Bench) -> Result<String> {
             let (p50, p99, p999, offered) = latency(bench, rate, window, &variant).await?;
             bench.say(format!("latency at {rate:.0}/s ({name}; producer reached {offered:.0}/s): p50 {p50:.0} ms, p99 {p99:.0} ms, p999 {p999:.0} ms"));
         }
+        let (k50, k99, k999) = kafka_latency(bench, rate, window).await?;
+        bench.say(format!("Kafka alone at {rate:.0}/s (produce, then an rdkafka consumer): p50 {k50:.0} ms, p99 {k99:.0} ms, p999 {k999:.0} ms"));
         bail!("--only-latency: no report written");
     }
     bench.say(format!(
@@ -1149,6 +1220,9 @@ async fn run_all(bench: &mut Bench) -> Result<String> {
     let (p50, p99, p999, offered) = latency(bench, steady, window, &PARTITION).await?;
     results.latency = Some((offered, p50, p99, p999));
     bench.say(format!("latency at {steady:.0}/s (producer reached {offered:.0}/s) for {window:?}: p50 {p50:.0} ms, p99 {p99:.0} ms, p999 {p999:.0} ms"));
+    let (k50, k99, k999) = kafka_latency(bench, steady, window).await?;
+    results.kafka_latency = Some((k50, k99, k999));
+    bench.say(format!("Kafka alone at {steady:.0}/s (produce, then an rdkafka consumer) for {window:?}: p50 {k50:.0} ms, p99 {k99:.0} ms, p999 {k999:.0} ms"));
     // The same at a fifth of that load: separates the bridge's own delay
     // from queueing when producer, brokers and bridge compete for the cores.
     let light = steady / 5.0;
@@ -1408,6 +1482,12 @@ fn render(bench: &Bench, r: &Results) -> String {
         let _ = writeln!(
             out,
             "| (for reference: latency at 10% load) | p50 {p50:.0} ms, p99 {p99:.0} ms, p999 {p999:.0} ms at {rate:.0} records/s | |"
+        );
+    }
+    if let Some((k50, k99, k999)) = r.kafka_latency {
+        let _ = writeln!(
+            out,
+            "| (the floor: Kafka alone at 50% load, produce to an rdkafka consumer) | p50 {k50:.0} ms, p99 {k99:.0} ms, p999 {k999:.0} ms | |"
         );
     }
     let peak = mib(&r.rss_partition).max(mib(&r.rss_key_hash));

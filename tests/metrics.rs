@@ -125,8 +125,12 @@ async fn metrics_parse_and_counters_match_the_records_copied() {
     let (status, body) = ready.expect("/readyz answers");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"assigned_partitions\":3"), "{body}");
-    // Lag comes from librdkafka statistics every 5 s; once reported it is 0.
-    let lag_known = |_: u16, body: &str| body.contains("bridge_consumer_lag_records{");
+    // Lag comes from librdkafka statistics every 5 s, for each partition
+    // once its position is known; once reported it is 0.
+    let lag_known = |_: u16, body: &str| {
+        body.lines()
+            .any(|l| l.starts_with("bridge_consumer_lag_records{") && l.contains("partition=\"0\""))
+    };
     let (_, body) = wait_for_http(port, "/metrics", Duration::from_secs(20), lag_known)
         .await
         .expect("lag reported");

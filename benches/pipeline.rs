@@ -160,6 +160,8 @@ struct Variant {
     kafka: &'static str,
     rocketmq: &'static str,
     bridge: &'static str,
+    /// Environment of the bridge process.
+    env: &'static [(&'static str, &'static str)],
 }
 
 const PARTITION: Variant = Variant {
@@ -167,6 +169,13 @@ const PARTITION: Variant = Variant {
     kafka: "",
     rocketmq: "",
     bridge: "",
+    env: &[],
+};
+/// glibc gives each thread that allocates its own arena (up to 8 per core)
+/// and keeps freed memory in each; two arenas bound what is kept.
+const TWO_MALLOC_ARENAS: Variant = Variant {
+    env: &[("MALLOC_ARENA_MAX", "2")],
+    ..PARTITION
 };
 /// librdkafka waits up to `fetch.wait.max.ms` (500 ms by default) for a
 /// fetch to fill; the latency runs compare it with a short wait.
@@ -218,6 +227,7 @@ impl Bench {
             kafka,
             rocketmq,
             bridge,
+            env: _,
         } = variant;
         let text = format!(
             "kafka:\n  bootstrap_servers: \"{}\"\n  group_id: \"{}\"\n  properties:\n    session.timeout.ms: 6000\n{kafka}\
@@ -507,11 +517,16 @@ struct BridgeProcess {
 
 impl BridgeProcess {
     fn start(bench: &Bench, config: &Path) -> Result<Self> {
+        Self::start_with_env(bench, config, &[])
+    }
+
+    fn start_with_env(bench: &Bench, config: &Path, env: &[(&str, &str)]) -> Result<Self> {
         let log = bench.work.join(format!("{}.log", unique("bridge-")));
         let child = Command::new(&bench.args.bridge)
             .args(["run", "--config"])
             .arg(config)
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)
             .spawn()?;
@@ -603,7 +618,7 @@ async fn bridge_throughput(
     let rocketmq_topic = unique("bench_out_");
     let config = bench.config(kafka_topic, &rocketmq_topic, variant)?;
     bench.create_topics(&config, bench.args.partitions, bench.args.queues)?;
-    let mut bridge = BridgeProcess::start(bench, &config)?;
+    let mut bridge = BridgeProcess::start_with_env(bench, &config, variant.env)?;
     let before = CpuUse::now(bridge.child.id());
     let (first, last) = wait_for_copy(
         bench,
@@ -1097,6 +1112,9 @@ struct Results {
     key_hash: Figure,
     client_ids: Figure,
     rss_partition: Figure,
+    /// `partition` mode with MALLOC_ARENA_MAX=2: (records/s, peak RSS).
+    arenas: Figure,
+    rss_arenas: Figure,
     rss_key_hash: Figure,
     /// `verify`'s reading speed per side, records/s.
     verify_kafka: Figure,
@@ -1181,16 +1199,21 @@ async fn run_all(bench: &mut Bench) -> Result<String> {
         results.rss_key_hash.push(keyed.rss as f64);
         let client = bridge_throughput(bench, &backlog, records, &CLIENT_IDS).await?;
         results.client_ids.push(client.rate);
+        let arenas = bridge_throughput(bench, &backlog, records, &TWO_MALLOC_ARENAS).await?;
+        results.arenas.push(arenas.rate);
+        results.rss_arenas.push(arenas.rss as f64);
         let cpu = partition.cpu;
         bench.say(format!(
-            "round {round}: source ceiling {source:.0}/s, sink ceiling {sink:.0}/s, bridge partition {:.0}/s ({:.0} MiB peak RSS; CPU s: bridge {:.1}, Kafka broker {:.1}, RocketMQ {:.1}), key_hash {:.0}/s, client ids {:.0}/s, verify reads Kafka {kafka_scan:.0}/s and RocketMQ {rocketmq_scan:.0}/s",
+            "round {round}: source ceiling {source:.0}/s, sink ceiling {sink:.0}/s, bridge partition {:.0}/s ({:.0} MiB peak RSS; CPU s: bridge {:.1}, Kafka broker {:.1}, RocketMQ {:.1}), key_hash {:.0}/s, client ids {:.0}/s, MALLOC_ARENA_MAX=2 {:.0}/s ({:.0} MiB peak RSS), verify reads Kafka {kafka_scan:.0}/s and RocketMQ {rocketmq_scan:.0}/s",
             partition.rate,
             partition.rss as f64 / (1 << 20) as f64,
             cpu.bridge,
             cpu.kafka,
             cpu.rocketmq,
             keyed.rate,
-            client.rate
+            client.rate,
+            arenas.rate,
+            arenas.rss as f64 / (1 << 20) as f64
         ));
     }
 
@@ -1435,9 +1458,13 @@ fn render(bench: &Bench, r: &Results) -> String {
     let mib = |f: &Figure| f.median() / (1 << 20) as f64;
     let _ = writeln!(
         out,
-        "\nPeak RSS of the bridge (VmHWM): {:.0} MiB in `partition` mode, {:.0} MiB in `key_hash` mode (in-flight cap 64 MiB).\n",
+        "\nPeak RSS of the bridge (VmHWM): {:.0} MiB in `partition` mode, {:.0} MiB in `key_hash` mode (in-flight cap 64 MiB). \
+         With `MALLOC_ARENA_MAX=2` (glibc keeps freed memory per arena, and makes up to 8 arenas per core): {:.0} MiB in `partition` mode, at {:.0} records/s against {:.0}.\n",
         mib(&r.rss_partition),
-        mib(&r.rss_key_hash)
+        mib(&r.rss_key_hash),
+        mib(&r.rss_arenas),
+        r.arenas.median(),
+        r.partition.median()
     );
     let per_record = |seconds: f64| seconds / args.records as f64 * 1e6;
     let cpu = r.cpu;

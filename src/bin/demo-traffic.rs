@@ -106,14 +106,20 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn produce_all(config: &BridgeConfig, records: usize, keys: usize) -> Result<bool, String> {
+/// An idempotent producer for the config's Kafka cluster, as an
+/// application would use.
+fn application_producer(config: &BridgeConfig) -> Result<FutureProducer, String> {
     let mut client = kafka_source::client_config(&config.kafka);
     client
         .set("linger.ms", "5")
         .set("enable.idempotence", "true");
-    let producer: FutureProducer = client
+    client
         .create()
-        .map_err(|e| format!("Kafka producer for {}: {e}", config.kafka.bootstrap_servers))?;
+        .map_err(|e| format!("Kafka producer for {}: {e}", config.kafka.bootstrap_servers))
+}
+
+async fn produce_all(config: &BridgeConfig, records: usize, keys: usize) -> Result<bool, String> {
+    let producer = application_producer(config)?;
     for mapping in &config.mappings {
         produce(&producer, &mapping.kafka_topic, records, keys)
             .await
@@ -198,13 +204,7 @@ async fn stream(
     if rate == 0 || config.mappings.is_empty() {
         return Err("--rate must be more than 0, and the config must map a topic".to_string());
     }
-    let mut client = kafka_source::client_config(&config.kafka);
-    client
-        .set("linger.ms", "5")
-        .set("enable.idempotence", "true");
-    let producer: FutureProducer = client
-        .create()
-        .map_err(|e| format!("Kafka producer for {}: {e}", config.kafka.bootstrap_servers))?;
+    let producer = application_producer(config)?;
     let topics: Vec<String> = config
         .mappings
         .iter()

@@ -19,8 +19,6 @@
 mod support;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener as StdListener};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::fault_proxy::{FaultProxy, Mode};
@@ -44,17 +42,11 @@ fn port_free(ip: [u8; 4], port: u16) -> bool {
 
 /// Kafka, a name server and a broker of this test's own, each behind a proxy.
 struct FaultBrokers {
-    dir: PathBuf,
-    env: Vec<(String, String)>,
-    /// Name server address without the proxy, for the test's reader.
-    name_server: String,
+    /// Direct addresses (`name_server` for the test's reader).
+    own: OwnBrokers,
     kafka: FaultProxy,
     namesrv: FaultProxy,
     broker: FaultProxy,
-}
-
-fn brokers_sh() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/brokers.sh")
 }
 
 impl FaultBrokers {
@@ -73,95 +65,33 @@ impl FaultBrokers {
         )
         .await
         .expect("name server proxy");
-        // The broker proxy takes 127.0.0.2:P; the broker binds 127.0.0.1:P,
-        // P-2 and P+1, which must be free too.
-        let mut broker = None;
-        for _ in 0..50 {
-            let Ok(port) = StdListener::bind(localhost([127, 0, 0, 2], 0))
-                .and_then(|listener| listener.local_addr())
-                .map(|addr| addr.port())
-            else {
-                continue;
-            };
-            if port > 1100
-                && [port, port - 2, port + 1]
-                    .iter()
-                    .all(|p| port_free([127, 0, 0, 1], *p))
-                && let Ok(proxy) = FaultProxy::start(
-                    localhost([127, 0, 0, 2], port),
-                    localhost([127, 0, 0, 1], port),
-                )
-                .await
-            {
-                broker = Some(proxy);
-                break;
-            }
-        }
-        let broker = broker.expect("a free broker port on 127.0.0.1 and 127.0.0.2");
-
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("network-faults"));
-        let env: Vec<(String, String)> = [
-            ("BRIDGE_KAFKA_PORT", kafka_port.to_string()),
-            (
-                "BRIDGE_KAFKA_ADVERTISED_PORT",
-                kafka.listen.port().to_string(),
-            ),
-            ("BRIDGE_NAMESRV_PORT", namesrv_port.to_string()),
-            ("BRIDGE_BROKER_PORT", broker.listen.port().to_string()),
-            ("BRIDGE_BROKER_IP", "127.0.0.2".to_string()),
-            ("BRIDGE_BROKERS_DIR", dir.display().to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        let set = FaultBrokers {
-            dir,
-            env,
-            name_server: format!("127.0.0.1:{namesrv_port}"),
+        let broker = broker_proxy().await;
+        let own = OwnBrokers::on_ports(
+            kafka_port,
+            namesrv_port,
+            broker.listen.port(),
+            &[
+                (
+                    "BRIDGE_KAFKA_ADVERTISED_PORT",
+                    &kafka.listen.port().to_string(),
+                ),
+                ("BRIDGE_BROKER_IP", "127.0.0.2"),
+            ],
+        );
+        // Blocking, while this runtime serves the proxies the start-up
+        // probes go through.
+        let own = tokio::task::spawn_blocking(move || {
+            own.run("start", &[]);
+            own
+        })
+        .await
+        .expect("brokers.sh start");
+        FaultBrokers {
+            own,
             kafka,
             namesrv,
             broker,
-        };
-        // Whatever happens to this process, its brokers and their store go.
-        set.watchdog();
-        let command = set.command("start");
-        let output = tokio::task::spawn_blocking(move || {
-            let mut command = command;
-            command.output()
-        })
-        .await
-        .expect("join")
-        .expect("run brokers.sh start");
-        assert!(
-            output.status.success(),
-            "brokers.sh start failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        set
-    }
-
-    fn command(&self, action: &str) -> Command {
-        let mut command = Command::new(brokers_sh());
-        command
-            .arg(action)
-            .envs(self.env.iter().map(|(k, v)| (k, v)));
-        command
-    }
-
-    /// A detached shell that runs `brokers.sh clean` once this test process
-    /// is gone, in case it dies without running `Drop`.
-    fn watchdog(&self) {
-        let script = r#"while kill -0 "$1" 2>/dev/null && [ -d "$2" ]; do sleep 1; done; [ -d "$2" ] && exec "$3" clean"#;
-        let _ = Command::new("setsid")
-            .args(["sh", "-c", script, "watchdog"])
-            .arg(std::process::id().to_string())
-            .arg(&self.dir)
-            .arg(brokers_sh())
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
+        }
     }
 
     fn proxy(&self, target: Target) -> &FaultProxy {
@@ -173,15 +103,30 @@ impl FaultBrokers {
     }
 }
 
-impl Drop for FaultBrokers {
-    fn drop(&mut self) {
-        // Stops the brokers and deletes the RocketMQ store (about 1.5 GB).
-        let _ = self
-            .command("clean")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+/// The broker's proxy on 127.0.0.2:P; the broker will bind 127.0.0.1:P,
+/// P-2 and P+1, which must be free too.
+async fn broker_proxy() -> FaultProxy {
+    for _ in 0..50 {
+        let Ok(port) = StdListener::bind(localhost([127, 0, 0, 2], 0))
+            .and_then(|listener| listener.local_addr())
+            .map(|addr| addr.port())
+        else {
+            continue;
+        };
+        if port > 1100
+            && [port, port - 2, port + 1]
+                .iter()
+                .all(|p| port_free([127, 0, 0, 1], *p))
+            && let Ok(proxy) = FaultProxy::start(
+                localhost([127, 0, 0, 2], port),
+                localhost([127, 0, 0, 1], port),
+            )
+            .await
+        {
+            return proxy;
+        }
     }
+    panic!("no free broker port on 127.0.0.1 and 127.0.0.2")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -326,7 +271,7 @@ async fn fault_test(name: &str, target: Target, mode: Mode, hold: Duration, expe
     // goes through the same proxy, so only now).
     produce(&producer, &kafka_topic, &keyed_records("b", AFTER, 200)).await;
     let total = BEFORE + AFTER;
-    let reader = Reader::new(&set.name_server).await;
+    let reader = Reader::new(&set.own.name_server).await;
     let messages = reader
         .wait_for_all(&rocketmq_topic, total, Duration::from_secs(120))
         .await;

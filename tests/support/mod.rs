@@ -549,11 +549,13 @@ pub fn metric_sum(port: u16, name: &str) -> f64 {
         .sum()
 }
 
-/// Brokers of a test's own, started by `scripts/brokers.sh` on free ports
-/// with its own state directory, for tests that need brokers set up
-/// differently from the shared ones. Dropping it stops them and deletes
-/// their data.
+/// Brokers of a test's own, started by `scripts/brokers.sh` on ports and
+/// with a state directory of their own, for tests that need brokers set up
+/// differently from the shared ones (or that fault them). Dropping it stops
+/// them and deletes their data; a watchdog does the same if the test
+/// process dies first.
 pub struct OwnBrokers {
+    /// Direct addresses, whatever the brokers advertise.
     pub kafka: String,
     pub name_server: String,
     dir: PathBuf,
@@ -561,11 +563,9 @@ pub struct OwnBrokers {
 }
 
 impl OwnBrokers {
-    /// Starts `components` (`kafka`, `namesrv`, `broker`) with `settings`
-    /// (brokers.sh environment variables) added.
+    /// Starts `components` (`kafka`, `namesrv`, `broker`; none means all)
+    /// on free ports, with `settings` (brokers.sh environment) added.
     pub fn start(components: &[&str], settings: &[(&str, &str)]) -> Self {
-        let kafka_port = closed_port();
-        let namesrv_port = closed_port();
         // The broker also binds its port - 2 and + 1.
         let broker_port = (0..100)
             .map(|_| closed_port())
@@ -576,7 +576,19 @@ impl OwnBrokers {
                         .all(|q| TcpListener::bind(("127.0.0.1", *q)).is_ok())
             })
             .expect("a free broker port");
-        let dir = std::env::temp_dir().join(unique("own-brokers"));
+        let brokers = Self::on_ports(closed_port(), closed_port(), broker_port, settings);
+        brokers.run("start", components);
+        brokers
+    }
+
+    /// Not started yet: the caller chose the ports (to put proxies in front).
+    pub fn on_ports(
+        kafka_port: u16,
+        namesrv_port: u16,
+        broker_port: u16,
+        settings: &[(&str, &str)],
+    ) -> Self {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("own-brokers"));
         let mut env: Vec<(String, String)> = vec![
             ("BRIDGE_KAFKA_PORT".into(), kafka_port.to_string()),
             ("BRIDGE_NAMESRV_PORT".into(), namesrv_port.to_string()),
@@ -590,35 +602,55 @@ impl OwnBrokers {
             dir,
             env,
         };
-        let output = brokers
+        brokers.watchdog();
+        brokers
+    }
+
+    /// `brokers.sh ACTION COMPONENTS...`; panics if it fails.
+    pub fn run(&self, action: &str, components: &[&str]) {
+        let output = self
             .script()
-            .arg("start")
+            .arg(action)
             .args(components)
             .output()
             .expect("run brokers.sh");
         assert!(
             output.status.success(),
-            "brokers.sh start {components:?} failed: {}",
+            "brokers.sh {action} {components:?} failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        brokers
     }
 
-    fn script(&self) -> std::process::Command {
-        let mut command = std::process::Command::new(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/brokers.sh"),
-        );
+    fn script(&self) -> Command {
+        let mut command = Command::new(brokers_script_path());
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command
     }
 
-    pub fn dir(&self) -> &std::path::Path {
-        &self.dir
+    /// A detached shell that runs `brokers.sh clean` once this test process
+    /// is gone, in case it dies without running `Drop`.
+    fn watchdog(&self) {
+        let script = r#"while kill -0 "$1" 2>/dev/null && [ -d "$2" ]; do sleep 1; done; [ -d "$2" ] && exec "$3" clean"#;
+        let _ = Command::new("setsid")
+            .args(["sh", "-c", script, "watchdog"])
+            .arg(std::process::id().to_string())
+            .arg(&self.dir)
+            .arg(brokers_script_path())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
     }
+}
+
+fn brokers_script_path() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/brokers.sh")
 }
 
 impl Drop for OwnBrokers {
     fn drop(&mut self) {
+        // Stops the brokers and deletes the RocketMQ store (about 1.5 GB).
         let _ = self.script().arg("clean").output();
     }
 }

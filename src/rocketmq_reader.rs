@@ -11,6 +11,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt as _;
+use futures::stream::FuturesOrdered;
+
 use rocketmq_client_rust::{
     AclClientRPCHook, ClientRuntime, DefaultMQProducer, DefaultMQPullConsumer, PullStatus,
     SessionCredentials,
@@ -73,6 +76,11 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(1);
 /// Messages asked for per pull; the broker may return fewer.
 const PULL_BATCH: i32 = 256;
+/// Pulls of one queue in flight at once. A broker answers a pull with at
+/// most 32 messages from memory (`maxTransferCountOnMessageInMemory`), so
+/// one pull at a time is bound by round trips; the next ones go out at the
+/// offsets the answers so far say they will start at.
+const PULLS_AHEAD: usize = 4;
 
 impl TopicReader {
     pub async fn start(
@@ -159,21 +167,29 @@ impl TopicReader {
         to: i64,
         mut visit: impl FnMut(&MessageExt),
     ) -> Result<(), ReadError> {
-        let topic = queue.topic_str();
-        let mut offset = from;
-        while offset < to {
-            let pulled = tokio::time::timeout(
-                CALL_TIMEOUT,
-                self.consumer.pull(queue, "*", offset, PULL_BATCH),
-            )
-            .await
-            .map_err(|_| self.failed(topic, format!("pull at offset {offset}: no answer")))?
-            .map_err(|e| {
-                self.failed(
-                    topic,
-                    format!("pull at offset {offset}: {}", failure_text(&e)),
-                )
-            })?;
+        let mut expected = from;
+        // Messages per answer, once seen: where the pulls ahead start.
+        let mut stride: Option<i64> = None;
+        let mut ahead = FuturesOrdered::new();
+        let mut next_pull = from;
+        while expected < to {
+            if ahead.is_empty() {
+                next_pull = expected;
+            }
+            let depth = if stride.is_some() { PULLS_AHEAD } else { 1 };
+            while ahead.len() < depth && next_pull < to {
+                let at = next_pull;
+                ahead.push_back(async move { (at, self.pull_at(queue, at).await) });
+                next_pull = at + stride.unwrap_or(i64::from(PULL_BATCH));
+            }
+            let Some((at, pulled)) = ahead.next().await else {
+                break;
+            };
+            if at != expected {
+                // Pulled ahead at a guessed offset that the answers did not reach.
+                continue;
+            }
+            let pulled = pulled?;
             if *pulled.pull_status() != PullStatus::Found {
                 break;
             }
@@ -182,9 +198,39 @@ impl TopicReader {
                     visit(message);
                 }
             }
-            offset = pulled.next_begin_offset() as i64;
+            let next = pulled.next_begin_offset() as i64;
+            if next <= at {
+                break;
+            }
+            if stride != Some(next - at) {
+                // The pulls ahead were placed for another answer size.
+                stride = Some(next - at);
+                ahead = FuturesOrdered::new();
+            }
+            expected = next;
         }
         Ok(())
+    }
+
+    /// One pull of `queue` at `offset`.
+    async fn pull_at(
+        &self,
+        queue: &MessageQueue,
+        offset: i64,
+    ) -> Result<rocketmq_client_rust::PullResult, ReadError> {
+        let topic = queue.topic_str();
+        tokio::time::timeout(
+            CALL_TIMEOUT,
+            self.consumer.pull(queue, "*", offset, PULL_BATCH),
+        )
+        .await
+        .map_err(|_| self.failed(topic, format!("pull at offset {offset}: no answer")))?
+        .map_err(|e| {
+            self.failed(
+                topic,
+                format!("pull at offset {offset}: {}", failure_text(&e)),
+            )
+        })
     }
 
     /// The first offset of `queue` whose message was stored at or after

@@ -140,17 +140,7 @@ impl SourceContext {
     /// Drains and commits partitions being revoked, so their next owner
     /// starts where this one stopped.
     fn commit_revoked(&self, consumer: &BaseConsumer<Self>, partitions: &[PartitionId]) {
-        let drained = self.closing.load(AtomicOrdering::SeqCst)
-            || self
-                .checkpoints
-                .wait_drained(partitions, self.drain_timeout);
-        if !drained {
-            tracing::warn!(
-                timeout_s = self.drain_timeout.as_secs(),
-                in_flight = self.checkpoints.in_flight(),
-                "partitions revoked before their in-flight records were acknowledged; the new owner re-sends them"
-            );
-        }
+        self.drain_revoked(partitions);
         let commits: Vec<_> = self
             .checkpoints
             .pending_commits()
@@ -161,6 +151,22 @@ impl SourceContext {
             tracing::warn!(%error, "commit on revocation failed; the new owner resumes from the previous commit");
         } else {
             self.checkpoints.committed(&commits);
+        }
+    }
+
+    /// Waits (up to `drain_timeout`) until the in-flight records of
+    /// partitions being given up are stored.
+    fn drain_revoked(&self, partitions: &[PartitionId]) {
+        let drained = self.closing.load(AtomicOrdering::SeqCst)
+            || self
+                .checkpoints
+                .wait_drained(partitions, self.drain_timeout);
+        if !drained {
+            tracing::warn!(
+                timeout_s = self.drain_timeout.as_secs(),
+                in_flight = self.checkpoints.in_flight(),
+                "partitions revoked before their in-flight records were acknowledged; the new owner re-sends them"
+            );
         }
     }
 
@@ -193,12 +199,15 @@ impl ConsumerContext for SourceContext {
             // the session timeout). A commit could not reach the coordinator
             // and would block the dispatcher until it answers; the next owner
             // resumes from the last commit and its restart scan skips what
-            // was stored since.
+            // was stored since. That scan must not run while copies of ours
+            // are still on their way (it would miss them, and they would be
+            // sent twice), so what is in flight is drained first.
             tracing::warn!(
                 partitions = %list_text(&partitions),
                 "partitions lost: the group coordinator was not heard from within the session timeout; \
                  not committing them"
             );
+            self.drain_revoked(&partitions);
         } else {
             self.commit_revoked(consumer, &partitions);
         }

@@ -208,6 +208,18 @@ start_bridge() {
     done
 }
 
+# restart_if_exited WHEN: a bridge that exited on its own is a problem;
+# it is started again so the run goes on.
+restart_if_exited() {
+    bridge_alive && return 0
+    local code=0
+    wait "$BRIDGE_PID" || code=$?
+    BRIDGE_PID=
+    bridge_unexpected_exits=$((bridge_unexpected_exits + 1))
+    problem "the bridge exited on its own (code $code) $1; restarting it"
+    start_bridge
+}
+
 # Stops the bridge with SIGNAL; its exit code goes to STOP_CODE.
 stop_bridge() {
     local signal=$1 code=0 deadline
@@ -387,14 +399,7 @@ RANDOM=$SEED
 next_fault=$((t0 + MIN_GAP + RANDOM % (MAX_GAP - MIN_GAP + 1)))
 faults=0
 while [ "$(now)" -lt "$end" ] && kill -0 "$TRAFFIC_PID" 2>/dev/null; do
-    if ! bridge_alive; then
-        code=0
-        wait "$BRIDGE_PID" || code=$?
-        BRIDGE_PID=
-        bridge_unexpected_exits=$((bridge_unexpected_exits + 1))
-        problem "the bridge exited on its own (code $code) at +$(($(now) - t0))s; restarting it"
-        start_bridge
-    fi
+    restart_if_exited "at +$(($(now) - t0))s"
     if [ "$(now)" -ge "$next_fault" ]; then
         kind=${FAULT_KINDS[RANDOM % ${#FAULT_KINDS[@]}]}
         downtime=$((RANDOM % (MAX_DOWNTIME + 1)))
@@ -456,14 +461,7 @@ drain_deadline=$((drain_start + DRAIN_TIMEOUT))
 next_progress=$((drain_start + 10))
 drained_ok=0
 while :; do
-    if ! bridge_alive; then
-        code=0
-        wait "$BRIDGE_PID" || code=$?
-        BRIDGE_PID=
-        bridge_unexpected_exits=$((bridge_unexpected_exits + 1))
-        problem "the bridge exited on its own (code $code) while draining; restarting it"
-        start_bridge
-    fi
+    restart_if_exited "while draining"
     if drained; then drained_ok=1; break; fi
     [ "$(now)" -lt "$drain_deadline" ] || break
     if [ "$(now)" -ge "$next_progress" ]; then

@@ -459,13 +459,13 @@ fn bench_envelope(topic: &str, i: usize, value_size: usize) -> Envelope {
             tag: None,
             properties: vec![],
         });
-    Envelope {
-        partition: PartitionId::new(topic, 0),
-        offset: i as i64,
-        message,
-        message_id: format!("{:032X}", i),
-        timestamp_ms: None,
-    }
+    Envelope::new(
+        PartitionId::new(topic, 0),
+        i as i64,
+        &message,
+        &format!("{:032X}", i),
+        None,
+    )
 }
 
 /// What a team writes by hand: consume, one synchronous send, one
@@ -630,6 +630,7 @@ async fn bridge_throughput(
     .await?;
     let rss = bridge.peak_rss();
     let cpu = CpuUse::now(bridge.child.id()).minus(&before);
+    let log = bridge.log.clone();
     bridge.stop()?;
     // From the first stored message: start-up and the group join are not throughput.
     let rate = records as f64 / last.duration_since(first).as_secs_f64().max(0.001);
@@ -637,8 +638,24 @@ async fn bridge_throughput(
         rate,
         rss,
         cpu,
+        mean_batch: mean_batch(&std::fs::read_to_string(log).unwrap_or_default()),
         config,
     })
+}
+
+/// Records per batch over the run, from the `stopped` line's summary
+/// (`produced: N, ... batches: M`); 0 when the line is missing.
+fn mean_batch(log: &str) -> f64 {
+    let field = |line: &str, name: &str| -> Option<f64> {
+        let rest = &line[line.find(&format!("{name}: "))? + name.len() + 2..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    };
+    log.lines()
+        .rev()
+        .find(|line| line.contains("batches: "))
+        .and_then(|line| Some(field(line, "produced")? / field(line, "batches")?.max(1.0)))
+        .unwrap_or(0.0)
 }
 
 /// A kill -9 halfway through a backlog, and the restart.
@@ -739,6 +756,8 @@ struct Copy {
     rate: f64,
     rss: u64,
     cpu: CpuUse,
+    /// Records per batch sent, from the bridge's last log line.
+    mean_batch: f64,
     /// The config it ran with, for `verify` afterwards.
     config: PathBuf,
 }
@@ -1116,6 +1135,9 @@ struct Results {
     arenas: Figure,
     rss_arenas: Figure,
     rss_key_hash: Figure,
+    /// Records per batch the bridge sent.
+    batch_partition: Figure,
+    batch_key_hash: Figure,
     /// `verify`'s reading speed per side, records/s.
     verify_kafka: Figure,
     verify_rocketmq: Figure,
@@ -1169,9 +1191,10 @@ async fn run_all(bench: &mut Bench) -> Result<String> {
             };
             let copy = bridge_throughput(bench, &backlog, records, &variant).await?;
             bench.say(format!(
-                "round {round}: bridge partition {:.0}/s, {:.0} MiB peak RSS, CPU s: bridge {:.1}, Kafka broker {:.1}, RocketMQ {:.1}",
+                "round {round}: bridge partition {:.0}/s, {:.0} MiB peak RSS, {:.0} records per batch, CPU s: bridge {:.1}, Kafka broker {:.1}, RocketMQ {:.1}",
                 copy.rate,
                 copy.rss as f64 / (1 << 20) as f64,
+                copy.mean_batch,
                 copy.cpu.bridge,
                 copy.cpu.kafka,
                 copy.cpu.rocketmq
@@ -1190,6 +1213,7 @@ async fn run_all(bench: &mut Bench) -> Result<String> {
         let partition = bridge_throughput(bench, &backlog, records, &PARTITION).await?;
         results.partition.push(partition.rate);
         results.rss_partition.push(partition.rss as f64);
+        results.batch_partition.push(partition.mean_batch);
         results.cpu = partition.cpu;
         let (kafka_scan, rocketmq_scan) = verify_speed(bench, &partition.config)?;
         results.verify_kafka.push(kafka_scan);
@@ -1197,6 +1221,7 @@ async fn run_all(bench: &mut Bench) -> Result<String> {
         let keyed = bridge_throughput(bench, &backlog, records, &KEY_HASH).await?;
         results.key_hash.push(keyed.rate);
         results.rss_key_hash.push(keyed.rss as f64);
+        results.batch_key_hash.push(keyed.mean_batch);
         let client = bridge_throughput(bench, &backlog, records, &CLIENT_IDS).await?;
         results.client_ids.push(client.rate);
         let arenas = bridge_throughput(bench, &backlog, records, &TWO_MALLOC_ARENAS).await?;
@@ -1470,7 +1495,8 @@ fn render(bench: &Bench, r: &Results) -> String {
     let cpu = r.cpu;
     let _ = writeln!(
         out,
-        "CPU used during the last `partition` copy of the {} records: bridge {:.1} s ({:.1} µs/record), Kafka broker {:.1} s ({:.1} µs/record), RocketMQ name server and broker {:.1} s ({:.1} µs/record). The three share {} cores.\n",
+        "CPU used during the last `partition` copy of the {} records: bridge {:.1} s ({:.1} µs/record), Kafka broker {:.1} s ({:.1} µs/record), RocketMQ name server and broker {:.1} s ({:.1} µs/record). The three share {} cores. \
+         The bridge sent {:.0} records per batch on average in `partition` mode and {:.0} in `key_hash` mode (at most {}).\n",
         args.records,
         cpu.bridge,
         per_record(cpu.bridge),
@@ -1478,7 +1504,10 @@ fn render(bench: &Bench, r: &Results) -> String {
         per_record(cpu.kafka),
         cpu.rocketmq,
         per_record(cpu.rocketmq),
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        r.batch_partition.median(),
+        r.batch_key_hash.median(),
+        kafka_rocketmq_bridge::config::BridgeSettings::default().max_batch_records,
     );
     let _ = writeln!(
         out,

@@ -529,7 +529,11 @@ for row in report["rows"]:
         if row["foreign"] or row["blocked"]:
             problems.append(f"{name}: {row['foreign']} foreign messages, {row['blocked']} blocked records")
     if row["duplicates"]:
-        problems.append(f"{name}: {row['duplicates']} duplicates")
+        copies = "; ".join(
+            f"{c['coordinates']['topic']}/{c['coordinates']['partition']}@{c['coordinates']['offset']}"
+            f" again at queue {c['at']['queue']} offset {c['at']['queue_offset']}"
+            for c in row.get("duplicate_copies", []))
+        problems.append(f"{name}: {row['duplicates']} duplicates ({copies})")
     if row["skipped"] or row["dead_lettered"]:
         problems.append(f"{name}: skipped {row['skipped']}, dead-lettered {row['dead_lettered']}")
     rows.append(row)

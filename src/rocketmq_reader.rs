@@ -348,6 +348,31 @@ pub async fn query_by_key(
         .collect())
 }
 
+/// What the mapping needs of `message` to recover its Kafka record,
+/// borrowed: user properties only, sorted by name.
+pub fn stored_message(message: &MessageExt) -> StoredMessage<'_> {
+    let props = message.properties();
+    let mut properties: Vec<(&str, &str)> = props
+        .iter()
+        .filter(|(name, _)| !STRING_HASH_SET.contains(name.as_str()))
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    properties.sort_unstable();
+    StoredMessage {
+        body: message.message.body_slice(),
+        keys: props.get("KEYS").map(|keys| keys.as_str()),
+        properties,
+    }
+}
+
+/// A message's UNIQ_KEY, what consumers call its msgId.
+pub fn uniq_key(message: &MessageExt) -> Option<String> {
+    message
+        .properties()
+        .get("UNIQ_KEY")
+        .map(|id| id.to_string())
+}
+
 fn to_read_message(queue_id: i32, message: &MessageExt) -> ReadMessage {
     let props = message.properties();
     let get = |name: &str| {

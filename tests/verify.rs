@@ -273,7 +273,23 @@ async fn duplicates_after_a_kill_still_match_and_are_counted() {
     for row in rows(&report) {
         assert_eq!(row["verdict"], "MATCH", "{row:#}");
         assert_eq!(row["rocketmq_unique"], 2000, "{row:#}");
-        duplicates += row["duplicates"].as_u64().unwrap_or(0);
+        let count = row["duplicates"].as_u64().unwrap_or(0);
+        duplicates += count;
+        // The first ones are named: a record of this topic, and a second
+        // copy past the first one in its queue.
+        let listed = row["duplicate_copies"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(listed.len() as u64, count.min(20), "{row:#}");
+        for copy in &listed {
+            assert_eq!(
+                copy["coordinates"]["topic"],
+                kafka_topic.as_str(),
+                "{copy:#}"
+            );
+            assert!(copy["at"]["queue_offset"].as_i64().is_some(), "{copy:#}");
+        }
     }
     assert_eq!(
         duplicates as usize, resent,

@@ -79,6 +79,7 @@ pub(super) struct Dispatcher {
     pub replans: mpsc::Receiver<(String, Vec<MessageQueue>)>,
     limits: RateLimits,
     max_in_flight_bytes: u64,
+    prefetch_bytes: u64,
     /// `None` when `exactly_once_restarts` is off.
     restart_scan: Option<RestartScan>,
     already_stored: AlreadyStored,
@@ -96,6 +97,8 @@ pub(super) struct DispatcherParts {
     pub sender_context: SenderShared,
     pub sender_tasks: Vec<JoinHandle<()>>,
     pub settings: BridgeSettings,
+    /// librdkafka's prefetch budget, taken out of the in-flight cap.
+    pub prefetch_bytes: u64,
     pub message_ids: MessageIds,
     pub replans: mpsc::Receiver<(String, Vec<MessageQueue>)>,
     pub limit_updates: watch::Receiver<LiveLimits>,
@@ -122,6 +125,7 @@ impl Dispatcher {
             replans: parts.replans,
             limits: RateLimits::new(&limits),
             max_in_flight_bytes: limits.max_in_flight_bytes,
+            prefetch_bytes: parts.prefetch_bytes,
             restart_scan: parts.restart_scan,
             already_stored: AlreadyStored::default(),
             limit_updates,
@@ -443,14 +447,14 @@ impl Dispatcher {
                     record.timestamp.map(|(ms, _)| ms),
                 );
                 let label = mapping.label.clone();
-                let envelope = Envelope {
-                    partition: id,
-                    offset: record.offset,
-                    message: outgoing,
-                    message_id,
-                    timestamp_ms: record.timestamp.map(|(ms, _)| ms),
-                };
-                let size = envelope.message.size() as i64;
+                let envelope = Envelope::new(
+                    id,
+                    record.offset,
+                    &outgoing,
+                    &message_id,
+                    record.timestamp.map(|(ms, _)| ms),
+                );
+                let size = envelope.footprint() as i64;
                 self.wait_for_in_flight_room(size, &label, shutdown).await?;
                 self.sender_context
                     .counters
@@ -484,7 +488,7 @@ impl Dispatcher {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Stop> {
         let counters = Arc::clone(&self.sender_context.counters);
-        let cap = i64::try_from(self.max_in_flight_bytes).unwrap_or(i64::MAX);
+        let cap = i64::try_from(self.records_budget()).unwrap_or(i64::MAX);
         // Go on only once half the cap is free, so a full pipeline does not
         // stop and start for every record.
         let room = || {
@@ -522,6 +526,14 @@ impl Dispatcher {
         }
         count_throttled(label, LimiterKind::InFlightBytes, since.elapsed());
         result
+    }
+
+    /// The records' share of the in-flight cap: what librdkafka's prefetch
+    /// leaves, and at least a quarter of the cap (a cap lowered on SIGHUP
+    /// does not shrink the prefetch, which is fixed at start).
+    fn records_budget(&self) -> u64 {
+        let cap = self.max_in_flight_bytes;
+        cap.saturating_sub(self.prefetch_bytes).max(cap / 4)
     }
 
     /// Gives `envelope` to its queue's sender, waiting while the sender's

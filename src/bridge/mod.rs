@@ -55,6 +55,8 @@ pub struct RunSummary {
     pub dead_lettered: u64,
     /// Records not sent because a previous owner had stored them.
     pub already_stored: u64,
+    /// Batches stored; `produced / batches` is the mean batch size.
+    pub batches: u64,
     /// Whether every sender drained before `shutdown_timeout`.
     pub drained: bool,
 }
@@ -210,8 +212,10 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
         start_position::commit_start_offsets(&config.kafka, &topics, ms, Duration::from_secs(30))
             .map_err(StartError)?;
     }
+    let (kafka, prefetch_bytes) =
+        with_bounded_prefetch(&config.kafka, settings.max_in_flight_bytes.0);
     let consumer = consumer::subscribe(
-        &with_bounded_prefetch(&config.kafka, settings.max_in_flight_bytes.0),
+        &kafka,
         &topics,
         Arc::clone(&checkpoints),
         settings.shutdown_timeout.0,
@@ -259,6 +263,7 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
         sender_context: sender_context.clone(),
         sender_tasks,
         settings: settings.clone(),
+        prefetch_bytes,
         message_ids: config.rocketmq.message_ids,
         replans,
         limit_updates: limits,
@@ -306,6 +311,10 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
         skipped: counters.skipped.load(AtomicOrdering::Relaxed),
         dead_lettered: counters.dead_lettered.load(AtomicOrdering::Relaxed),
         already_stored: counters.already_stored.load(AtomicOrdering::Relaxed),
+        batches: sender_context
+            .counters
+            .batches
+            .load(AtomicOrdering::Relaxed),
         drained,
     };
     Ok(match stop {
@@ -314,17 +323,21 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
     })
 }
 
-/// librdkafka prefetches up to 64 MiB by default, outside the in-flight
-/// cap; unless the user set it, tie it to the cap (a quarter, 1-64 MiB).
-fn with_bounded_prefetch(kafka: &KafkaConfig, max_in_flight_bytes: u64) -> KafkaConfig {
+/// librdkafka prefetches up to 64 MiB by default, which the in-flight cap
+/// must cover. Unless the user set it, prefetch gets a quarter of the cap
+/// (1-64 MiB). Returns the config and the prefetch budget in bytes, which
+/// the dispatcher leaves out of the records' share of the cap.
+fn with_bounded_prefetch(kafka: &KafkaConfig, max_in_flight_bytes: u64) -> (KafkaConfig, u64) {
     const KEY: &str = "queued.max.messages.kbytes";
     let mut kafka = kafka.clone();
     let kbytes = (max_in_flight_bytes / 4 / 1024).clamp(1024, 65536);
-    kafka
+    let set = kafka
         .properties
         .entry(KEY.to_string())
         .or_insert(PropertyValue::Integer(kbytes as i64));
-    kafka
+    // librdkafka refuses a value that is not a number, at subscribe.
+    let kbytes = set.as_librdkafka_value().parse::<u64>().unwrap_or(kbytes);
+    (kafka, kbytes * 1024)
 }
 
 /// One sender task per queue; returns the router over them and their channels.
@@ -466,6 +479,7 @@ fn spawn_reporter(
             tracing::info!(
                 consumed = dispatch.consumed.load(AtomicOrdering::Relaxed),
                 produced = sent.records.load(AtomicOrdering::Relaxed),
+                batches = sent.batches.load(AtomicOrdering::Relaxed),
                 skipped = dispatch.skipped.load(AtomicOrdering::Relaxed),
                 dead_lettered = dispatch.dead_lettered.load(AtomicOrdering::Relaxed),
                 already_stored = dispatch.already_stored.load(AtomicOrdering::Relaxed),

@@ -32,7 +32,7 @@ use digest::{BLOCK_OFFSETS, BlockId, DayTally, content_hash};
 pub use kafka_scan::group_offsets;
 pub use progress::Progress;
 pub use report::{
-    Coordinates, DayRow, Difference, PartitionSpan, ScanSpeed, Verdict, VerifyReport,
+    Coordinates, DayRow, Difference, DuplicateCopy, PartitionSpan, ScanSpeed, Verdict, VerifyReport,
 };
 use rocketmq_scan::{QueueScan, Seen};
 
@@ -218,6 +218,8 @@ async fn verify_mapping(
 struct RocketMqDay {
     unique: DayTally,
     duplicates: u64,
+    /// The first duplicates, for the report.
+    listed_duplicates: Vec<DuplicateCopy>,
     foreign: u64,
     listed: Vec<Difference>,
 }
@@ -236,7 +238,7 @@ impl RocketMqSide {
             Seen::Copy {
                 day,
                 record,
-                duplicate: false,
+                duplicate_at: None,
             } => {
                 let hash = content_hash(record);
                 let tally = &mut self.days.entry(day).or_default().unique;
@@ -245,9 +247,16 @@ impl RocketMqSide {
             Seen::Copy {
                 day,
                 record,
-                duplicate: true,
+                duplicate_at: Some(at),
             } => {
-                self.days.entry(day).or_default().duplicates += 1;
+                let entry = self.days.entry(day).or_default();
+                entry.duplicates += 1;
+                if entry.listed_duplicates.len() < max_listed {
+                    entry.listed_duplicates.push(DuplicateCopy {
+                        coordinates: Coordinates::of(record),
+                        at,
+                    });
+                }
                 if self.duplicate_hashes.len() < MAX_CHECKED_DUPLICATES {
                     let copies = self
                         .duplicate_hashes
@@ -404,6 +413,7 @@ impl Evidence<'_> {
             expected: kafka.expected.total.count,
             rocketmq_unique: rocketmq.unique.total.count,
             duplicates: rocketmq.duplicates,
+            duplicate_copies: rocketmq.listed_duplicates.clone(),
             skipped: kafka.skipped.clone(),
             dead_lettered: kafka.dead_lettered.clone(),
             foreign: rocketmq.foreign,
@@ -507,7 +517,7 @@ async fn locate(
             if let Seen::Copy {
                 day,
                 record,
-                duplicate: false,
+                duplicate_at: None,
             } = seen
                 && in_wanted(day, record)
             {

@@ -55,6 +55,23 @@ pub enum Difference {
     },
 }
 
+/// A second copy of a record in RocketMQ.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DuplicateCopy {
+    pub coordinates: Coordinates,
+    pub at: QueuePosition,
+}
+
+impl std::fmt::Display for DuplicateCopy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "duplicate: {} copied again at {}",
+            self.coordinates, self.at
+        )
+    }
+}
+
 impl std::fmt::Display for Difference {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -146,6 +163,9 @@ pub struct DayRow {
     pub rocketmq_unique: u64,
     /// Re-sent copies (after a crash), told apart by provenance.
     pub duplicates: u64,
+    /// The first of them (up to the listing limit): which record, and
+    /// where its second copy is.
+    pub duplicate_copies: Vec<DuplicateCopy>,
     pub skipped: BTreeMap<String, u64>,
     pub dead_lettered: BTreeMap<String, u64>,
     /// RocketMQ messages of the day that are not copies of this mapping.
@@ -260,6 +280,16 @@ impl VerifyReport {
             }
             for difference in &row.differences {
                 let _ = writeln!(out, "  - {difference}");
+            }
+        }
+        for row in self.rows.iter().filter(|r| !r.duplicate_copies.is_empty()) {
+            let _ = writeln!(
+                out,
+                "\n{} {}: {} duplicates",
+                row.mapping, row.day, row.duplicates
+            );
+            for copy in &row.duplicate_copies {
+                let _ = writeln!(out, "  - {copy}");
             }
         }
         for side in ["kafka", "rocketmq"] {

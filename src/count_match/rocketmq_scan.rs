@@ -13,13 +13,14 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
+use rocketmq_model::common::message::message_ext::MessageExt;
 use rocketmq_model::message::MessageQueue;
 
 use super::VerifyError;
 use super::days::DayRange;
 use super::progress::Progress;
-use crate::mapping::{KAFKA_OFFSET, KAFKA_PARTITION, KAFKA_TOPIC, SourceRecord};
-use crate::rocketmq_reader::{ReadMessage, TopicReader};
+use crate::mapping::{self, KAFKA_OFFSET, KAFKA_PARTITION, KAFKA_TOPIC, SourceRecord};
+use crate::rocketmq_reader::{TopicReader, stored_message, uniq_key};
 
 /// A message's place in RocketMQ.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -46,12 +47,12 @@ impl std::fmt::Display for QueuePosition {
 
 /// One message, as the count-match sees it.
 pub enum Seen<'a> {
-    /// A copy of a Kafka record of the range; `duplicate` if an earlier copy
-    /// of it was already seen.
+    /// A copy of a Kafka record of the range; `duplicate_at` says where,
+    /// if an earlier copy of it was already seen.
     Copy {
         day: NaiveDate,
         record: &'a SourceRecord,
-        duplicate: bool,
+        duplicate_at: Option<QueuePosition>,
     },
     /// A message of the range's days that is not a copy of the mapping's
     /// Kafka topic (no provenance, another topic, unreadable).
@@ -142,33 +143,29 @@ impl QueueReading<'_> {
         // Within one queue, each partition's offsets only go up but for re-sends.
         let mut highest: HashMap<i32, i64> = HashMap::new();
         reader
-            .scan_queue(queue, start, max, |message| {
+            .scan_queue_with(queue, start, max, |message| {
                 self.progress.add(1);
                 queue_scan.read += 1;
-                let seen = match classify(&message, self.kafka_topic, &mut highest) {
+                let seen = match classify(message, self.kafka_topic, &mut highest) {
                     Classified::Copy(record, duplicate) => {
                         let millis = record.timestamp.map(|(millis, _)| millis);
                         queue_scan.first_timestamp = queue_scan.first_timestamp.or(millis);
                         let Some(day) = millis.and_then(|ms| self.range.day_of(ms)) else {
                             return;
                         };
+                        let duplicate_at = duplicate.then(|| position(queue, message));
                         (visit.borrow_mut())(Seen::Copy {
                             day,
                             record: &record,
-                            duplicate,
+                            duplicate_at,
                         });
                         return;
                     }
-                    Classified::Foreign(why) => (message.store_timestamp, why),
+                    Classified::Foreign(why) => (message.store_timestamp(), why),
                 };
                 let (stored, why) = seen;
                 if let Some(day) = self.range.day_of(stored) {
-                    let at = QueuePosition {
-                        broker: queue.broker_name().to_string(),
-                        queue: queue.queue_id(),
-                        queue_offset: message.queue_offset,
-                        msg_id: message.uniq_key.clone(),
-                    };
+                    let at = position(queue, message);
                     (visit.borrow_mut())(Seen::Foreign { day, at, why });
                 }
             })
@@ -178,21 +175,32 @@ impl QueueReading<'_> {
     }
 }
 
+fn position(queue: &MessageQueue, message: &MessageExt) -> QueuePosition {
+    QueuePosition {
+        broker: queue.broker_name().to_string(),
+        queue: queue.queue_id(),
+        queue_offset: message.queue_offset(),
+        msg_id: uniq_key(message),
+    }
+}
+
 enum Classified {
     Copy(SourceRecord, bool),
     Foreign(String),
 }
 
+/// Straight from the client's decoded message: `verify` reads millions,
+/// and a copy of each first would cost as much as the decoding.
 fn classify(
-    message: &ReadMessage,
+    message: &MessageExt,
     kafka_topic: &str,
     highest: &mut HashMap<i32, i64>,
 ) -> Classified {
-    let has = |name: &str| message.properties.iter().any(|(n, _)| n == name);
+    let has = |name: &str| message.properties().contains_key(name);
     if !(has(KAFKA_TOPIC) && has(KAFKA_PARTITION) && has(KAFKA_OFFSET)) {
         return Classified::Foreign("no Kafka provenance".into());
     }
-    let record = match message.kafka_record() {
+    let record = match mapping::unmap(&stored_message(message)) {
         Ok(record) => record,
         Err(error) => return Classified::Foreign(error.to_string()),
     };

@@ -14,14 +14,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering as AtomicOrdering};
 use std::time::{Duration, Instant};
 
+use bytes::{BufMut, Bytes};
 use cheetah_string::CheetahString;
 use metrics::{Counter, Histogram};
 use rocketmq_client_rust::{DefaultMQProducer, SendStatus};
-use rocketmq_model::common::message::MessageTrait;
 use rocketmq_model::common::message::message_batch::MessageBatch;
 use rocketmq_model::common::message::message_single::Message;
+use rocketmq_model::common::message::{MessageConst, MessageTrait};
 use rocketmq_model::message::MessageQueue;
-use rocketmq_protocol::common::message::message_decoder::encode_messages;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
@@ -35,16 +35,49 @@ use crate::message_id::UNIQ_KEY;
 use crate::rocketmq_reader::{ReadError, with_reader};
 use crate::status::StatusBoard;
 
-/// A mapped record on its way to one queue.
+/// A mapped record on its way to one queue, already encoded as its entry
+/// of a RocketMQ batch body: one allocation per record, encoded once
+/// however often its batch is retried.
 #[derive(Debug)]
 pub struct Envelope {
     pub partition: PartitionId,
     pub offset: i64,
-    pub message: OutgoingMessage,
-    /// This record's UNIQ_KEY, fixed once so retries reuse it.
-    pub message_id: String,
+    /// [`encode_batch_entry`]'s output, with this record's UNIQ_KEY (fixed
+    /// here, so every retry carries the same id).
+    entry: Box<[u8]>,
     /// The Kafka record timestamp, for the end-to-end latency.
     pub timestamp_ms: Option<i64>,
+}
+
+impl Envelope {
+    pub fn new(
+        partition: PartitionId,
+        offset: i64,
+        message: &OutgoingMessage,
+        message_id: &str,
+        timestamp_ms: Option<i64>,
+    ) -> Self {
+        Envelope {
+            partition,
+            offset,
+            entry: encode_batch_entry(message, message_id),
+            timestamp_ms,
+        }
+    }
+
+    /// Bytes this record adds to a batch body.
+    pub fn size(&self) -> usize {
+        self.entry.len()
+    }
+
+    /// Bytes of memory this record holds from the hand-over until it is
+    /// stored, as counted against the in-flight cap: the envelope, its
+    /// encoded entry with the allocator's overhead, and the entry's copy in
+    /// the batch body while that is sent.
+    pub fn footprint(&self) -> usize {
+        const PER_ALLOCATION: usize = 16;
+        std::mem::size_of::<Envelope>() + PER_ALLOCATION + 2 * self.entry.len()
+    }
 }
 
 /// Batching and retry limits.
@@ -65,7 +98,8 @@ pub struct SendCounters {
     pub failed_attempts: AtomicU64,
     /// Records of failed sends found stored anyway, and not sent again.
     pub stored_despite_failure: AtomicU64,
-    /// Bytes handed to senders and not yet stored.
+    /// Memory held by records handed to senders and not yet stored
+    /// ([`Envelope::footprint`]).
     pub in_flight_bytes: AtomicI64,
     /// Signalled when a stored batch frees in-flight bytes.
     pub space_freed: Notify,
@@ -116,6 +150,12 @@ pub struct StoredCheck {
     /// How far back (store time) the queue's tail is read at most.
     pub window: Duration,
 }
+
+/// How long a sender waits, once its queue can be read again and the
+/// failed records are not there, before reading once more and sending them
+/// again. Far above the broker's own send-queue wait (200 ms, after which
+/// it refuses a request).
+const SETTLE_BEFORE_RESEND: Duration = Duration::from_secs(3);
 
 /// The pull group the check reads as; it never commits anything.
 const STORED_CHECK_GROUP_SUFFIX: &str = "-resend-check";
@@ -169,11 +209,11 @@ fn fill_batch(
     records: &mut mpsc::Receiver<Envelope>,
     settings: &SenderSettings,
 ) -> (Vec<Envelope>, Option<Envelope>) {
-    let mut bytes = first.message.size();
+    let mut bytes = first.size();
     let mut batch = vec![first];
     while batch.len() < settings.max_batch_records {
         let Ok(next) = records.try_recv() else { break };
-        let size = next.message.size();
+        let size = next.size();
         if bytes + size > settings.max_batch_bytes {
             return (batch, Some(next));
         }
@@ -277,8 +317,18 @@ async fn unstored<'a>(
     backoff: &mut Duration,
 ) -> Vec<&'a Envelope> {
     let mut last_report: Option<Instant> = None;
+    let mut settled = false;
     loop {
         match stored_in_queue(check, queue, &pending).await {
+            Ok(stored) if stored.len() < pending.len() && !settled => {
+                // The failed request may still be on its way: held by a
+                // network that just healed, or waiting in the broker's send
+                // queue while this read went through its pull queue. Either
+                // lands within moments of the broker answering again; a
+                // second read after that tells.
+                settled = true;
+                tokio::time::sleep(SETTLE_BEFORE_RESEND).await;
+            }
             Ok(stored) => {
                 let before = pending.len();
                 let rest: Vec<&Envelope> = pending
@@ -358,7 +408,8 @@ async fn stored_in_queue(
 
 /// Counters, gauges and latencies for a stored batch.
 fn record_stored(context: &SenderContext, batch: &[Envelope], send_time: Duration) {
-    let bytes: usize = batch.iter().map(|e| e.message.size()).sum();
+    let bytes: usize = batch.iter().map(Envelope::size).sum();
+    let footprint: usize = batch.iter().map(Envelope::footprint).sum();
     let counters = &context.shared.counters;
     counters
         .records
@@ -369,7 +420,7 @@ fn record_stored(context: &SenderContext, batch: &[Envelope], send_time: Duratio
     counters.batches.fetch_add(1, AtomicOrdering::Relaxed);
     counters
         .in_flight_bytes
-        .fetch_sub(bytes as i64, AtomicOrdering::Relaxed);
+        .fetch_sub(footprint as i64, AtomicOrdering::Relaxed);
     counters.space_freed.notify_one();
     let meters = &context.meters;
     meters.produced.increment(batch.len() as u64);
@@ -418,26 +469,88 @@ async fn send_once<'a>(
 /// copy the wrapper's properties onto every message (all before the fix for
 /// apache/rocketmq#9416, and rocketmq-rust 1.0.0) would otherwise give the
 /// whole batch one id. The client adds no id to a batch it is handed.
+///
+/// The body is the records' encoded entries back to back, with no client
+/// `Message` per record: those cost a property map and a dozen allocations
+/// each, on every send attempt. The client reads only the wrapper to send;
+/// its list of messages would serve only to join their ids into the send
+/// result, which the bridge does not use.
 pub fn build_batch<'a>(
     topic: &str,
     batch: impl IntoIterator<Item = &'a Envelope>,
 ) -> Result<MessageBatch, String> {
-    let messages: Vec<Message> = batch
-        .into_iter()
-        .map(|envelope| {
-            let mut message = to_message(topic, &envelope.message);
-            message.properties_mut().as_map_mut().insert(
-                CheetahString::from_static_str(UNIQ_KEY),
-                CheetahString::from(envelope.message_id.as_str()),
-            );
-            message
-        })
-        .collect();
-    let mut batch = MessageBatch::generate_from_messages(messages)
-        .map_err(|e| format!("cannot build a batch: {e}"))?;
-    let body = encode_messages(&batch.messages);
-    batch.set_body(body);
-    Ok(batch)
+    let entries: Vec<&[u8]> = batch.into_iter().map(|e| &*e.entry).collect();
+    if entries.is_empty() {
+        return Err("cannot build an empty batch".to_string());
+    }
+    let body = Bytes::from(entries.concat());
+    let mut wrapper = Message::default();
+    wrapper.set_topic(CheetahString::from(topic));
+    wrapper.set_wait_store_msg_ok(true);
+    wrapper.set_body(Some(body));
+    Ok(MessageBatch {
+        final_message: wrapper,
+        messages: Vec::new(),
+    })
+}
+
+/// Separators of RocketMQ's property string: `name\x01value\x02...`.
+const NAME_VALUE_SEPARATOR: u8 = 1;
+const PROPERTY_SEPARATOR: u8 = 2;
+
+/// One message in the layout of RocketMQ's batch body (Java's
+/// `MessageDecoder.encodeMessage`): total size, magic code and body CRC
+/// (both 0; the broker fills them), flag, body length and body, properties
+/// length (16 bits) and properties. The properties are those [`to_message`]
+/// would set, with `message_id` as UNIQ_KEY. The mapping keeps them under
+/// 32 KiB, so the length fits.
+fn encode_batch_entry(outgoing: &OutgoingMessage, message_id: &str) -> Box<[u8]> {
+    const HEADER: usize = 4 + 4 + 4 + 4 + 4 + 2;
+    let named = |name: &str, value: &str| name.len() + value.len() + 2;
+    let properties_len = outgoing
+        .keys
+        .as_deref()
+        .map_or(0, |k| named(MessageConst::PROPERTY_KEYS, k))
+        + outgoing
+            .tag
+            .as_deref()
+            .map_or(0, |t| named(MessageConst::PROPERTY_TAGS, t))
+        + named(MessageConst::PROPERTY_WAIT_STORE_MSG_OK, "true")
+        + outgoing
+            .properties
+            .iter()
+            .map(|(n, v)| named(n, v))
+            .sum::<usize>()
+        + named(UNIQ_KEY, message_id);
+    let body = &outgoing.body;
+    let total = HEADER + body.len() + properties_len;
+    let mut out = Vec::with_capacity(total);
+    out.put_i32(total as i32);
+    out.put_i32(0);
+    out.put_i32(0);
+    out.put_i32(0);
+    out.put_i32(body.len() as i32);
+    out.put_slice(body);
+    out.put_i16(properties_len as i16);
+    let mut property = |name: &str, value: &str| {
+        out.put_slice(name.as_bytes());
+        out.put_u8(NAME_VALUE_SEPARATOR);
+        out.put_slice(value.as_bytes());
+        out.put_u8(PROPERTY_SEPARATOR);
+    };
+    if let Some(keys) = &outgoing.keys {
+        property(MessageConst::PROPERTY_KEYS, keys);
+    }
+    if let Some(tag) = &outgoing.tag {
+        property(MessageConst::PROPERTY_TAGS, tag);
+    }
+    property(MessageConst::PROPERTY_WAIT_STORE_MSG_OK, "true");
+    for (name, value) in &outgoing.properties {
+        property(name, value);
+    }
+    property(UNIQ_KEY, message_id);
+    debug_assert_eq!(out.len(), total);
+    out.into_boxed_slice()
 }
 
 /// Builds the RocketMQ message. Properties go into the map directly: the
@@ -482,4 +595,100 @@ pub fn describe(queue: &MessageQueue) -> String {
         queue.broker_name(),
         queue.queue_id()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use rocketmq_protocol::common::message::message_decoder::{decode_messages, encode_messages};
+
+    use super::*;
+
+    fn outgoing(offset: i64, keys: Option<&str>, tag: Option<&str>) -> OutgoingMessage {
+        OutgoingMessage {
+            body: Bytes::from(format!("value of record {offset}")),
+            keys: keys.map(str::to_string),
+            tag: tag.map(str::to_string),
+            properties: vec![
+                ("KAFKA_OFFSET".into(), offset.to_string()),
+                ("h\u{e9}ader".into(), "v\u{e4}lue".into()),
+            ],
+        }
+    }
+
+    fn id(offset: i64) -> String {
+        format!("{offset:032X}")
+    }
+
+    fn properties(message: &Message) -> HashMap<String, String> {
+        message
+            .properties()
+            .as_map()
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+    }
+
+    /// The direct encoding decodes, with the client's own decoder, to what
+    /// the client would have encoded from `to_message` plus the id, in order.
+    #[test]
+    fn batch_body_decodes_to_the_client_messages() {
+        let messages = [
+            (7, outgoing(7, Some("k1 k2"), Some("tag"))),
+            (8, outgoing(8, None, None)),
+            (9, outgoing(9, Some("k"), None)),
+        ];
+        let envelopes: Vec<Envelope> = messages
+            .iter()
+            .map(|(offset, m)| {
+                Envelope::new(
+                    PartitionId::new("orders", 3),
+                    *offset,
+                    m,
+                    &id(*offset),
+                    None,
+                )
+            })
+            .collect();
+        let batch = build_batch("target", envelopes.iter()).expect("batch");
+        assert_eq!(batch.final_message.topic().as_str(), "target");
+        assert!(
+            batch
+                .final_message
+                .properties()
+                .as_map()
+                .get(UNIQ_KEY)
+                .is_none()
+        );
+        let mut body = batch.final_message.get_body().expect("body").clone();
+        let expected: Vec<Message> = messages
+            .iter()
+            .map(|(offset, m)| {
+                let mut message = to_message("target", m);
+                message.properties_mut().as_map_mut().insert(
+                    CheetahString::from_static_str(UNIQ_KEY),
+                    CheetahString::from(id(*offset)),
+                );
+                message
+            })
+            .collect();
+        assert_eq!(body.len(), encode_messages(&expected).len());
+        assert_eq!(
+            body.len(),
+            envelopes.iter().map(Envelope::size).sum::<usize>()
+        );
+        let decoded = decode_messages(&mut body);
+        assert_eq!(decoded.len(), expected.len());
+        for (got, want) in decoded.iter().zip(&expected) {
+            assert_eq!(got.get_body(), want.get_body());
+            assert_eq!(properties(got), properties(want));
+            assert_eq!(got.flag(), want.flag());
+        }
+    }
+
+    #[test]
+    fn empty_batch_is_refused() {
+        assert!(build_batch("target", std::iter::empty()).is_err());
+    }
 }

@@ -322,6 +322,9 @@ pub async fn with_reader<T, E: From<ReadError>>(
     result
 }
 
+/// RocketMQ's response code for a key query that found no message.
+const QUERY_NOT_FOUND: &str = "CODE: 208 ";
+
 /// Messages of `topic` whose `KEYS` index holds `key` (the broker's key
 /// index, as `mqadmin queryMsgByKey` and the console use it).
 pub async fn query_by_key(
@@ -337,10 +340,20 @@ pub async fn query_by_key(
     };
     // The client's own timeout for this call is minutes; bound it here.
     let query = producer.query_message(topic, key, 64, 0, u64::MAX / 2);
-    let found = tokio::time::timeout(Duration::from_secs(30), query)
+    let answer = tokio::time::timeout(Duration::from_secs(30), query)
         .await
-        .map_err(|_| failed(format!("key query for `{key}`: no answer")))?
-        .map_err(|e| failed(format!("key query for `{key}`: {}", failure_text(&e))))?;
+        .map_err(|_| failed(format!("key query for `{key}`: no answer")))?;
+    let found = match answer {
+        Ok(found) => found,
+        // The broker answers "nothing found" as an error with this code.
+        Err(error) if failure_text(&error).contains(QUERY_NOT_FOUND) => return Ok(Vec::new()),
+        Err(error) => {
+            return Err(failed(format!(
+                "key query for `{key}`: {}",
+                failure_text(&error)
+            )));
+        }
+    };
     Ok(found
         .message_list()
         .iter()

@@ -348,6 +348,13 @@ async fn unstored<'a>(
                         queue = %describe(queue), found, resending = rest.len(),
                         "a failed send was stored all the same; not sending those records again"
                     );
+                } else if let Some(first) = rest.first() {
+                    // The record to look for if a duplicate shows up later.
+                    tracing::info!(
+                        queue = %describe(queue), resending = rest.len(),
+                        first_record = %format!("{}@{}", first.partition, first.offset),
+                        "a failed send is not in the queue after two reads; sending it again"
+                    );
                 }
                 return rest;
             }

@@ -394,16 +394,15 @@ fn to_read_message(queue_id: i32, message: &MessageExt) -> ReadMessage {
             .find(|(n, _)| n.as_str() == name)
             .map(|(_, v)| v.to_string())
     };
-    let mut properties: Vec<(String, String)> = props
-        .iter()
-        .filter(|(name, _)| !STRING_HASH_SET.contains(name.as_str()))
+    let properties = stored_message(message)
+        .properties
+        .into_iter()
         .map(|(n, v)| (n.to_string(), v.to_string()))
         .collect();
-    properties.sort();
     ReadMessage {
         queue_id,
         queue_offset: message.queue_offset(),
-        uniq_key: get("UNIQ_KEY"),
+        uniq_key: uniq_key(message),
         keys: get("KEYS"),
         tags: get("TAGS"),
         store_timestamp: message.store_timestamp(),

@@ -19,6 +19,8 @@
 #   BRIDGE_BROKER_AUTH_USER [unset]   USER:PASSWORD: the RocketMQ broker requires
 #       authentication (ACL 2.0), with this one user
 #   BRIDGE_BROKERS_DIR [<repo>/.brokers]   logs, pid files and the RocketMQ store
+#   BRIDGE_BROKER_FILE_MB [1024]   size of each RocketMQ commit-log file in MiB (the broker
+#       allocates it whole; its index files are scaled with it). The tests use 64.
 #   BRIDGE_CACHE_DIR [${XDG_CACHE_HOME:-$HOME/.cache}/kafka-rocketmq-bridge]   installed brokers, reused
 set -euo pipefail
 
@@ -43,6 +45,11 @@ NAMESRV_BIN=$ROCKETMQ_ROOT/bin/rocketmq-namesrv-rust
 BROKER_BIN=$ROCKETMQ_ROOT/bin/rocketmq-broker-rust
 BROKER_NAME=broker-a
 READY_TIMEOUT=${BRIDGE_BROKER_READY_TIMEOUT:-60}
+FILE_MB=${BRIDGE_BROKER_FILE_MB:-1024}
+# rocketmq-rust refuses every write once its disk is more than 90% used
+# (diskSpaceWarningLevelRatio, which it caps at 90), counting space reserved
+# for root as used: (total - available) / total.
+DISK_REFUSAL_PERCENT=90
 
 log() { printf '[brokers] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -171,7 +178,30 @@ brokerId = 0
 storePathRootDir = "$store"
 haListenAddress = "127.0.0.1"
 haListenPort = $BROKER_HA_PORT
+mappedFileSizeCommitLog = $((FILE_MB * 1024 * 1024))
+maxHashSlotNum = $((5000000 * FILE_MB / 1024))
+maxIndexNum = $((20000000 * FILE_MB / 1024))
+# A full disk must stop writes, never delete stored messages early.
+cleanFileForciblyEnable = false
 TOML
+}
+
+# The RocketMQ broker's view of the disk holding $1: percent used.
+disk_used_percent() {
+    df -P -B1 "$1" | awk 'NR == 2 { printf "%d", ($2 - $4) * 100 / $2 }'
+}
+
+# Fails early, with the reason, where the broker would start but refuse
+# every send (each send would fail with "Broker operation failed").
+check_disk() {
+    local dir=$1 used
+    used=$(disk_used_percent "$dir") || return 0
+    if [ "$used" -ge "$DISK_REFUSAL_PERCENT" ]; then
+        die "the disk holding $dir is $used% used (df: size minus available); the RocketMQ broker refuses every write above $DISK_REFUSAL_PERCENT%. Free space there (e.g. old target/ directories), or set BRIDGE_BROKERS_DIR to a roomier disk"
+    fi
+    if [ "$used" -ge $((DISK_REFUSAL_PERCENT - 5)) ]; then
+        log "warning: the disk holding $dir is $used% used; the RocketMQ broker refuses every write above $DISK_REFUSAL_PERCENT%"
+    fi
 }
 
 launch() {
@@ -203,6 +233,7 @@ launch() {
             ;;
         broker)
             write_broker_config
+            check_disk "$STATE_DIR/rocketmq-store"
             ROCKETMQ_HOME=$STATE_DIR/rocketmq-home setsid "$BROKER_BIN" -c "$STATE_DIR/broker.toml" \
                 >>"$out" 2>&1 </dev/null &
             ;;

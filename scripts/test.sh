@@ -18,6 +18,9 @@ export BRIDGE_KAFKA_PORT=${BRIDGE_TEST_KAFKA_PORT:-29092}
 export BRIDGE_NAMESRV_PORT=${BRIDGE_TEST_NAMESRV_PORT:-29876}
 export BRIDGE_BROKER_PORT=${BRIDGE_TEST_BROKER_PORT:-30911}
 export BRIDGE_BROKERS_DIR=${BRIDGE_TEST_BROKERS_DIR:-$REPO/target/test-brokers}
+# Small RocketMQ store files: the tests run several brokers at once, and the
+# broker refuses every write once its disk is 90% used.
+export BRIDGE_BROKER_FILE_MB=${BRIDGE_BROKER_FILE_MB:-128}
 # What the integration tests connect to, and how they restart a broker.
 export BRIDGE_TEST_KAFKA=127.0.0.1:$BRIDGE_KAFKA_PORT
 export BRIDGE_TEST_NAMESRV=127.0.0.1:$BRIDGE_NAMESRV_PORT
@@ -55,7 +58,7 @@ if [[ $broker_status == *stopped* ]]; then
 fi
 "$HERE/brokers.sh" status
 
-step "cargo test"
+step "cargo test ($(df -P -B1 . | awk 'NR == 2 { printf "disk: %.0f GiB available, %d%% used as the RocketMQ broker counts it", $4 / 2^30, ($2 - $4) * 100 / $2 }'))"
 cargo test --locked "$@"
 
 if [ $# -eq 0 ]; then

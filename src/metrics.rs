@@ -177,6 +177,8 @@ pub fn error_kind(text: &str) -> &'static str {
         "credentials"
     } else if text.contains("not as send_ok") {
         "not_send_ok"
+    } else if text.contains("service_not_available") {
+        "broker_not_writable"
     } else if text.contains("busy") || text.contains("flow control") {
         "broker_busy"
     } else if text.contains("no answer") || text.contains("timeout") || text.contains("timed out") {
@@ -198,6 +200,12 @@ mod tests {
     #[test]
     fn error_kinds_are_a_small_fixed_set() {
         assert_eq!(error_kind("no answer within 5000ms"), "timeout");
+        assert_eq!(
+            error_kind(
+                "Broker operation failed (broker response code 14 SERVICE_NOT_AVAILABLE: the broker is not writable)"
+            ),
+            "broker_not_writable"
+        );
         assert_eq!(
             error_kind("transport.connection.failed: Connection refused"),
             "connection"

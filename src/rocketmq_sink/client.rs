@@ -71,8 +71,6 @@ impl Drop for RocketMqRuntime {
     }
 }
 
-/// The full text of a client error. `ClientError`'s Display hides the cause,
-/// so walk the source chain.
 /// Broker answer `NO_PERMISSION`: the credentials are wrong, or the user
 /// may not do this.
 const NO_PERMISSION: i32 = 16;
@@ -106,8 +104,17 @@ pub fn failure_text(error: &ClientError) -> String {
     }
 }
 
+/// The full text of a client error. `ClientError`'s Display hides the cause,
+/// so walk the source chain; and it hides the broker's response code, the
+/// one clue to why a broker refused a request, so add it.
 pub fn error_text(error: &ClientError) -> String {
     let mut text = error.to_string();
+    if let Some(code) = error.broker_response_code() {
+        text.push_str(&format!(
+            " (broker response code {code}{})",
+            code_name(code)
+        ));
+    }
     let mut source = error.source();
     while let Some(cause) = source {
         let cause_text = cause.to_string();
@@ -118,4 +125,39 @@ pub fn error_text(error: &ClientError) -> String {
         source = cause.source();
     }
     text
+}
+
+/// Names of the broker response codes a send or read can meet, as RocketMQ's
+/// `ResponseCode` spells them, with what they usually mean.
+fn code_name(code: i32) -> &'static str {
+    match code {
+        1 => " SYSTEM_ERROR",
+        2 => " SYSTEM_BUSY: the broker sheds load",
+        13 => " MESSAGE_ILLEGAL",
+        14 => " SERVICE_NOT_AVAILABLE: the broker is not writable, e.g. its disk is over 90% used",
+        16 => " NO_PERMISSION",
+        17 => " TOPIC_NOT_EXIST",
+        208 => " QUERY_NOT_FOUND",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_text_names_the_broker_response_code() {
+        let refused = ClientError::broker_operation_failed("SEND_MESSAGE", 14, "disk full");
+        let text = error_text(&refused);
+        assert!(text.contains("Broker operation failed"), "{text}");
+        assert!(
+            text.contains("broker response code 14 SERVICE_NOT_AVAILABLE"),
+            "{text}"
+        );
+        let unknown = ClientError::broker_operation_failed("SEND_MESSAGE", 999, "");
+        assert!(error_text(&unknown).ends_with("(broker response code 999)"));
+        let no_code = ClientError::timeout("send", 3000);
+        assert!(!error_text(&no_code).contains("response code"));
+    }
 }

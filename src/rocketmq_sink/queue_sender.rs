@@ -303,7 +303,10 @@ async fn send_until_stored(context: &SenderContext, queue: &MessageQueue, batch:
 /// Whether a failed send may have been written all the same: anything but
 /// an answer that says the broker did not take it.
 fn may_have_been_stored(kind: &str) -> bool {
-    !matches!(kind, "broker_busy" | "route" | "credentials")
+    !matches!(
+        kind,
+        "broker_busy" | "broker_not_writable" | "route" | "credentials"
+    )
 }
 
 /// The part of `pending` that is not in `queue` yet, read back from the

@@ -594,6 +594,9 @@ impl OwnBrokers {
             ("BRIDGE_NAMESRV_PORT".into(), namesrv_port.to_string()),
             ("BRIDGE_BROKER_PORT".into(), broker_port.to_string()),
             ("BRIDGE_BROKERS_DIR".into(), dir.display().to_string()),
+            // Several tests run brokers at once: small store files keep them
+            // from filling the disk, where the broker refuses every write.
+            ("BRIDGE_BROKER_FILE_MB".into(), "64".into()),
         ];
         env.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let brokers = OwnBrokers {
@@ -650,7 +653,7 @@ fn brokers_script_path() -> PathBuf {
 
 impl Drop for OwnBrokers {
     fn drop(&mut self) {
-        // Stops the brokers and deletes the RocketMQ store (about 1.5 GB).
+        // Stops the brokers and deletes the RocketMQ store.
         let _ = self.script().arg("clean").output();
     }
 }

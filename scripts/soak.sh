@@ -44,6 +44,8 @@
 #   BRIDGE_SOAK_PROXY_PORT [39990]   fault-proxy's command port; its Kafka and
 #       name server routes listen on the Kafka and name server ports + 1
 #   BRIDGE_SOAK_BROKERS_DIR [target/soak-brokers-<kafka port>]   deleted on exit
+#   BRIDGE_SOAK_KEEP_BROKERS [0]     1: leave the brokers running with their data and
+#       full logs, to look into a failed run (then: brokers.sh clean with the same env)
 #   BRIDGE_SOAK_DIR [target/soak/<UTC start time>]   config, logs, reports (kept)
 #   CARGO_TARGET_DIR [~/.cache/kafka-rocketmq-bridge/bench-target]   shared with scripts/bench.sh
 set -euo pipefail
@@ -157,7 +159,9 @@ cleanup() {
     if [ "$status" != 0 ] || [ "$result_known" = 0 ]; then
         show_logs
     fi
-    if [ "$brokers_started" = 1 ]; then
+    if [ "$brokers_started" = 1 ] && [ "${BRIDGE_SOAK_KEEP_BROKERS:-0}" = 1 ]; then
+        step "leaving the soak brokers running (BRIDGE_SOAK_KEEP_BROKERS=1): Kafka 127.0.0.1:$BRIDGE_KAFKA_PORT, name server 127.0.0.1:$BRIDGE_NAMESRV_PORT, data and logs in $BRIDGE_BROKERS_DIR"
+    elif [ "$brokers_started" = 1 ]; then
         step "stopping the soak brokers and deleting their data ($BRIDGE_BROKERS_DIR)"
         "$HERE/brokers.sh" clean >>"$BROKERS_LOG" 2>&1 || log "brokers.sh clean failed; see $BROKERS_LOG" >&2
     fi

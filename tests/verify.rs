@@ -289,6 +289,9 @@ async fn duplicates_after_a_kill_still_match_and_are_counted() {
                 "{copy:#}"
             );
             assert!(copy["at"]["queue_offset"].as_i64().is_some(), "{copy:#}");
+            // Stored by this test's restart, not at the epoch.
+            let stored = copy["at"]["store_timestamp_ms"].as_i64().unwrap_or(0);
+            assert!(stored > 1_700_000_000_000, "{copy:#}");
         }
     }
     assert_eq!(

@@ -29,6 +29,9 @@ pub struct QueuePosition {
     pub queue: i32,
     pub queue_offset: i64,
     pub msg_id: Option<String>,
+    /// When the broker stored it (ms since the epoch): ties a duplicate
+    /// to the incident that caused it.
+    pub store_timestamp_ms: i64,
 }
 
 impl std::fmt::Display for QueuePosition {
@@ -40,6 +43,13 @@ impl std::fmt::Display for QueuePosition {
         )?;
         if let Some(id) = &self.msg_id {
             write!(f, " (msgId {id})")?;
+        }
+        if let Some(stored) = chrono::DateTime::from_timestamp_millis(self.store_timestamp_ms) {
+            write!(
+                f,
+                ", stored {}",
+                stored.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            )?;
         }
         Ok(())
     }
@@ -181,6 +191,7 @@ fn position(queue: &MessageQueue, message: &MessageExt) -> QueuePosition {
         queue: queue.queue_id(),
         queue_offset: message.queue_offset(),
         msg_id: uniq_key(message),
+        store_timestamp_ms: message.store_timestamp(),
     }
 }
 

@@ -323,7 +323,7 @@ async fn unstored<'a>(
     let mut settled = false;
     loop {
         match stored_in_queue(check, queue, &pending).await {
-            Ok(stored) if stored.len() < pending.len() && !settled => {
+            Ok((stored, _)) if stored.len() < pending.len() && !settled => {
                 // The failed request may still be on its way: held by a
                 // network that just healed, or waiting in the broker's send
                 // queue while this read went through its pull queue. Either
@@ -332,7 +332,7 @@ async fn unstored<'a>(
                 settled = true;
                 tokio::time::sleep(SETTLE_BEFORE_RESEND).await;
             }
-            Ok(stored) => {
+            Ok((stored, queue_end)) => {
                 let before = pending.len();
                 let rest: Vec<&Envelope> = pending
                     .into_iter()
@@ -352,10 +352,13 @@ async fn unstored<'a>(
                         "a failed send was stored all the same; not sending those records again"
                     );
                 } else if let Some(first) = rest.first() {
-                    // The record to look for if a duplicate shows up later.
+                    // The record to look for if a duplicate shows up later;
+                    // a copy of it below `queue_end` would mean the read
+                    // missed it, at or above that it was stored after.
                     tracing::info!(
                         queue = %describe(queue), resending = rest.len(),
                         first_record = %format!("{}@{}", first.partition, first.offset),
+                        queue_end,
                         "a failed send is not in the queue after two reads; sending it again"
                     );
                 }
@@ -377,7 +380,7 @@ async fn unstored<'a>(
 }
 
 /// The (partition, offset) of each `pending` record whose copy is in
-/// `queue`. This sender is the queue's only writer and sends in order, so
+/// `queue`, and the queue's end offset read after the scan. This sender is the queue's only writer and sends in order, so
 /// a stored copy of a pending record can only be at the tail, after every
 /// earlier copy of its partition: the tail scan of exactly-once restarts
 /// finds it.
@@ -385,7 +388,7 @@ async fn stored_in_queue(
     check: &StoredCheck,
     queue: &MessageQueue,
     pending: &[&Envelope],
-) -> Result<std::collections::HashSet<(PartitionId, i64)>, ReadError> {
+) -> Result<(std::collections::HashSet<(PartitionId, i64)>, i64), ReadError> {
     let mut first_pending: BTreeMap<&PartitionId, i64> = BTreeMap::new();
     for envelope in pending {
         let first = first_pending
@@ -404,16 +407,19 @@ async fn stored_in_queue(
         "{}{STORED_CHECK_GROUP_SUFFIX}",
         check.rocketmq.producer_group
     );
-    let found = with_reader(&check.rocketmq, &group, async |reader| {
+    let (found, queue_end) = with_reader(&check.rocketmq, &group, async |reader| {
         // The reader learns where the queue lives from the topic's route.
         reader.queues(queue.topic_str()).await?;
-        scan_queue_tail(reader, queue, &wanted, check.window).await
+        let found = scan_queue_tail(reader, queue, &wanted, check.window).await?;
+        let (_, queue_end) = reader.offsets(queue).await?;
+        Ok((found, queue_end))
     })
     .await?;
-    Ok(found
+    let stored = found
         .into_iter()
         .map(|(index, offset)| (wanted[index].partition.clone(), offset))
-        .collect())
+        .collect();
+    Ok((stored, queue_end))
 }
 
 /// Counters, gauges and latencies for a stored batch.

@@ -26,6 +26,17 @@ use crate::config::RocketMqConfig;
 use crate::mapping::{self, SourceRecord, StoredMessage, UnmapError};
 use crate::rocketmq_sink::{RocketMqRuntime, failure_text};
 
+/// Whether a pull at `at` that says the next one starts at `next` handed
+/// over exactly the messages in between, with no gap.
+fn answers_exactly(found: &[MessageExt], at: i64, next: i64) -> bool {
+    next > at
+        && found.len() as i64 == next - at
+        && found
+            .iter()
+            .zip(at..)
+            .all(|(message, offset)| message.queue_offset() == offset)
+}
+
 /// One stored message.
 #[derive(Debug, Clone)]
 pub struct ReadMessage {
@@ -76,6 +87,11 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(1);
 /// Messages asked for per pull; the broker may return fewer.
 const PULL_BATCH: i32 = 256;
+/// A pull below the queue's end that finds nothing (the broker answers
+/// "not found" or "retry" while it is busy) is asked again this often...
+const EMPTY_ANSWER_RETRIES: u32 = 5;
+/// ...after this times the number of empty answers so far.
+const EMPTY_ANSWER_BACKOFF: Duration = Duration::from_millis(100);
 /// Pulls of one queue in flight at once. A broker answers a pull with at
 /// most 32 messages from memory (`maxTransferCountOnMessageInMemory`), so
 /// one pull at a time is bound by round trips; the next ones go out at the
@@ -160,6 +176,12 @@ impl TopicReader {
 
     /// Like [`TopicReader::scan_queue`], handing over each message as the
     /// client decoded it, for callers that need only a property or two.
+    ///
+    /// `to` must not exceed the queue's end as [`TopicReader::offsets`]
+    /// gave it: every offset below it holds a message, so a pull that finds
+    /// none there is asked again, and then an error. Ending the scan early
+    /// instead would report stored messages as absent, which makes the
+    /// sender's check re-send records already stored.
     pub async fn scan_queue_with(
         &self,
         queue: &MessageQueue,
@@ -172,6 +194,7 @@ impl TopicReader {
         let mut stride: Option<i64> = None;
         let mut ahead = FuturesOrdered::new();
         let mut next_pull = from;
+        let mut empty_answers = 0u32;
         while expected < to {
             if ahead.is_empty() {
                 next_pull = expected;
@@ -190,17 +213,39 @@ impl TopicReader {
                 continue;
             }
             let pulled = pulled?;
-            if *pulled.pull_status() != PullStatus::Found {
-                break;
+            let next = pulled.next_begin_offset() as i64;
+            let found = pulled.msg_found_list().unwrap_or_default();
+            match pulled.pull_status() {
+                PullStatus::Found if answers_exactly(found, at, next) => empty_answers = 0,
+                // Retention removed messages since `offsets`: go on from
+                // the first one the broker still holds.
+                PullStatus::OffsetIllegal if next > at => {
+                    expected = next;
+                    ahead = FuturesOrdered::new();
+                    continue;
+                }
+                status => {
+                    // Not found, retry, or an answer with a gap in it.
+                    empty_answers += 1;
+                    if empty_answers > EMPTY_ANSWER_RETRIES {
+                        return Err(self.failed(
+                            queue.topic_str(),
+                            format!(
+                                "pull at offset {at} of queue {}: the broker answered {status:?} \
+                                 {empty_answers} times, though the queue holds messages up to offset {to}",
+                                queue.queue_id()
+                            ),
+                        ));
+                    }
+                    tokio::time::sleep(EMPTY_ANSWER_BACKOFF * empty_answers).await;
+                    ahead = FuturesOrdered::new();
+                    continue;
+                }
             }
-            for message in pulled.msg_found_list().unwrap_or_default().iter() {
+            for message in found.iter() {
                 if message.queue_offset() < to {
                     visit(message);
                 }
-            }
-            let next = pulled.next_begin_offset() as i64;
-            if next <= at {
-                break;
             }
             if stride != Some(next - at) {
                 // The pulls ahead were placed for another answer size.
@@ -408,5 +453,32 @@ fn to_read_message(queue_id: i32, message: &MessageExt) -> ReadMessage {
         store_timestamp: message.store_timestamp(),
         body: message.body().map(|b| b.to_vec()).unwrap_or_default(),
         properties,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at_offsets(offsets: impl IntoIterator<Item = i64>) -> Vec<MessageExt> {
+        offsets
+            .into_iter()
+            .map(|offset| {
+                let mut message = MessageExt::default();
+                message.set_queue_offset(offset);
+                message
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_pull_answer_counts_only_when_it_covers_its_range_without_gaps() {
+        assert!(answers_exactly(&at_offsets(10..14), 10, 14));
+        // Empty, short, gapped, or not moving on: asked again.
+        assert!(!answers_exactly(&[], 10, 10));
+        assert!(!answers_exactly(&[], 10, 14));
+        assert!(!answers_exactly(&at_offsets(10..13), 10, 14));
+        assert!(!answers_exactly(&at_offsets([10, 11, 13, 14]), 10, 14));
+        assert!(!answers_exactly(&at_offsets(11..15), 10, 14));
     }
 }

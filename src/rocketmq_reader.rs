@@ -128,7 +128,7 @@ impl TopicReader {
         })
     }
 
-    fn failed(&self, topic: &str, cause: String) -> ReadError {
+    pub fn failed(&self, topic: &str, cause: String) -> ReadError {
         ReadError {
             topic: topic.to_string(),
             name_server: self.name_server.clone(),

@@ -111,5 +111,27 @@ async fn create_with(
             request.queues, request.cluster
         ));
     }
+    lines.push(create_fence_topic(admin, config, request).await?);
     Ok(lines)
+}
+
+/// The bridge's own fence topic (`rocketmq_sink::fence`): one queue per
+/// broker is all it needs.
+async fn create_fence_topic(
+    admin: &RocketMqAdmin,
+    config: &BridgeConfig,
+    request: &CreateRequest,
+) -> Result<String, RocketMqAdminError> {
+    let topic = &config.rocketmq.fence_topic;
+    let existing = admin.queue_counts(std::slice::from_ref(topic)).await?;
+    if let Some((_, Some(queues))) = existing.into_iter().next() {
+        return Ok(format!(
+            "rocketmq  {topic}: exists with {queues} queues, left as is (the bridge's fence topic)"
+        ));
+    }
+    admin.create_topic(topic, 1, &request.cluster).await?;
+    Ok(format!(
+        "rocketmq  {topic}: created with 1 queue on cluster {} (the bridge's fence topic)",
+        request.cluster
+    ))
 }

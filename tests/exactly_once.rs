@@ -25,6 +25,25 @@ fn restart_scans(logs: &str) -> Vec<(u64, u64)> {
         .collect()
 }
 
+/// Each restart-scan and re-send log line, as logged.
+fn scan_lines(logs: &str) -> Vec<String> {
+    logs.lines()
+        .filter(|line| {
+            line.contains("read the target queues' tails")
+                || line.contains("sending it again")
+                || line.contains("partitions assigned")
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+fn now_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default()
+}
+
 async fn kill_restarts_leave_exactly_one_copy(ordering: &str) {
     let total: i64 = 100_000;
     let brokers = brokers();
@@ -55,6 +74,9 @@ async fn kill_restarts_leave_exactly_one_copy(ordering: &str) {
         .map(|k| total * (k * 20 + (seed * 7 * k) % 15) / 100)
         .collect();
     let mut scans = Vec::new();
+    // What a failure needs to be traced: each instance's restart-scan and
+    // re-send lines, and when each kill happened.
+    let mut trail = Vec::new();
     for point in &kills {
         let bridge = BridgeProcess::start(file.path());
         let seen = reader
@@ -62,6 +84,8 @@ async fn kill_restarts_leave_exactly_one_copy(ordering: &str) {
             .await;
         assert!(seen >= *point, "stalled before {point}: {}", bridge.logs());
         scans.extend(restart_scans(&bridge.logs()));
+        trail.extend(scan_lines(&bridge.logs()));
+        trail.push(format!("kill -9 at {} ms", now_ms()));
         bridge.kill9();
     }
     let mut bridge = BridgeProcess::start(file.path());
@@ -75,6 +99,7 @@ async fn kill_restarts_leave_exactly_one_copy(ordering: &str) {
         _ => messages,
     };
     scans.extend(restart_scans(&bridge.logs()));
+    trail.extend(scan_lines(&bridge.logs()));
     reader.close().await;
 
     let mut copies: BTreeMap<(String, i32, i64), usize> = BTreeMap::new();
@@ -83,11 +108,28 @@ async fn kill_restarts_leave_exactly_one_copy(ordering: &str) {
     }
     let extra: Vec<_> = copies.iter().filter(|(_, n)| **n > 1).take(5).collect();
     assert_eq!(copies.len() as i64, total, "records missing");
+    let first_copies: Vec<String> = extra
+        .first()
+        .map(|(first, _)| {
+            messages
+                .iter()
+                .filter(|m| coordinates(m) == **first)
+                .map(|m| {
+                    format!(
+                        "queue {} offset {} stored at {} ms",
+                        m.queue_id, m.queue_offset, m.store_timestamp
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     assert!(
         extra.is_empty(),
-        "{} copies of {total} records after {} kills; first duplicated: {extra:?}",
+        "{} copies of {total} records after {} kills; first duplicated: {extra:?}; \
+         its copies: {first_copies:?}; trail:\n{}",
         messages.len(),
-        kills.len()
+        kills.len(),
+        trail.join("\n")
     );
     let groups = match ordering {
         "key_hash" => assert_ordered_by(&messages, |r| {

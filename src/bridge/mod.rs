@@ -29,6 +29,7 @@ use crate::health::{Heartbeat, Readiness, stuck_after};
 use crate::kafka_source::consumer::{self, BridgeConsumer};
 use crate::kafka_source::{self, start_position};
 use crate::mapping::{MappingRules, Rejection};
+use crate::rocketmq_sink::fence::Fence;
 use crate::rocketmq_sink::queue_sender::{
     self, Envelope, SendCounters, SenderSettings, SenderShared, StoredCheck,
 };
@@ -141,10 +142,16 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
         .map_err(|e| StartError(e.to_string()))?;
         plans.push((mapping.clone(), queues));
     }
+    let producer = Arc::new(producer);
+    let fence = Arc::new(Fence::new(
+        Arc::clone(&producer),
+        &config.rocketmq.fence_topic,
+        config.rocketmq.send_timeout.0,
+    ));
     let sender_context = SenderShared {
         readiness: Arc::clone(&readiness),
         status: Arc::clone(&status),
-        producer: Arc::new(producer),
+        producer,
         checkpoints: Arc::clone(&checkpoints),
         counters: Arc::new(SendCounters::default()),
         settings: SenderSettings {
@@ -157,6 +164,7 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
             Arc::new(StoredCheck {
                 rocketmq: config.rocketmq.clone(),
                 window: settings.restart_scan_window.0,
+                fence: Arc::clone(&fence),
             })
         }),
     };
@@ -271,6 +279,7 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
         restart_scan: settings.exactly_once_restarts.then(|| RestartScan {
             rocketmq: config.rocketmq.clone(),
             window: settings.restart_scan_window.0,
+            fence: Arc::clone(&fence),
         }),
     });
     let stop = dispatcher.run(&mut shutdown).await;

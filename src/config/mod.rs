@@ -170,6 +170,10 @@ pub struct RocketMqConfig {
     /// Where message ids (UNIQ_KEY) come from.
     #[serde(default)]
     pub message_ids: MessageIds,
+    /// The bridge's own topic for write fences (`rocketmq_sink::fence`):
+    /// nobody consumes it; `create-topics` creates it.
+    #[serde(default = "default_fence_topic")]
+    pub fence_topic: String,
 }
 
 /// How each copied message gets its id.
@@ -616,6 +620,10 @@ fn default_producer_group() -> String {
 
 fn default_max_message_size() -> ByteSize {
     ByteSize(4 << 20)
+}
+
+fn default_fence_topic() -> String {
+    "kafka_rocketmq_bridge_fence".to_string()
 }
 
 fn default_send_timeout() -> HumanDuration {

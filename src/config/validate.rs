@@ -171,6 +171,14 @@ fn validate_rocketmq(rocketmq: &RocketMqConfig, problems: &mut Problems) {
             "must be 1-255 characters from letters, digits, `%`, `|`, `_` and `-`",
         );
     }
+    if !is_legal_rocketmq_topic(&rocketmq.fence_topic) {
+        problems.push(
+            &[key("rocketmq"), key("fence_topic")],
+            "must be 1-127 characters from letters, digits, `%`, `|`, `_` and `-`",
+        );
+    } else if let Some(reason) = reserved_rocketmq_topic(&rocketmq.fence_topic) {
+        problems.push(&[key("rocketmq"), key("fence_topic")], reason);
+    }
     // Each credential may come directly or from its *_file key (read later).
     let given = |value: bool, file: bool, name: &'static str| match (value, file) {
         (true, _) => Some(name),

@@ -3,6 +3,7 @@
 
 mod admin;
 mod client;
+pub mod fence;
 mod producer;
 pub mod queue_sender;
 

@@ -26,6 +26,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use super::client::failure_text;
+use super::fence::Fence;
 use crate::already_stored::{Wanted, scan_queue_tail};
 use crate::checkpoint::{Checkpoints, PartitionId};
 use crate::config::RocketMqConfig;
@@ -149,6 +150,9 @@ pub struct StoredCheck {
     pub rocketmq: RocketMqConfig,
     /// How far back (store time) the queue's tail is read at most.
     pub window: Duration,
+    /// Written on the queue's broker before each read, so that a copy the
+    /// broker stored is readable when the read looks for it.
+    pub fence: Arc<Fence>,
 }
 
 /// How long a sender waits, once its queue can be read again and the
@@ -410,6 +414,7 @@ async fn stored_in_queue(
     let (found, queue_end) = with_reader(&check.rocketmq, &group, async |reader| {
         // The reader learns where the queue lives from the topic's route.
         reader.queues(queue.topic_str()).await?;
+        check.fence.pass(reader, queue.broker_name()).await?;
         let found = scan_queue_tail(reader, queue, &wanted, check.window).await?;
         let (_, queue_end) = reader.offsets(queue).await?;
         Ok((found, queue_end))

@@ -16,6 +16,7 @@ use crate::checkpoint::PartitionId;
 use crate::config::{Ordering, RocketMqConfig};
 use crate::kafka_source::consumer::{self, BridgeConsumer};
 use crate::rocketmq_reader::{ReadError, with_reader};
+use crate::rocketmq_sink::fence::Fence;
 
 /// The group the tail reader pulls as; it never commits anything.
 const READER_GROUP_SUFFIX: &str = "-restart-scan";
@@ -27,6 +28,9 @@ const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
 pub(in crate::bridge) struct RestartScan {
     pub rocketmq: RocketMqConfig,
     pub window: Duration,
+    /// Written on each broker before its queues are read: what a killed
+    /// instance's last sends stored must be readable by then.
+    pub fence: Arc<Fence>,
 }
 
 /// One queue to read, and the partitions whose copies may be in it.
@@ -192,6 +196,13 @@ async fn read_tails(
         let topics: BTreeSet<&str> = queues.iter().map(|q| q.queue.topic_str()).collect();
         for topic in topics {
             reader.queues(topic).await?;
+        }
+        let brokers: BTreeSet<&str> = queues
+            .iter()
+            .map(|q| q.queue.broker_name().as_str())
+            .collect();
+        for broker in brokers {
+            scan.fence.pass(reader, broker).await?;
         }
         // Every queue at once: each pull is a round trip for a few dozen messages.
         let tails = queues.iter().map(|queue| {

@@ -1,0 +1,116 @@
+//! Write fences: one small message to the bridge's own fence topic on a
+//! broker, waited for until it is readable, before the bridge decides from a
+//! queue's tail what is already stored (after a failed send, and when a
+//! restarted instance looks for copies past the committed offsets).
+//!
+//! Why: a rocketmq-rust 1.0.0 broker can store a request whose client gave
+//! up on it (the send timed out while the network held it, or the process
+//! was killed) and leave it unreadable until the next write reaches that
+//! broker. The queue then looks as if the send never happened, and the
+//! records would be sent again. A fence is that next write. A broker makes
+//! its commit log readable in order, so once the fence is readable, so is
+//! everything stored before it. Nobody consumes the fence topic.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::time::{Duration, Instant};
+
+use rocketmq_client_rust::DefaultMQProducer;
+use rocketmq_model::common::message::message_single::Message;
+
+use super::failure_text;
+use crate::rocketmq_reader::{ReadError, TopicReader};
+
+/// How long a fence may take to become readable once the broker took it.
+const READABLE_WITHIN: Duration = Duration::from_secs(10);
+const POLL_EVERY: Duration = Duration::from_millis(20);
+
+pub struct Fence {
+    producer: Arc<DefaultMQProducer>,
+    topic: String,
+    send_timeout: Duration,
+    /// Whether the missing fence topic was logged already (once per process).
+    missing_reported: AtomicBool,
+}
+
+impl Fence {
+    pub fn new(producer: Arc<DefaultMQProducer>, topic: &str, send_timeout: Duration) -> Self {
+        Fence {
+            producer,
+            topic: topic.to_string(),
+            send_timeout,
+            missing_reported: AtomicBool::new(false),
+        }
+    }
+
+    /// Writes a fence on `broker` and returns once `reader` can read it.
+    /// Without a fence topic on that broker it logs so once and returns at
+    /// once: the read that follows is then only as good as it was before.
+    pub async fn pass(&self, reader: &TopicReader, broker: &str) -> Result<(), ReadError> {
+        let queues = match reader.queues(&self.topic).await {
+            Ok(queues) => queues,
+            Err(error) if topic_missing(&error) => {
+                self.report_missing(broker);
+                return Ok(());
+            }
+            Err(error) => return Err(error),
+        };
+        let Some(queue) = queues.into_iter().find(|q| q.broker_name() == broker) else {
+            self.report_missing(broker);
+            return Ok(());
+        };
+        let message = Message::builder()
+            .topic(self.topic.as_str())
+            .body(b"fence".to_vec())
+            .build()
+            .map_err(|e| reader.failed(&self.topic, format!("fence message: {e}")))?;
+        let millis = self.send_timeout.as_millis() as u64;
+        let sent = self
+            .producer
+            .send_to_queue_with_timeout(message, queue.clone(), millis)
+            .await
+            .map_err(|e| reader.failed(&self.topic, format!("fence: {}", failure_text(&e))))?
+            .ok_or_else(|| reader.failed(&self.topic, "fence: no send result".into()))?;
+        let deadline = Instant::now() + READABLE_WITHIN;
+        loop {
+            let (_, end) = reader.offsets(&queue).await?;
+            if end > sent.queue_offset as i64 {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(reader.failed(
+                    &self.topic,
+                    format!(
+                        "fence at offset {} of broker {broker} not readable within {}s",
+                        sent.queue_offset,
+                        READABLE_WITHIN.as_secs()
+                    ),
+                ));
+            }
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    }
+
+    fn report_missing(&self, broker: &str) {
+        if !self.missing_reported.swap(true, AtomicOrdering::Relaxed) {
+            tracing::warn!(
+                fence_topic = %self.topic, broker,
+                "the fence topic has no queue on this broker: run `create-topics`. Without it, a copy \
+                 stored by a send that failed (or by a killed instance) may not be readable yet when \
+                 the bridge checks, and be sent again"
+            );
+        }
+    }
+}
+
+impl std::fmt::Debug for Fence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fence").field("topic", &self.topic).finish()
+    }
+}
+
+/// The name server has no route for the topic: it was never created.
+fn topic_missing(error: &ReadError) -> bool {
+    let cause = error.cause.to_ascii_lowercase();
+    cause.contains("route") || cause.contains("not exist") || cause.contains("no topic")
+}

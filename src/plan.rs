@@ -23,6 +23,8 @@ pub struct CheckReport {
     /// Queue counts, or why RocketMQ could not be asked.
     pub rocketmq: Result<Counts, String>,
     pub rows: Vec<PlanRow>,
+    /// The fence topic's name, when RocketMQ answered that it does not exist.
+    pub missing_fence_topic: Option<String>,
     config_path: String,
 }
 
@@ -83,6 +85,14 @@ impl CheckReport {
     /// Notes that do not stop the bridge but an operator should know.
     pub fn notes(&self) -> Vec<String> {
         let mut notes = Vec::new();
+        if let Some(topic) = &self.missing_fence_topic {
+            notes.push(format!(
+                "RocketMQ fence topic `{topic}` does not exist: the bridge runs without write fences, and a \
+                 copy stored by a send that failed may be sent again; run `kafka-rocketmq-bridge create-topics \
+                 --config {}`",
+                self.config_path
+            ));
+        }
         for row in &self.rows {
             let (Some(partitions), Some(queues)) = (row.partitions, row.queues) else {
                 continue;
@@ -195,7 +205,8 @@ pub async fn check(config: &BridgeConfig, config_path: &str, deadline: Duration)
         Err(problem) => (config, Some(problem.clone())),
     };
     let kafka_topics: Vec<String> = config.kafka_topics();
-    let rocketmq_topics: Vec<String> = config.rocketmq_topics();
+    let mut rocketmq_topics: Vec<String> = config.rocketmq_topics();
+    rocketmq_topics.push(config.rocketmq.fence_topic.clone());
     let (kafka, rocketmq) = tokio::join!(
         kafka_source::partition_counts(&config.kafka, &kafka_topics, deadline),
         rocketmq_queue_counts(config, &rocketmq_topics, deadline),
@@ -223,7 +234,13 @@ pub async fn check(config: &BridgeConfig, config_path: &str, deadline: Duration)
             ordering: m.ordering,
         })
         .collect();
+    let fence_topic = &config.rocketmq.fence_topic;
+    let missing_fence_topic = rocketmq
+        .as_ref()
+        .is_ok_and(|c| c.get(fence_topic).copied().flatten().is_none())
+        .then(|| fence_topic.clone());
     CheckReport {
+        missing_fence_topic,
         kafka_bootstrap: config.kafka.bootstrap_servers.clone(),
         name_server: config.rocketmq.name_server.clone(),
         kafka,

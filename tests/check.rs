@@ -11,11 +11,19 @@ fn check_is_ready_once_create_topics_made_both_sides() {
     let brokers = brokers();
     let kafka_topic = format!("{}.orders", unique("check"));
     let rocketmq_topic = kafka_topic.replace('.', "_");
-    let file = config_file(&config_text(
-        &brokers.kafka,
-        &brokers.name_server,
-        &[(&kafka_topic, &rocketmq_topic)],
-    ));
+    // A fence topic of its own: the shared broker has the default one.
+    let fence_topic = format!("{}_fence", unique("check"));
+    let file = config_file(
+        &config_text(
+            &brokers.kafka,
+            &brokers.name_server,
+            &[(&kafka_topic, &rocketmq_topic)],
+        )
+        .replace(
+            "rocketmq:\n",
+            &format!("rocketmq:\n  fence_topic: \"{fence_topic}\"\n"),
+        ),
+    );
     let path = file.path().to_str().unwrap();
 
     let before = run(&["check", "--config", path]);
@@ -42,6 +50,12 @@ fn check_is_ready_once_create_topics_made_both_sides() {
         "{text}"
     );
     assert!(text.contains("NOT ready"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "RocketMQ fence topic `{fence_topic}` does not exist: the bridge runs without write fences"
+        )),
+        "{text}"
+    );
 
     let created = run(&[
         "create-topics",
@@ -71,6 +85,12 @@ fn check_is_ready_once_create_topics_made_both_sides() {
         )),
         "{text}"
     );
+    assert!(
+        text.contains(&format!(
+            "rocketmq  {fence_topic}: created with 1 queue on cluster DefaultCluster (the bridge's fence topic)"
+        )),
+        "{text}"
+    );
 
     // Creating again leaves both alone.
     let again = stdout(&run(&["create-topics", "--config", path]));
@@ -90,6 +110,7 @@ fn check_is_ready_once_create_topics_made_both_sides() {
     let after = run(&["check", "--config", path]);
     let text = stdout(&after);
     assert_eq!(after.status.code(), Some(0), "{text}");
+    assert!(!text.contains("fence topic"), "{text}");
     let row = text
         .lines()
         .find(|l| l.starts_with(&kafka_topic))

@@ -171,13 +171,19 @@ fn validate_rocketmq(rocketmq: &RocketMqConfig, problems: &mut Problems) {
             "must be 1-255 characters from letters, digits, `%`, `|`, `_` and `-`",
         );
     }
-    if !is_legal_rocketmq_topic(&rocketmq.fence_topic) {
+    let fence = &rocketmq.fence_topic;
+    if !is_legal_rocketmq_topic(fence) {
         problems.push(
             &[key("rocketmq"), key("fence_topic")],
-            "must be 1-127 characters from letters, digits, `%`, `|`, `_` and `-`",
+            format!(
+                "`{fence}` is not a legal RocketMQ topic name (1-127 of letters, digits, `%`, `|`, `_`, `-`)"
+            ),
         );
-    } else if let Some(reason) = reserved_rocketmq_topic(&rocketmq.fence_topic) {
-        problems.push(&[key("rocketmq"), key("fence_topic")], reason);
+    } else if let Some(reason) = reserved_rocketmq_topic(fence) {
+        problems.push(
+            &[key("rocketmq"), key("fence_topic")],
+            format!("`{fence}` {reason}: name a topic of the bridge's own, or leave the default"),
+        );
     }
     // Each credential may come directly or from its *_file key (read later).
     let given = |value: bool, file: bool, name: &'static str| match (value, file) {

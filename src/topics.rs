@@ -125,8 +125,9 @@ async fn create_fence_topic(
     let topic = &config.rocketmq.fence_topic;
     let existing = admin.queue_counts(std::slice::from_ref(topic)).await?;
     if let Some((_, Some(queues))) = existing.into_iter().next() {
+        let plural = if queues == 1 { "" } else { "s" };
         return Ok(format!(
-            "rocketmq  {topic}: exists with {queues} queues, left as is (the bridge's fence topic)"
+            "rocketmq  {topic}: exists with {queues} queue{plural}, left as is (the bridge's fence topic)"
         ));
     }
     admin.create_topic(topic, 1, &request.cluster).await?;

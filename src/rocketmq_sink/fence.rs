@@ -109,8 +109,48 @@ impl std::fmt::Debug for Fence {
     }
 }
 
-/// The name server has no route for the topic: it was never created.
+/// The name server has no route for the topic: it was never created. (Not
+/// any error that mentions a route: "No route to host" is a network fault.)
 fn topic_missing(error: &ReadError) -> bool {
     let cause = error.cause.to_ascii_lowercase();
-    cause.contains("route") || cause.contains("not exist") || cause.contains("no topic")
+    [
+        "no route data found for topic",
+        "route.topic.not_found",
+        "topic.not_found",
+        "topic_not_exist",
+    ]
+    .iter()
+    .any(|code| cause.contains(code))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_error(cause: &str) -> ReadError {
+        ReadError {
+            topic: "kafka_rocketmq_bridge_fence".into(),
+            name_server: "127.0.0.1:9876".into(),
+            cause: cause.into(),
+        }
+    }
+
+    #[test]
+    fn only_a_missing_route_counts_as_a_missing_fence_topic() {
+        // What rocketmq-client-rust 1.0.0 says (seen against rocketmq-rust).
+        assert!(topic_missing(&read_error(
+            "core.argument.invalid: Argument is invalid: No route data found for topic: \
+             kafka_rocketmq_bridge_fence"
+        )));
+        assert!(topic_missing(&read_error(
+            "route.topic.not_found: Topic route was not found"
+        )));
+        assert!(topic_missing(&read_error(
+            "Broker operation failed (broker response code 17 TOPIC_NOT_EXIST)"
+        )));
+        assert!(!topic_missing(&read_error(
+            "transport.connection.failed: No route to host (os error 113)"
+        )));
+        assert!(!topic_missing(&read_error("no answer")));
+    }
 }

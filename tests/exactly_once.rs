@@ -159,3 +159,60 @@ async fn kill_9_restarts_leave_one_copy_per_record_in_partition_mode() {
 async fn kill_9_restarts_leave_one_copy_per_record_in_key_hash_mode() {
     kill_restarts_leave_exactly_one_copy("key_hash").await;
 }
+
+/// Without its fence topic the bridge still copies everything (the restart
+/// scan reads without a fence) and says once what is missing and what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_fence_topic_is_reported_once_and_the_copy_goes_on() {
+    let brokers = brokers();
+    let base = unique("nofence");
+    let (kafka_topic, rocketmq_topic) = (format!("{base}.in"), format!("{base}_out"));
+    let fence_topic = format!("{base}_fence");
+    let text = config_text(
+        &brokers.kafka,
+        &brokers.name_server,
+        &[(&kafka_topic, &rocketmq_topic)],
+    )
+    .replace(
+        "rocketmq:\n",
+        &format!("rocketmq:\n  fence_topic: \"{fence_topic}\"\n"),
+    );
+    let file = config_file(&format!(
+        "{text}metrics:\n  listen: \"127.0.0.1:{}\"\n",
+        closed_port()
+    ));
+    create_topics(file.path(), 2, 2);
+    // create-topics made the fence topic too: this test needs it gone, so
+    // it points the bridge at a name nobody created.
+    let missing = fence_topic.replace("_fence", "_never_created");
+    let contents = std::fs::read_to_string(file.path()).expect("config");
+    std::fs::write(file.path(), contents.replace(&fence_topic, &missing)).expect("config");
+    let total = 500;
+    produce(
+        &kafka_producer(&brokers.kafka),
+        &kafka_topic,
+        &keyed_records("f", total, 50),
+    )
+    .await;
+
+    let mut bridge = BridgeProcess::start(file.path());
+    let reader = Reader::new(&brokers.name_server).await;
+    let messages = reader
+        .wait_for_all(&rocketmq_topic, total, Duration::from_secs(120))
+        .await;
+    reader.close().await;
+    bridge.stop_gracefully(Duration::from_secs(30));
+    let logs = bridge.logs();
+    assert_eq!(messages.len(), total, "{logs}");
+    let warnings = logs
+        .lines()
+        .filter(|line| line.contains("the fence topic has no queue on this broker"))
+        .collect::<Vec<_>>();
+    assert_eq!(warnings.len(), 1, "{logs}");
+    assert!(warnings[0].contains(&missing), "{}", warnings[0]);
+    assert!(
+        warnings[0].contains("run `create-topics`"),
+        "{}",
+        warnings[0]
+    );
+}

@@ -25,18 +25,6 @@ fn restart_scans(logs: &str) -> Vec<(u64, u64)> {
         .collect()
 }
 
-/// Each restart-scan and re-send log line, as logged.
-fn scan_lines(logs: &str) -> Vec<String> {
-    logs.lines()
-        .filter(|line| {
-            line.contains("read the target queues' tails")
-                || line.contains("sending it again")
-                || line.contains("partitions assigned")
-        })
-        .map(str::to_string)
-        .collect()
-}
-
 fn now_ms() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -84,7 +72,7 @@ async fn kill_restarts_leave_exactly_one_copy(ordering: &str) {
             .await;
         assert!(seen >= *point, "stalled before {point}: {}", bridge.logs());
         scans.extend(restart_scans(&bridge.logs()));
-        trail.extend(scan_lines(&bridge.logs()));
+        trail.extend(ownership_trail(&bridge.logs()));
         trail.push(format!("kill -9 at {} ms", now_ms()));
         bridge.kill9();
     }
@@ -99,7 +87,7 @@ async fn kill_restarts_leave_exactly_one_copy(ordering: &str) {
         _ => messages,
     };
     scans.extend(restart_scans(&bridge.logs()));
-    trail.extend(scan_lines(&bridge.logs()));
+    trail.extend(ownership_trail(&bridge.logs()));
     reader.close().await;
 
     let mut copies: BTreeMap<(String, i32, i64), usize> = BTreeMap::new();

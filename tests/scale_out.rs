@@ -173,6 +173,7 @@ async fn instances_added_and_removed_mid_run_copy_each_record_once_in_key_order(
         owned(&b.logs()),
         owned(&c.logs())
     );
+    let b_logs = b.logs();
     b.kill9();
     assert!(
         wait_for(Duration::from_secs(120), || shared(&[&a, &c])),
@@ -210,10 +211,40 @@ async fn instances_added_and_removed_mid_run_copy_each_record_once_in_key_order(
     }
     assert_eq!(copies.len(), total, "records missing");
     let duplicated: Vec<_> = copies.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    let first_copies: Vec<String> = duplicated
+        .first()
+        .map(|(first, _)| {
+            messages
+                .iter()
+                .filter(|m| coordinates(m) == **first)
+                .map(|m| {
+                    format!(
+                        "queue {} offset {} stored at {} ms",
+                        m.queue_id, m.queue_offset, m.store_timestamp
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let trail: Vec<String> = [
+        ("A", a.logs()),
+        ("B", b_logs),
+        ("C", c.logs()),
+        ("D", d.logs()),
+    ]
+    .iter()
+    .flat_map(|(name, logs)| {
+        ownership_trail(logs)
+            .into_iter()
+            .map(move |line| format!("{name}: {line}"))
+    })
+    .collect();
     assert!(
         duplicated.is_empty(),
-        "{} copies of {total} records; first duplicated: {duplicated:?}",
-        messages.len()
+        "{} copies of {total} records; first duplicated: {duplicated:?}; its copies: {first_copies:?}; \
+         trail:\n{}",
+        messages.len(),
+        trail.join("\n")
     );
     let keys = assert_ordered_by(&messages, |r| {
         String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).into_owned()

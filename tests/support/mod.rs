@@ -657,3 +657,21 @@ impl Drop for OwnBrokers {
         let _ = self.script().arg("clean").output();
     }
 }
+
+/// The lines of a bridge log that say who owned what and what it found or
+/// re-sent: partitions assigned, revoked or lost, restart scans, re-sends.
+/// What a duplicate needs to be traced.
+pub fn ownership_trail(logs: &str) -> Vec<String> {
+    const MARKS: [&str; 6] = [
+        "partitions assigned",
+        "partitions revoked",
+        "lost",
+        "read the target queues' tails",
+        "already in RocketMQ",
+        "sending it again",
+    ];
+    logs.lines()
+        .filter(|line| MARKS.iter().any(|mark| line.contains(mark)))
+        .map(str::to_string)
+        .collect()
+}

@@ -13,17 +13,14 @@ fn check_is_ready_once_create_topics_made_both_sides() {
     let rocketmq_topic = kafka_topic.replace('.', "_");
     // A fence topic of its own: the shared broker has the default one.
     let fence_topic = format!("{}_fence", unique("check"));
-    let file = config_file(
+    let file = config_file(&with_fence_topic(
         &config_text(
             &brokers.kafka,
             &brokers.name_server,
             &[(&kafka_topic, &rocketmq_topic)],
-        )
-        .replace(
-            "rocketmq:\n",
-            &format!("rocketmq:\n  fence_topic: \"{fence_topic}\"\n"),
         ),
-    );
+        &fence_topic,
+    ));
     let path = file.path().to_str().unwrap();
 
     let before = run(&["check", "--config", path]);

@@ -96,20 +96,9 @@ async fn kill_restarts_leave_exactly_one_copy(ordering: &str) {
     }
     let extra: Vec<_> = copies.iter().filter(|(_, n)| **n > 1).take(5).collect();
     assert_eq!(copies.len() as i64, total, "records missing");
-    let first_copies: Vec<String> = extra
+    let first_copies = extra
         .first()
-        .map(|(first, _)| {
-            messages
-                .iter()
-                .filter(|m| coordinates(m) == **first)
-                .map(|m| {
-                    format!(
-                        "queue {} offset {} stored at {} ms",
-                        m.queue_id, m.queue_offset, m.store_timestamp
-                    )
-                })
-                .collect()
-        })
+        .map(|(first, _)| copies_of(&messages, first))
         .unwrap_or_default();
     assert!(
         extra.is_empty(),
@@ -156,14 +145,13 @@ async fn a_missing_fence_topic_is_reported_once_and_the_copy_goes_on() {
     let base = unique("nofence");
     let (kafka_topic, rocketmq_topic) = (format!("{base}.in"), format!("{base}_out"));
     let fence_topic = format!("{base}_fence");
-    let text = config_text(
-        &brokers.kafka,
-        &brokers.name_server,
-        &[(&kafka_topic, &rocketmq_topic)],
-    )
-    .replace(
-        "rocketmq:\n",
-        &format!("rocketmq:\n  fence_topic: \"{fence_topic}\"\n"),
+    let text = with_fence_topic(
+        &config_text(
+            &brokers.kafka,
+            &brokers.name_server,
+            &[(&kafka_topic, &rocketmq_topic)],
+        ),
+        &fence_topic,
     );
     let file = config_file(&format!(
         "{text}metrics:\n  listen: \"127.0.0.1:{}\"\n",

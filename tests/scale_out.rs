@@ -211,20 +211,9 @@ async fn instances_added_and_removed_mid_run_copy_each_record_once_in_key_order(
     }
     assert_eq!(copies.len(), total, "records missing");
     let duplicated: Vec<_> = copies.iter().filter(|(_, n)| **n > 1).take(5).collect();
-    let first_copies: Vec<String> = duplicated
+    let first_copies = duplicated
         .first()
-        .map(|(first, _)| {
-            messages
-                .iter()
-                .filter(|m| coordinates(m) == **first)
-                .map(|m| {
-                    format!(
-                        "queue {} offset {} stored at {} ms",
-                        m.queue_id, m.queue_offset, m.store_timestamp
-                    )
-                })
-                .collect()
-        })
+        .map(|(first, _)| copies_of(&messages, first))
         .unwrap_or_default();
     let trail: Vec<String> = [
         ("A", a.logs()),

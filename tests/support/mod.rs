@@ -675,3 +675,25 @@ pub fn ownership_trail(logs: &str) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// Where each copy of the record at `record` is: queue, offset, store time.
+pub fn copies_of(messages: &[ReadMessage], record: &(String, i32, i64)) -> Vec<String> {
+    messages
+        .iter()
+        .filter(|m| coordinates(m) == *record)
+        .map(|m| {
+            format!(
+                "queue {} offset {} stored at {} ms",
+                m.queue_id, m.queue_offset, m.store_timestamp
+            )
+        })
+        .collect()
+}
+
+/// `config_text` with the bridge's fence topic set to `topic`.
+pub fn with_fence_topic(config_text: &str, topic: &str) -> String {
+    config_text.replace(
+        "rocketmq:\n",
+        &format!("rocketmq:\n  fence_topic: \"{topic}\"\n"),
+    )
+}

@@ -94,45 +94,41 @@ async fn create_with(
     config: &BridgeConfig,
     request: &CreateRequest,
 ) -> Result<Vec<String>, RocketMqAdminError> {
-    let topics: Vec<String> = config.rocketmq_topics();
+    // The mapped topics, and the bridge's own fence topic
+    // (`rocketmq_sink::fence`), for which one queue per broker is enough.
+    let fence = &config.rocketmq.fence_topic;
+    let mut topics: Vec<String> = config.rocketmq_topics();
+    topics.push(fence.clone());
     let mut lines = Vec::new();
-    for (topic, queues) in admin.queue_counts(&topics).await? {
-        if let Some(queues) = queues {
-            lines.push(format!(
-                "rocketmq  {topic}: exists with {queues} queues, left as is"
-            ));
-            continue;
-        }
-        admin
-            .create_topic(&topic, request.queues, &request.cluster)
-            .await?;
-        lines.push(format!(
-            "rocketmq  {topic}: created with {} queues on cluster {}",
-            request.queues, request.cluster
-        ));
+    for (topic, existing) in admin.queue_counts(&topics).await? {
+        let (wanted, note) = if topic == *fence {
+            (1, " (the bridge's fence topic)")
+        } else {
+            (request.queues, "")
+        };
+        let line = match existing {
+            Some(queues) => format!(
+                "rocketmq  {topic}: exists with {}, left as is{note}",
+                queue_count(queues)
+            ),
+            None => {
+                admin.create_topic(&topic, wanted, &request.cluster).await?;
+                format!(
+                    "rocketmq  {topic}: created with {} on cluster {}{note}",
+                    queue_count(wanted as usize),
+                    request.cluster
+                )
+            }
+        };
+        lines.push(line);
     }
-    lines.push(create_fence_topic(admin, config, request).await?);
     Ok(lines)
 }
 
-/// The bridge's own fence topic (`rocketmq_sink::fence`): one queue per
-/// broker is all it needs.
-async fn create_fence_topic(
-    admin: &RocketMqAdmin,
-    config: &BridgeConfig,
-    request: &CreateRequest,
-) -> Result<String, RocketMqAdminError> {
-    let topic = &config.rocketmq.fence_topic;
-    let existing = admin.queue_counts(std::slice::from_ref(topic)).await?;
-    if let Some((_, Some(queues))) = existing.into_iter().next() {
-        let plural = if queues == 1 { "" } else { "s" };
-        return Ok(format!(
-            "rocketmq  {topic}: exists with {queues} queue{plural}, left as is (the bridge's fence topic)"
-        ));
+fn queue_count(queues: usize) -> String {
+    if queues == 1 {
+        "1 queue".to_string()
+    } else {
+        format!("{queues} queues")
     }
-    admin.create_topic(topic, 1, &request.cluster).await?;
-    Ok(format!(
-        "rocketmq  {topic}: created with 1 queue on cluster {} (the bridge's fence topic)",
-        request.cluster
-    ))
 }

@@ -115,7 +115,7 @@ fn topic_missing(error: &ReadError) -> bool {
     let cause = error.cause.to_ascii_lowercase();
     [
         "no route data found for topic",
-        "route.topic.not_found",
+        // Also the catalog's `route.topic.not_found`.
         "topic.not_found",
         "topic_not_exist",
     ]

@@ -384,10 +384,10 @@ async fn unstored<'a>(
 }
 
 /// The (partition, offset) of each `pending` record whose copy is in
-/// `queue`, and the queue's end offset read after the scan. This sender is the queue's only writer and sends in order, so
-/// a stored copy of a pending record can only be at the tail, after every
-/// earlier copy of its partition: the tail scan of exactly-once restarts
-/// finds it.
+/// `queue`, and the queue's end offset read after the scan. This sender is
+/// the queue's only writer and sends in order, so a stored copy of a
+/// pending record can only be at the tail, after every earlier copy of its
+/// partition: the tail scan of exactly-once restarts finds it.
 async fn stored_in_queue(
     check: &StoredCheck,
     queue: &MessageQueue,

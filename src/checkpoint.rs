@@ -136,6 +136,15 @@ impl Checkpoints {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Whether `offset` was dispatched already, e.g. re-delivered after a
+    /// pause: [`Self::dispatch`] would refuse it.
+    pub fn is_redelivery(&self, partition: &PartitionId, offset: i64) -> bool {
+        self.lock()
+            .get(partition)
+            .and_then(PartitionCheckpoint::next_offset)
+            .is_some_and(|next| offset < next)
+    }
+
     /// Records that `offset` entered the pipeline. Returns false (and records
     /// nothing) for an offset already dispatched, e.g. re-delivered after a
     /// pause.
@@ -219,6 +228,12 @@ impl Checkpoints {
         });
     }
 
+    /// Whether this process still owns `partition` (it was dispatched to and
+    /// not revoked since).
+    pub fn owns(&self, partition: &PartitionId) -> bool {
+        self.lock().contains_key(partition)
+    }
+
     /// Records in flight over all partitions.
     pub fn in_flight(&self) -> usize {
         self.lock()
@@ -281,6 +296,8 @@ mod tests {
         let checkpoints = Checkpoints::new();
         let p = PartitionId::new("t", 1);
         assert!(checkpoints.dispatch(&p, 5));
+        assert!(checkpoints.is_redelivery(&p, 5));
+        assert!(!checkpoints.is_redelivery(&p, 6));
         assert!(!checkpoints.dispatch(&p, 5));
         assert!(!checkpoints.dispatch(&p, 3));
         // A gap (compaction, transaction markers) is not waited for.

@@ -173,8 +173,7 @@ async fn instances_added_and_removed_mid_run_copy_each_record_once_in_key_order(
         owned(&b.logs()),
         owned(&c.logs())
     );
-    let b_logs = b.logs();
-    b.kill9();
+    let b_logs = b.kill9();
     assert!(
         wait_for(Duration::from_secs(120), || shared(&[&a, &c])),
         "A and C did not take over B's partitions:\nA:\n{}\nC:\n{}",

@@ -83,6 +83,9 @@ pub(super) struct Dispatcher {
     /// `None` when `exactly_once_restarts` is off.
     restart_scan: Option<RestartScan>,
     already_stored: AlreadyStored,
+    /// Partitions revoked since the record in hand reached [`Self::dispatch`].
+    /// The waits there poll Kafka, and so run the rebalance callback.
+    revoked_meanwhile: HashSet<PartitionId>,
     limit_updates: watch::Receiver<LiveLimits>,
     status: Arc<StatusBoard>,
 }
@@ -128,6 +131,7 @@ impl Dispatcher {
             prefetch_bytes: parts.prefetch_bytes,
             restart_scan: parts.restart_scan,
             already_stored: AlreadyStored::default(),
+            revoked_meanwhile: HashSet::new(),
             limit_updates,
             status: parts.status,
         }
@@ -369,6 +373,7 @@ impl Dispatcher {
         }
         self.already_stored.forget(&revoked);
         let gone: HashSet<PartitionId> = revoked.into_iter().collect();
+        self.revoked_meanwhile.extend(gone.iter().cloned());
         let is_gone = |m: &OwnedMessage| gone.contains(&PartitionId::new(m.topic(), m.partition()));
         self.stash.retain(|m| !is_gone(m));
         for held in self.held.values_mut() {
@@ -405,17 +410,25 @@ impl Dispatcher {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Stop> {
         let id = PartitionId::new(message.topic(), message.partition());
+        // Every revocation so far has been applied to the stash and the held
+        // records, so the record in hand is this instance's.
+        self.forget_revoked();
+        self.revoked_meanwhile.clear();
         if let Some(scan) = &self.restart_scan
             && !self.already_stored.is_scanned(&id)
         {
             self.scan_new_partitions(scan.clone(), &id, message.offset(), shutdown)
                 .await?;
+            if self.revoked_while_waiting(&id, message.offset()) {
+                return Ok(());
+            }
         }
-        if !self.checkpoints.dispatch(&id, message.offset()) {
+        if self.checkpoints.is_redelivery(&id, message.offset()) {
             return Ok(());
         }
         self.counters.consumed.fetch_add(1, AtomicOrdering::Relaxed);
         if self.already_stored.take(&id, message.offset()) {
+            self.checkpoints.dispatch(&id, message.offset());
             self.skip_already_stored(&id, message.offset());
             return Ok(());
         }
@@ -454,15 +467,14 @@ impl Dispatcher {
                     &message_id,
                     record.timestamp.map(|(ms, _)| ms),
                 );
-                let size = envelope.footprint() as i64;
-                self.wait_for_in_flight_room(size, &label, shutdown).await?;
-                self.sender_context
-                    .counters
-                    .in_flight_bytes
-                    .fetch_add(size, AtomicOrdering::Relaxed);
+                self.wait_for_in_flight_room(envelope.footprint() as i64, &label, shutdown)
+                    .await?;
                 self.hand_over(&sender, envelope, shutdown).await
             }
-            Err(rejection) => self.reject(message.topic().to_string(), record, id, rejection),
+            Err(rejection) => {
+                self.checkpoints.dispatch(&id, record.offset);
+                self.reject(message.topic().to_string(), record, id, rejection)
+            }
         }
     }
 
@@ -536,25 +548,59 @@ impl Dispatcher {
         cap.saturating_sub(self.prefetch_bytes).max(cap / 4)
     }
 
+    /// Whether the record in hand lost its partition to a rebalance while it
+    /// waited. The partition's next owner reads it again from the committed
+    /// offset, which is not past it since it was never put in flight; a copy
+    /// sent now could land after that owner's restart scan and be stored twice.
+    fn revoked_while_waiting(&mut self, id: &PartitionId, offset: i64) -> bool {
+        self.forget_revoked();
+        let revoked = self.revoked_meanwhile.contains(id);
+        if revoked {
+            tracing::info!(record = %format!("{id}@{offset}"),
+                "partition revoked while its record waited; the record is left to the partition's next owner");
+        }
+        revoked
+    }
+
     /// Gives `envelope` to its queue's sender, waiting while the sender's
-    /// buffer is full (with Kafka paused if that takes long).
+    /// buffer is full (with Kafka paused if that takes long). Only then is
+    /// the record put in flight, unless its partition was revoked meanwhile.
     async fn hand_over(
         &mut self,
         sender: &mpsc::Sender<Envelope>,
         envelope: Envelope,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Stop> {
-        let envelope = match sender.try_send(envelope) {
-            Ok(()) => return Ok(()),
-            Err(mpsc::error::TrySendError::Full(envelope)) => envelope,
-            Err(mpsc::error::TrySendError::Closed(_)) => return Err(Stop::Signal),
+        let permit = match sender.try_reserve() {
+            Ok(permit) => permit,
+            Err(mpsc::error::TrySendError::Full(())) => {
+                self.reserve_polling(sender, shutdown).await?
+            }
+            Err(mpsc::error::TrySendError::Closed(())) => return Err(Stop::Signal),
         };
+        if self.revoked_while_waiting(&envelope.partition, envelope.offset) {
+            return Ok(());
+        }
+        self.checkpoints
+            .dispatch(&envelope.partition, envelope.offset);
+        self.sender_context
+            .counters
+            .in_flight_bytes
+            .fetch_add(envelope.footprint() as i64, AtomicOrdering::Relaxed);
+        permit.send(envelope);
+        Ok(())
+    }
+
+    /// Waits for room in a full sender buffer, pausing Kafka (and polling
+    /// it, so the group keeps this instance) if that takes long.
+    async fn reserve_polling<'s>(
+        &mut self,
+        sender: &'s mpsc::Sender<Envelope>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<mpsc::Permit<'s, Envelope>, Stop> {
         tokio::select! {
             permit = tokio::time::timeout(PAUSE_AFTER, sender.reserve()) => match permit {
-                Ok(Ok(permit)) => {
-                    permit.send(envelope);
-                    return Ok(());
-                }
+                Ok(Ok(permit)) => return Ok(permit),
                 Ok(Err(_)) => return Err(Stop::Signal),
                 Err(_) => {}
             },
@@ -564,7 +610,7 @@ impl Dispatcher {
         let result = loop {
             tokio::select! {
                 permit = sender.reserve() => match permit {
-                    Ok(permit) => { permit.send(envelope); break Ok(()) }
+                    Ok(permit) => break Ok(permit),
                     Err(_) => break Err(Stop::Signal),
                 },
                 // Keep polling so the group keeps us.

@@ -233,6 +233,8 @@ async fn send_until_stored(context: &SenderContext, queue: &MessageQueue, batch:
     let mut last_report = Instant::now();
     // What is still to send: all of `batch` unless a check found some stored.
     let mut remaining: Option<Vec<&Envelope>> = None;
+    // Records whose partitions were revoked while the batch was retried.
+    let mut left: Vec<&Envelope> = Vec::new();
     loop {
         attempts += 1;
         let started = Instant::now();
@@ -255,7 +257,7 @@ async fn send_until_stored(context: &SenderContext, queue: &MessageQueue, batch:
                         .queue_failing(&context.meters.mapping, false);
                     tracing::info!(queue = %describe(queue), attempts, "queue recovered: batch stored after retries");
                 }
-                record_stored(context, batch, started.elapsed());
+                record_stored(context, batch, &left, started.elapsed());
                 return;
             }
             Err(cause) => {
@@ -299,9 +301,38 @@ async fn send_until_stored(context: &SenderContext, queue: &MessageQueue, batch:
                     let pending = remaining.take().unwrap_or_else(|| batch.iter().collect());
                     remaining = Some(unstored(context, check, queue, pending, &mut backoff).await);
                 }
+                let pending = remaining.take().unwrap_or_else(|| batch.iter().collect());
+                remaining = Some(leave_revoked(
+                    &context.shared.checkpoints,
+                    pending,
+                    &mut left,
+                ));
             }
         }
     }
+}
+
+/// Moves the records of partitions revoked while their batch was retried
+/// from `pending` to `left`. Their partition's next owner copies them from
+/// the committed offset, which is not past them (they were never
+/// acknowledged); a late copy from here could land after that owner's
+/// restart scan and be stored twice.
+fn leave_revoked<'a>(
+    checkpoints: &Checkpoints,
+    pending: Vec<&'a Envelope>,
+    left: &mut Vec<&'a Envelope>,
+) -> Vec<&'a Envelope> {
+    let (owned, revoked): (Vec<&Envelope>, Vec<&Envelope>) = pending
+        .into_iter()
+        .partition(|envelope| checkpoints.owns(&envelope.partition));
+    if let Some(first) = revoked.first() {
+        tracing::info!(
+            records = revoked.len(), first_record = %format!("{}@{}", first.partition, first.offset),
+            "partition revoked while its records were retried; they are left to the partition's next owner"
+        );
+    }
+    left.extend(revoked);
+    owned
 }
 
 /// Whether a failed send may have been written all the same: anything but
@@ -428,13 +459,24 @@ async fn stored_in_queue(
 }
 
 /// Counters, gauges and latencies for a stored batch.
-fn record_stored(context: &SenderContext, batch: &[Envelope], send_time: Duration) {
-    let bytes: usize = batch.iter().map(Envelope::size).sum();
+/// Counts `batch` stored, but for the records `left` to another owner; all
+/// of it leaves the in-flight cap.
+fn record_stored(
+    context: &SenderContext,
+    batch: &[Envelope],
+    left: &[&Envelope],
+    send_time: Duration,
+) {
     let footprint: usize = batch.iter().map(Envelope::footprint).sum();
+    let stored: Vec<&Envelope> = batch
+        .iter()
+        .filter(|e| !left.iter().any(|l| std::ptr::eq(*l, *e)))
+        .collect();
+    let bytes: usize = stored.iter().map(|e| e.size()).sum();
     let counters = &context.shared.counters;
     counters
         .records
-        .fetch_add(batch.len() as u64, AtomicOrdering::Relaxed);
+        .fetch_add(stored.len() as u64, AtomicOrdering::Relaxed);
     counters
         .bytes
         .fetch_add(bytes as u64, AtomicOrdering::Relaxed);
@@ -444,14 +486,14 @@ fn record_stored(context: &SenderContext, batch: &[Envelope], send_time: Duratio
         .fetch_sub(footprint as i64, AtomicOrdering::Relaxed);
     counters.space_freed.notify_one();
     let meters = &context.meters;
-    meters.produced.increment(batch.len() as u64);
+    meters.produced.increment(stored.len() as u64);
     meters.produced_bytes.increment(bytes as u64);
     meters.send_latency.record(send_time.as_secs_f64());
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
-    for timestamp in batch.iter().filter_map(|e| e.timestamp_ms) {
+    for timestamp in stored.iter().filter_map(|e| e.timestamp_ms) {
         meters
             .end_to_end_latency
             .record((now_ms - timestamp).max(0) as f64 / 1000.0);
@@ -706,6 +748,40 @@ mod tests {
             assert_eq!(properties(got), properties(want));
             assert_eq!(got.flag(), want.flag());
         }
+    }
+
+    /// A retried batch keeps the records of partitions still owned, in
+    /// order, and leaves the revoked partition's records to its next owner.
+    #[test]
+    fn retries_leave_revoked_partitions_to_their_next_owner() {
+        let checkpoints = Checkpoints::new();
+        let (kept, revoked) = (PartitionId::new("orders", 0), PartitionId::new("orders", 1));
+        let envelopes: Vec<Envelope> = [(&kept, 1), (&revoked, 1), (&kept, 2), (&revoked, 2)]
+            .into_iter()
+            .map(|(partition, offset)| {
+                checkpoints.dispatch(partition, offset);
+                Envelope::new(
+                    partition.clone(),
+                    offset,
+                    &outgoing(offset, None, None),
+                    &id(offset),
+                    None,
+                )
+            })
+            .collect();
+        let mut left = Vec::new();
+        let all = leave_revoked(&checkpoints, envelopes.iter().collect(), &mut left);
+        assert_eq!(all.len(), 4);
+        assert!(left.is_empty());
+        checkpoints.revoke(std::slice::from_ref(&revoked));
+        let owned = leave_revoked(&checkpoints, all, &mut left);
+        let coordinates = |list: &[&Envelope]| -> Vec<(i32, i64)> {
+            list.iter()
+                .map(|e| (e.partition.partition, e.offset))
+                .collect()
+        };
+        assert_eq!(coordinates(&owned), [(0, 1), (0, 2)]);
+        assert_eq!(coordinates(&left), [(1, 1), (1, 2)]);
     }
 
     #[test]

@@ -317,9 +317,11 @@ impl BridgeProcess {
         assert!(status.success(), "exit {status:?}; log:\n{}", self.logs());
     }
 
-    pub fn kill9(mut self) {
+    /// Kills the process with SIGKILL and returns its whole log.
+    pub fn kill9(mut self) -> String {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.logs()
     }
 
     pub fn logs(&self) -> String {

@@ -49,6 +49,8 @@ struct Args {
     only_bridge: bool,
     /// Extra lines for the `bridge:` section of the `--only-bridge` runs.
     bridge_yaml: String,
+    /// Extra lines for `kafka.properties` of the `--only-bridge` runs.
+    kafka_yaml: String,
     /// Latency at this rate only, with and without a short Kafka fetch wait.
     only_latency: Option<f64>,
 }
@@ -69,6 +71,7 @@ fn parse_args() -> Result<Args> {
         command: "scripts/bench.sh".into(),
         only_bridge: false,
         bridge_yaml: String::new(),
+        kafka_yaml: String::new(),
         only_latency: None,
     };
     let mut given = std::env::args().skip(1);
@@ -93,6 +96,7 @@ fn parse_args() -> Result<Args> {
             "--command" => args.command = value()?,
             "--only-bridge" => args.only_bridge = true,
             "--bridge-yaml" => args.bridge_yaml = value()?.replace("\\n", "\n"),
+            "--kafka-yaml" => args.kafka_yaml = value()?.replace("\\n", "\n"),
             "--only-latency" => args.only_latency = Some(value()?.parse()?),
             // cargo bench passes this to every bench target.
             "--bench" => {}
@@ -1187,6 +1191,7 @@ async fn run_all(bench: &mut Bench) -> Result<String> {
         for round in 1..=repeat {
             let variant = Variant {
                 bridge: bench.args.bridge_yaml.clone().leak(),
+                kafka: bench.args.kafka_yaml.clone().leak(),
                 ..PARTITION
             };
             let copy = bridge_throughput(bench, &backlog, records, &variant).await?;

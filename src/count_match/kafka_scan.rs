@@ -87,12 +87,19 @@ pub fn scan(
     progress: &Progress,
     mut visit: impl FnMut(&SourceRecord),
 ) -> Result<PartitionScans, VerifyError> {
+    let started = Instant::now();
     let consumer = scan_consumer(kafka, topic)?;
     let mut scans = start_positions(kafka, &consumer, topic, since_ms)?;
     let starts = scans
         .iter()
         .map(|(partition, scan)| (*partition, scan.start));
     assign_at(kafka, &consumer, topic, starts)?;
+    tracing::debug!(
+        topic,
+        took_ms = started.elapsed().as_millis() as u64,
+        "Kafka scan: start offsets found"
+    );
+    let mut first_record: Option<Instant> = None;
     let mut open: Vec<i32> = scans.keys().copied().collect();
     let mut last_progress = Instant::now();
     while !open.is_empty() {
@@ -117,6 +124,14 @@ pub fn scan(
             Some(Err(error)) => return Err(failed(kafka, topic, "reading failed", error)),
             Some(Ok(message)) => {
                 last_progress = Instant::now();
+                if first_record.is_none() {
+                    tracing::debug!(
+                        topic,
+                        after_ms = started.elapsed().as_millis() as u64,
+                        "Kafka scan: first record"
+                    );
+                    first_record = Some(last_progress);
+                }
                 let record = source_record(&message);
                 if let Some(scan) = scans.get_mut(&record.partition) {
                     scan.read += 1;
@@ -129,13 +144,19 @@ pub fn scan(
             }
         }
     }
+    tracing::debug!(
+        topic,
+        took_ms = started.elapsed().as_millis() as u64,
+        streaming_ms = first_record.map_or(0, |t| t.elapsed().as_millis() as u64),
+        "Kafka scan: done"
+    );
     Ok(scans)
 }
 
 /// A consumer that reads by assignment, never joins or commits to a
 /// group, and reports reaching the end of each partition.
 fn scan_consumer(kafka: &KafkaConfig, topic: &str) -> Result<ScanConsumer, VerifyError> {
-    let mut config = kafka_source::client_config(kafka);
+    let mut config = kafka_source::streaming_consumer_config(kafka);
     config
         .set("group.id", format!("{}-verify", kafka.group_id))
         .set("enable.partition.eof", "true")

@@ -260,7 +260,7 @@ pub fn subscribe(
     readiness: Arc<Readiness>,
     status: Arc<StatusBoard>,
 ) -> Result<Arc<BridgeConsumer>, String> {
-    let mut config = super::client_config(kafka);
+    let mut config = super::streaming_consumer_config(kafka);
     let reset = match kafka.start_from {
         StartFrom::Latest => "latest",
         _ => "earliest",

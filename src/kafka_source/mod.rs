@@ -35,6 +35,26 @@ pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
     config
 }
 
+/// librdkafka's `fetch.queue.backoff.ms`, unless the user set it.
+const FETCH_QUEUE_BACKOFF: (&str, &str) = ("fetch.queue.backoff.ms", "10");
+
+/// `client_config` for a consumer that reads records as fast as it can.
+/// Once a partition's prefetch queue is over `queued.min.messages` or
+/// `queued.max.messages.kbytes`, librdkafka waits `fetch.queue.backoff.ms`
+/// (1 s by default) before fetching it again. A reader that empties the
+/// queue sooner then sits idle for the rest of that second: the bridge,
+/// whose prefetch the in-flight cap bounds, and `verify`. Measured with
+/// `verify` on a 500,000-record topic on the local brokers: 1.0-1.3 s of
+/// reading with 10 ms against 3.0 s with the default.
+pub fn streaming_consumer_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut config = client_config(kafka);
+    let (key, value) = FETCH_QUEUE_BACKOFF;
+    if !kafka.properties.contains_key(key) {
+        config.set(key, value);
+    }
+    config
+}
+
 /// `client_config` with socket and metadata timeouts capped, for commands
 /// that must answer quickly when a cluster is down.
 pub fn quick_client_config(kafka: &KafkaConfig, deadline: Duration) -> ClientConfig {
@@ -86,5 +106,25 @@ mod tests {
             "SASL SCRAM authentication failed: broker responded with unknown-user"
         );
         assert_eq!(authentication_reason("plain text"), "plain text");
+    }
+
+    #[test]
+    fn streaming_consumers_back_off_briefly_unless_told_otherwise() {
+        let kafka = |properties: &str| -> KafkaConfig {
+            serde_yaml::from_str(&format!("bootstrap_servers: \"k:9092\"\n{properties}"))
+                .expect("config")
+        };
+        let backoff = |config: &KafkaConfig| {
+            streaming_consumer_config(config)
+                .get("fetch.queue.backoff.ms")
+                .map(str::to_string)
+        };
+        assert_eq!(backoff(&kafka("")).as_deref(), Some("10"));
+        let chosen = kafka("properties:\n  fetch.queue.backoff.ms: 500\n");
+        assert_eq!(backoff(&chosen).as_deref(), Some("500"));
+        assert_eq!(
+            client_config(&kafka("")).get("fetch.queue.backoff.ms"),
+            None
+        );
     }
 }

@@ -51,6 +51,8 @@ struct Args {
     bridge_yaml: String,
     /// Extra lines for `kafka.properties` of the `--only-bridge` runs.
     kafka_yaml: String,
+    /// `ordering` of the `--only-bridge` runs.
+    ordering: String,
     /// Latency at this rate only, with and without a short Kafka fetch wait.
     only_latency: Option<f64>,
 }
@@ -72,6 +74,7 @@ fn parse_args() -> Result<Args> {
         only_bridge: false,
         bridge_yaml: String::new(),
         kafka_yaml: String::new(),
+        ordering: "partition".into(),
         only_latency: None,
     };
     let mut given = std::env::args().skip(1);
@@ -97,6 +100,7 @@ fn parse_args() -> Result<Args> {
             "--only-bridge" => args.only_bridge = true,
             "--bridge-yaml" => args.bridge_yaml = value()?.replace("\\n", "\n"),
             "--kafka-yaml" => args.kafka_yaml = value()?.replace("\\n", "\n"),
+            "--ordering" => args.ordering = value()?,
             "--only-latency" => args.only_latency = Some(value()?.parse()?),
             // cargo bench passes this to every bench target.
             "--bench" => {}
@@ -1192,11 +1196,13 @@ async fn run_all(bench: &mut Bench) -> Result<String> {
             let variant = Variant {
                 bridge: bench.args.bridge_yaml.clone().leak(),
                 kafka: bench.args.kafka_yaml.clone().leak(),
+                ordering: bench.args.ordering.clone().leak(),
                 ..PARTITION
             };
             let copy = bridge_throughput(bench, &backlog, records, &variant).await?;
             bench.say(format!(
-                "round {round}: bridge partition {:.0}/s, {:.0} MiB peak RSS, {:.0} records per batch, CPU s: bridge {:.1}, Kafka broker {:.1}, RocketMQ {:.1}",
+                "round {round}: bridge {} {:.0}/s, {:.0} MiB peak RSS, {:.0} records per batch, CPU s: bridge {:.1}, Kafka broker {:.1}, RocketMQ {:.1}",
+                variant.ordering,
                 copy.rate,
                 copy.rss as f64 / (1 << 20) as f64,
                 copy.mean_batch,

@@ -333,13 +333,16 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
 }
 
 /// librdkafka prefetches up to 64 MiB by default, which the in-flight cap
-/// must cover. Unless the user set it, prefetch gets a quarter of the cap
-/// (1-64 MiB). Returns the config and the prefetch budget in bytes, which
+/// must cover. Unless the user set it, prefetch gets an eighth of the cap
+/// (1-64 MiB): librdkafka holds about twice its budget (fetch buffers and
+/// one op per message), and with a short `fetch.queue.backoff.ms` it keeps
+/// the queue topped up, so a quarter peaked above the memory target
+/// (docs/benchmarks.md). Returns the config and the prefetch budget in bytes, which
 /// the dispatcher leaves out of the records' share of the cap.
 fn with_bounded_prefetch(kafka: &KafkaConfig, max_in_flight_bytes: u64) -> (KafkaConfig, u64) {
     const KEY: &str = "queued.max.messages.kbytes";
     let mut kafka = kafka.clone();
-    let kbytes = (max_in_flight_bytes / 4 / 1024).clamp(1024, 65536);
+    let kbytes = (max_in_flight_bytes / 8 / 1024).clamp(1024, 65536);
     let set = kafka
         .properties
         .entry(KEY.to_string())

@@ -410,9 +410,9 @@ impl Dispatcher {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Stop> {
         let id = PartitionId::new(message.topic(), message.partition());
-        // Every revocation so far has been applied to the stash and the held
-        // records, so the record in hand is this instance's.
-        self.forget_revoked();
+        // Revocations taken so far were applied to the stash and the held
+        // records, so the record in hand is not of those partitions. One not
+        // taken yet may be its partition's: it counts as "meanwhile".
         self.revoked_meanwhile.clear();
         if let Some(scan) = &self.restart_scan
             && !self.already_stored.is_scanned(&id)

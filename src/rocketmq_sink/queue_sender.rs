@@ -295,13 +295,12 @@ async fn send_until_stored(context: &SenderContext, queue: &MessageQueue, batch:
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(context.shared.settings.max_backoff);
+                let mut pending = remaining.take().unwrap_or_else(|| batch.iter().collect());
                 if let Some(check) = &context.shared.stored_check
                     && may_have_been_stored(kind)
                 {
-                    let pending = remaining.take().unwrap_or_else(|| batch.iter().collect());
-                    remaining = Some(unstored(context, check, queue, pending, &mut backoff).await);
+                    pending = unstored(context, check, queue, pending, &mut backoff).await;
                 }
-                let pending = remaining.take().unwrap_or_else(|| batch.iter().collect());
                 remaining = Some(leave_revoked(
                     &context.shared.checkpoints,
                     pending,
@@ -468,15 +467,17 @@ fn record_stored(
     send_time: Duration,
 ) {
     let footprint: usize = batch.iter().map(Envelope::footprint).sum();
-    let stored: Vec<&Envelope> = batch
-        .iter()
-        .filter(|e| !left.iter().any(|l| std::ptr::eq(*l, *e)))
-        .collect();
-    let bytes: usize = stored.iter().map(|e| e.size()).sum();
+    // `left` is nearly always empty: no allocation for the usual batch.
+    let stored = || {
+        batch
+            .iter()
+            .filter(|e| !left.iter().any(|l| std::ptr::eq(*l, *e)))
+    };
+    let (records, bytes) = stored().fold((0usize, 0usize), |(n, b), e| (n + 1, b + e.size()));
     let counters = &context.shared.counters;
     counters
         .records
-        .fetch_add(stored.len() as u64, AtomicOrdering::Relaxed);
+        .fetch_add(records as u64, AtomicOrdering::Relaxed);
     counters
         .bytes
         .fetch_add(bytes as u64, AtomicOrdering::Relaxed);
@@ -486,14 +487,14 @@ fn record_stored(
         .fetch_sub(footprint as i64, AtomicOrdering::Relaxed);
     counters.space_freed.notify_one();
     let meters = &context.meters;
-    meters.produced.increment(stored.len() as u64);
+    meters.produced.increment(records as u64);
     meters.produced_bytes.increment(bytes as u64);
     meters.send_latency.record(send_time.as_secs_f64());
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
-    for timestamp in stored.iter().filter_map(|e| e.timestamp_ms) {
+    for timestamp in stored().filter_map(|e| e.timestamp_ms) {
         meters
             .end_to_end_latency
             .record((now_ms - timestamp).max(0) as f64 / 1000.0);

@@ -249,11 +249,13 @@ pub fn surely_mappable(record: &SourceRecord, rules: &MappingRules) -> bool {
 }
 
 fn provenance(record: &SourceRecord) -> Vec<(String, String)> {
-    let mut properties = vec![
+    // Room for the timestamp pair, a key marker and two headers without growing.
+    let mut properties = Vec::with_capacity(8);
+    properties.extend([
         (KAFKA_TOPIC.to_string(), record.topic.clone()),
         (KAFKA_PARTITION.to_string(), record.partition.to_string()),
         (KAFKA_OFFSET.to_string(), record.offset.to_string()),
-    ];
+    ]);
     if let Some((millis, kind)) = record.timestamp {
         properties.push((KAFKA_TIMESTAMP.to_string(), millis.to_string()));
         let kind = match kind {
@@ -281,17 +283,25 @@ fn is_carriable_name(name: &str) -> bool {
 /// A Kafka header: name and nullable value.
 type Header = (String, Option<Vec<u8>>);
 
+/// Up to this many headers, [`split_headers`] finds repeated names without a set.
+const FEW_HEADERS: usize = 16;
+
 /// Splits headers into user properties (the first header of each name, when
 /// name and value are carriable) and the rest, in Kafka order.
 fn split_headers(headers: &[Header]) -> (Vec<(String, String)>, Vec<Header>) {
     let mut direct = Vec::new();
     let mut escaped = Vec::new();
-    let mut seen = HashSet::new();
-    for (name, value) in headers {
-        // Every name is recorded, carried or not: only a name's first header
+    // Records carry a few headers as a rule: looking through the earlier
+    // names is cheaper for them than hashing every name.
+    let mut seen = (headers.len() > FEW_HEADERS).then(HashSet::new);
+    for (i, (name, value)) in headers.iter().enumerate() {
+        // Every name counts, carried or not: only a name's first header
         // may become a property, or a later one would be read back ahead of
         // an earlier escaped one (`a: null, a: "x"` came back as `a: "x", a: null`).
-        let first = seen.insert(name.as_str());
+        let first = match seen.as_mut() {
+            Some(seen) => seen.insert(name.as_str()),
+            None => !headers[..i].iter().any(|(earlier, _)| earlier == name),
+        };
         let text = value.as_deref().and_then(carriable_text);
         match text {
             Some(text) if first && is_carriable_name(name) => {

@@ -46,14 +46,47 @@ pub fn deterministic_id(
     offset: i64,
     timestamp_ms: Option<i64>,
 ) -> String {
-    let digest = Sha256::digest(
-        format!("{rocketmq_topic}\n{kafka_topic}\n{partition}\n{offset}").as_bytes(),
-    );
+    // Hashes "rocketmq_topic\nkafka_topic\npartition\noffset" piece by
+    // piece: this runs per record, and formatting it into a String first
+    // cost an allocation and the formatting machinery each time.
+    let mut hasher = Sha256::new();
+    for part in [
+        rocketmq_topic.as_bytes(),
+        b"\n",
+        kafka_topic.as_bytes(),
+        b"\n",
+    ] {
+        hasher.update(part);
+    }
+    let mut digits = [0u8; 20];
+    hasher.update(decimal(i64::from(partition), &mut digits));
+    hasher.update(b"\n");
+    hasher.update(decimal(offset, &mut digits));
+    let digest = hasher.finalize();
     let mut id = [0u8; 16];
     id[..10].copy_from_slice(&digest[..10]);
     id[10..14].copy_from_slice(&time_field(timestamp_ms).to_be_bytes());
     id[14..].copy_from_slice(&digest[10..12]);
     hex_upper(&id)
+}
+
+/// `value` in decimal, as `to_string` writes it, in `buffer`'s tail.
+fn decimal(value: i64, buffer: &mut [u8; 20]) -> &[u8] {
+    let mut rest = value.unsigned_abs();
+    let mut start = buffer.len();
+    loop {
+        start -= 1;
+        buffer[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        start -= 1;
+        buffer[start] = b'-';
+    }
+    &buffer[start..]
 }
 
 /// Upper-case hex without a formatting call per byte (this runs per record).
@@ -102,6 +135,25 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_writes_what_to_string_writes() {
+        let mut buffer = [0u8; 20];
+        for value in [
+            0,
+            7,
+            10,
+            42,
+            -1,
+            -10,
+            999_999,
+            i64::from(i32::MAX),
+            i64::MAX,
+            i64::MIN,
+        ] {
+            assert_eq!(decimal(value, &mut buffer), value.to_string().as_bytes());
+        }
+    }
 
     #[test]
     fn ids_are_32_hex_digits_stable_and_distinct_per_record() {

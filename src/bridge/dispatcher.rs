@@ -19,9 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering as AtomicOrdering;
 use std::time::{Duration, Instant};
 
-use rdkafka::Message as _;
 use rdkafka::consumer::Consumer as _;
-use rdkafka::message::{Headers as _, OwnedMessage};
 use rocketmq_model::message::MessageQueue;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -49,7 +47,7 @@ const PAUSE_AFTER: Duration = Duration::from_secs(1);
 
 /// Records of one Kafka topic waiting for a rate limiter, oldest first.
 struct HeldRecords {
-    records: VecDeque<OwnedMessage>,
+    records: VecDeque<SourceRecord>,
     bytes: u64,
     /// How far the front record got through its limiters.
     admission: Admission,
@@ -67,8 +65,8 @@ pub(super) struct Dispatcher {
     pub mappings: HashMap<String, MappingRuntime>,
     pub dead_letters: Option<DeadLetterWriter>,
     pub counters: Arc<DispatchCounters>,
-    /// Messages that arrived while every partition was being paused.
-    pub stash: VecDeque<OwnedMessage>,
+    /// Records that arrived while every partition was being paused.
+    pub stash: VecDeque<SourceRecord>,
     /// By Kafka topic: records a rate limiter holds back.
     held: HashMap<String, HeldRecords>,
     pub sender_context: SenderShared,
@@ -153,9 +151,10 @@ impl Dispatcher {
             let step = tokio::select! {
                 received = self.consumer.recv() => match received {
                     Ok(message) => {
-                        let message = message.detach();
+                        // The one copy of the record out of librdkafka's buffer.
+                        let record = consumer::source_record(&message);
                         self.forget_revoked();
-                        self.accept(message, shutdown).await
+                        self.accept(record, shutdown).await
                     }
                     Err(error) => {
                         // Transient by nature (broker down, rebalance); librdkafka reconnects.
@@ -184,13 +183,13 @@ impl Dispatcher {
     /// admitted by the limiters and dispatched, or held itself.
     async fn accept(
         &mut self,
-        message: OwnedMessage,
+        message: SourceRecord,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Stop> {
-        if let Some(held) = self.held.get_mut(message.topic()) {
+        if let Some(held) = self.held.get_mut(&message.topic) {
             held.bytes += record_bytes(&message);
             held.records.push_back(message);
-            let topic = held.records[0].topic().to_string();
+            let topic = held.records[0].topic.clone();
             self.pause_if_full(&topic);
             return Ok(());
         }
@@ -204,19 +203,19 @@ impl Dispatcher {
         }
     }
 
-    fn admit(&self, message: &OwnedMessage, admission: &mut Admission) -> Result<(), Throttled> {
+    fn admit(&self, message: &SourceRecord, admission: &mut Admission) -> Result<(), Throttled> {
         if self.limits.is_unlimited() {
             return Ok(());
         }
-        let Some(mapping) = self.mappings.get(message.topic()) else {
+        let Some(mapping) = self.mappings.get(&message.topic) else {
             return Ok(());
         };
         self.limits
             .admit(&mapping.limit_label, record_bytes(message), admission)
     }
 
-    fn hold(&mut self, message: OwnedMessage, admission: Admission, throttled: Throttled) {
-        let topic = message.topic().to_string();
+    fn hold(&mut self, message: SourceRecord, admission: Admission, throttled: Throttled) {
+        let topic = message.topic.clone();
         let now = Instant::now();
         self.note_throttled(&topic, throttled.limiter);
         self.held.insert(
@@ -374,7 +373,7 @@ impl Dispatcher {
         self.already_stored.forget(&revoked);
         let gone: HashSet<PartitionId> = revoked.into_iter().collect();
         self.revoked_meanwhile.extend(gone.iter().cloned());
-        let is_gone = |m: &OwnedMessage| gone.contains(&PartitionId::new(m.topic(), m.partition()));
+        let is_gone = |m: &SourceRecord| gone.contains(&PartitionId::new(&m.topic, m.partition));
         self.stash.retain(|m| !is_gone(m));
         for held in self.held.values_mut() {
             held.records.retain(|m| !is_gone(m));
@@ -390,7 +389,7 @@ impl Dispatcher {
     }
 
     /// A record received while every partition is paused: kept, in order.
-    fn keep_received(&mut self, message: OwnedMessage) {
+    fn keep_received(&mut self, message: SourceRecord) {
         self.forget_revoked();
         self.stash.push_back(message);
         // A partition assigned meanwhile is not paused yet.
@@ -406,10 +405,10 @@ impl Dispatcher {
 
     async fn dispatch(
         &mut self,
-        message: OwnedMessage,
+        record: SourceRecord,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Stop> {
-        let id = PartitionId::new(message.topic(), message.partition());
+        let id = PartitionId::new(&record.topic, record.partition);
         // Revocations taken so far were applied to the stash and the held
         // records, so the record in hand is not of those partitions. One not
         // taken yet may be its partition's: it counts as "meanwhile".
@@ -417,27 +416,26 @@ impl Dispatcher {
         if let Some(scan) = &self.restart_scan
             && !self.already_stored.is_scanned(&id)
         {
-            self.scan_new_partitions(scan.clone(), &id, message.offset(), shutdown)
+            self.scan_new_partitions(scan.clone(), &id, record.offset, shutdown)
                 .await?;
-            if self.revoked_while_waiting(&id, message.offset()) {
+            if self.revoked_while_waiting(&id, record.offset) {
                 return Ok(());
             }
         }
-        if self.checkpoints.is_redelivery(&id, message.offset()) {
+        if self.checkpoints.is_redelivery(&id, record.offset) {
             return Ok(());
         }
         self.counters.consumed.fetch_add(1, AtomicOrdering::Relaxed);
-        if self.already_stored.take(&id, message.offset()) {
-            self.checkpoints.dispatch(&id, message.offset());
-            self.skip_already_stored(&id, message.offset());
+        if self.already_stored.take(&id, record.offset) {
+            self.checkpoints.dispatch(&id, record.offset);
+            self.skip_already_stored(&id, record.offset);
             return Ok(());
         }
-        let record = consumer::source_record(&message);
-        let Some(mapping) = self.mappings.get(message.topic()) else {
+        let Some(mapping) = self.mappings.get(&record.topic) else {
             // Subscribed topics are exactly the mapped ones; nothing else arrives.
             return Err(Stop::RecordFailed(format!(
                 "record from unmapped topic {id}@{}",
-                message.offset()
+                record.offset
             )));
         };
         mapping.consumed.increment(1);
@@ -473,7 +471,7 @@ impl Dispatcher {
             }
             Err(rejection) => {
                 self.checkpoints.dispatch(&id, record.offset);
-                self.reject(message.topic().to_string(), record, id, rejection)
+                self.reject(record.topic.clone(), record, id, rejection)
             }
         }
     }
@@ -527,7 +525,7 @@ impl Dispatcher {
                 _ = tokio::time::sleep_until(unpolled_until.into()), if !paused => {}
                 received = self.consumer.recv(), if paused => {
                     if let Ok(message) = received {
-                        self.keep_received(message.detach());
+                        self.keep_received(consumer::source_record(&message));
                     }
                 }
                 _ = shutdown.changed() => break Err(Stop::Signal),
@@ -616,7 +614,7 @@ impl Dispatcher {
                 // Keep polling so the group keeps us.
                 received = self.consumer.recv() => {
                     if let Ok(message) = received {
-                        self.keep_received(message.detach());
+                        self.keep_received(consumer::source_record(&message));
                     }
                 }
                 _ = shutdown.changed() => break Err(Stop::Signal),
@@ -640,7 +638,7 @@ impl Dispatcher {
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {}
                 received = self.consumer.recv() => {
                     if let Ok(message) = received {
-                        self.keep_received(message.detach());
+                        self.keep_received(consumer::source_record(&message));
                     }
                 }
                 _ = shutdown.changed() => return Err(Stop::Signal),
@@ -729,14 +727,13 @@ impl Dispatcher {
 }
 
 /// What a byte limit counts: the Kafka record's key, value and headers.
-fn record_bytes(message: &OwnedMessage) -> u64 {
-    let headers: usize = message.headers().map_or(0, |headers| {
-        headers
-            .iter()
-            .map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len))
-            .sum()
-    });
-    (message.key().map_or(0, <[u8]>::len) + message.payload().map_or(0, <[u8]>::len) + headers)
+fn record_bytes(record: &SourceRecord) -> u64 {
+    let headers: usize = record
+        .headers
+        .iter()
+        .map(|(name, value)| name.len() + value.as_ref().map_or(0, Vec::len))
+        .sum();
+    (record.key.as_ref().map_or(0, Vec::len) + record.value.as_ref().map_or(0, Vec::len) + headers)
         as u64
 }
 

@@ -161,7 +161,7 @@ impl Dispatcher {
                 done = &mut work => return Some(done),
                 received = self.consumer.recv() => {
                     if let Ok(message) = received {
-                        self.keep_received(message.detach());
+                        self.keep_received(consumer::source_record(&message));
                     }
                 }
                 _ = shutdown.changed() => return None,

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use bytes::Bytes;
 use rdkafka::ClientConfig;
 use rdkafka::Message as _;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -490,7 +489,7 @@ fn bench_envelope(topic: &str, i: usize, value_size: usize) -> Envelope {
     };
     let message =
         mapping::map_record(&record, &rules).unwrap_or_else(|_| mapping::OutgoingMessage {
-            body: Bytes::from_static(b"x"),
+            body: b"x",
             keys: None,
             tag: None,
             properties: vec![],

@@ -6,11 +6,11 @@
 //! what `verify` and the tests rely on. Records RocketMQ cannot take come
 //! back as a [`Rejection`] for the mapping's policy to handle.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use bytes::Bytes;
 
 /// Provenance: the Kafka topic the record came from.
 pub const KAFKA_TOPIC: &str = "KAFKA_TOPIC";
@@ -79,17 +79,22 @@ impl MappingRules {
     }
 }
 
-/// A RocketMQ message ready to send, without its topic and queue.
+/// A user property: name and value, borrowed from the record or the rules
+/// where they can be (this is built for every record copied).
+pub type Property<'a> = (Cow<'a, str>, Cow<'a, str>);
+
+/// A RocketMQ message ready to send, without its topic and queue. It
+/// borrows from the record it was mapped from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutgoingMessage {
-    pub body: Bytes,
-    pub keys: Option<String>,
-    pub tag: Option<String>,
+pub struct OutgoingMessage<'a> {
+    pub body: &'a [u8],
+    pub keys: Option<Cow<'a, str>>,
+    pub tag: Option<Cow<'a, str>>,
     /// User properties, provenance included.
-    pub properties: Vec<(String, String)>,
+    pub properties: Vec<Property<'a>>,
 }
 
-impl OutgoingMessage {
+impl OutgoingMessage<'_> {
     /// Bytes this message takes in a batch: body plus serialized properties.
     pub fn size(&self) -> usize {
         self.body.len() + properties_size(self)
@@ -99,12 +104,12 @@ impl OutgoingMessage {
     /// `KEYS` and the user properties as sent.
     pub fn as_stored(&self) -> StoredMessage<'_> {
         StoredMessage {
-            body: &self.body,
+            body: self.body,
             keys: self.keys.as_deref(),
             properties: self
                 .properties
                 .iter()
-                .map(|(name, value)| (name.as_str(), value.as_str()))
+                .map(|(name, value)| (name.as_ref(), value.as_ref()))
                 .collect(),
         }
     }
@@ -159,12 +164,12 @@ impl std::fmt::Display for Rejection {
 }
 
 /// Maps one record, or says why it cannot be mapped.
-pub fn map_record(
-    record: &SourceRecord,
+pub fn map_record<'a>(
+    record: &'a SourceRecord,
     rules: &MappingRules,
-) -> Result<OutgoingMessage, Rejection> {
+) -> Result<OutgoingMessage<'a>, Rejection> {
     let body = match &record.value {
-        Some(value) if !value.is_empty() => Bytes::copy_from_slice(value),
+        Some(value) if !value.is_empty() => value.as_slice(),
         _ => return Err(Rejection::EmptyValue),
     };
     let mut properties = provenance(record);
@@ -174,25 +179,24 @@ pub fn map_record(
             // RocketMQ's key index splits KEYS on spaces; encoded, the key
             // stays one token that a key query finds whole.
             Some(text) if text.contains(' ') => {
-                properties.push((KAFKA_KEY_ESCAPED.to_string(), "percent".to_string()));
-                Some(text.replace('%', "%25").replace(' ', "%20"))
+                properties.push((KAFKA_KEY_ESCAPED.into(), "percent".into()));
+                Some(text.replace('%', "%25").replace(' ', "%20").into())
             }
-            Some(text) => Some(text.to_string()),
+            Some(text) => Some(text.into()),
             None => {
                 properties.push((
-                    KAFKA_KEY_B64.to_string(),
-                    format!("{B64_PREFIX}{}", BASE64.encode(key)),
+                    KAFKA_KEY_B64.into(),
+                    format!("{B64_PREFIX}{}", BASE64.encode(key)).into(),
                 ));
                 None
             }
         },
     };
-    let (direct, escaped) = split_headers(&record.headers);
-    properties.extend(direct);
+    let escaped = carry_headers(&record.headers, &mut properties);
     if !escaped.is_empty() {
         properties.push((
-            KAFKA_HEADERS_B64.to_string(),
-            BASE64.encode(encode_header_list(&escaped)),
+            KAFKA_HEADERS_B64.into(),
+            BASE64.encode(encode_header_list(&escaped)).into(),
         ));
     }
     let tag = tag_for(record, rules);
@@ -248,21 +252,21 @@ pub fn surely_mappable(record: &SourceRecord, rules: &MappingRules) -> bool {
         && value.len() + properties <= rules.max_message_size
 }
 
-fn provenance(record: &SourceRecord) -> Vec<(String, String)> {
+fn provenance(record: &SourceRecord) -> Vec<Property<'_>> {
     // Room for the timestamp pair, a key marker and two headers without growing.
     let mut properties = Vec::with_capacity(8);
     properties.extend([
-        (KAFKA_TOPIC.to_string(), record.topic.clone()),
-        (KAFKA_PARTITION.to_string(), record.partition.to_string()),
-        (KAFKA_OFFSET.to_string(), record.offset.to_string()),
+        (KAFKA_TOPIC.into(), record.topic.as_str().into()),
+        (KAFKA_PARTITION.into(), record.partition.to_string().into()),
+        (KAFKA_OFFSET.into(), record.offset.to_string().into()),
     ]);
     if let Some((millis, kind)) = record.timestamp {
-        properties.push((KAFKA_TIMESTAMP.to_string(), millis.to_string()));
+        properties.push((KAFKA_TIMESTAMP.into(), millis.to_string().into()));
         let kind = match kind {
             TimestampType::CreateTime => "CreateTime",
             TimestampType::LogAppendTime => "LogAppendTime",
         };
-        properties.push((KAFKA_TIMESTAMP_TYPE.to_string(), kind.to_string()));
+        properties.push((KAFKA_TIMESTAMP_TYPE.into(), kind.into()));
     }
     properties
 }
@@ -283,13 +287,13 @@ fn is_carriable_name(name: &str) -> bool {
 /// A Kafka header: name and nullable value.
 type Header = (String, Option<Vec<u8>>);
 
-/// Up to this many headers, [`split_headers`] finds repeated names without a set.
+/// Up to this many headers, [`carry_headers`] finds repeated names without a set.
 const FEW_HEADERS: usize = 16;
 
-/// Splits headers into user properties (the first header of each name, when
-/// name and value are carriable) and the rest, in Kafka order.
-fn split_headers(headers: &[Header]) -> (Vec<(String, String)>, Vec<Header>) {
-    let mut direct = Vec::new();
+/// Adds to `properties` the headers properties can carry (the first header
+/// of each name, when name and value are carriable), and returns the rest,
+/// in Kafka order.
+fn carry_headers<'a>(headers: &'a [Header], properties: &mut Vec<Property<'a>>) -> Vec<Header> {
     let mut escaped = Vec::new();
     // Records carry a few headers as a rule: looking through the earlier
     // names is cheaper for them than hashing every name.
@@ -305,15 +309,15 @@ fn split_headers(headers: &[Header]) -> (Vec<(String, String)>, Vec<Header>) {
         let text = value.as_deref().and_then(carriable_text);
         match text {
             Some(text) if first && is_carriable_name(name) => {
-                direct.push((name.clone(), text.to_string()));
+                properties.push((name.as_str().into(), text.into()));
             }
             _ => escaped.push((name.clone(), value.clone())),
         }
     }
-    (direct, escaped)
+    escaped
 }
 
-fn tag_for(record: &SourceRecord, rules: &MappingRules) -> Option<String> {
+fn tag_for<'a>(record: &'a SourceRecord, rules: &MappingRules) -> Option<Cow<'a, str>> {
     let from_header = rules.tag_header.as_ref().and_then(|wanted| {
         let (_, value) = record
             .headers
@@ -321,9 +325,9 @@ fn tag_for(record: &SourceRecord, rules: &MappingRules) -> Option<String> {
             .rev()
             .find(|(name, _)| name == wanted)?;
         let text = carriable_text(value.as_deref()?)?;
-        (!text.contains("||")).then(|| text.to_string())
+        (!text.contains("||")).then_some(Cow::Borrowed(text))
     });
-    from_header.or_else(|| rules.tag.clone())
+    from_header.or_else(|| rules.tag.clone().map(Cow::Owned))
 }
 
 /// Serialized size of the properties the bridge sets: `name\u{1}value\u{2}` each.
@@ -504,10 +508,11 @@ mod tests {
 
     #[test]
     fn plain_record_maps_to_keys_properties_and_provenance() {
-        let message = map_record(&record(), &rules()).unwrap();
-        assert_eq!(&message.body[..], b"{\"amount\":5}");
+        let record = record();
+        let message = map_record(&record, &rules()).unwrap();
+        assert_eq!(message.body, b"{\"amount\":5}");
         assert_eq!(message.keys.as_deref(), Some("customer-7"));
-        let expected: Vec<(String, String)> = [
+        let expected: Vec<Property> = [
             ("KAFKA_TOPIC", "orders.v1"),
             ("KAFKA_PARTITION", "3"),
             ("KAFKA_OFFSET", "42"),
@@ -516,10 +521,10 @@ mod tests {
             ("source", "web"),
         ]
         .iter()
-        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .map(|&(n, v)| (n.into(), v.into()))
         .collect();
         assert_eq!(message.properties, expected);
-        assert_eq!(roundtrip(&record(), &rules()), record());
+        assert_eq!(roundtrip(&record, &rules()), record);
     }
 
     #[test]
@@ -535,7 +540,7 @@ mod tests {
             assert!(
                 message
                     .properties
-                    .contains(&(KAFKA_KEY_ESCAPED.to_string(), "percent".to_string()))
+                    .contains(&(KAFKA_KEY_ESCAPED.into(), "percent".into()))
             );
             assert_eq!(roundtrip(&r, &rules()), r);
         }
@@ -599,7 +604,7 @@ mod tests {
         let names: Vec<&str> = message
             .properties
             .iter()
-            .map(|(n, _)| n.as_str())
+            .map(|(n, _)| n.as_ref())
             .skip(5)
             .collect();
         assert_eq!(names, ["b", "a", KAFKA_HEADERS_B64]);

@@ -442,13 +442,14 @@ impl Dispatcher {
         mapping
             .consumed_bytes
             .increment(record.value.as_ref().map_or(0, |v| v.len() as u64));
-        match mapping::map_record(&record, &mapping.rules) {
+        // The mapped message borrows the record and the mapping: it is
+        // encoded and dropped before the record moves on.
+        let encoded = match mapping::map_record(&record, &mapping.rules) {
             Ok(outgoing) => {
                 let queue =
                     mapping
                         .router
                         .route(record.partition, record.offset, record.key.as_deref());
-                let sender = mapping.senders[queue].clone();
                 let message_id = message_id::message_id(
                     self.message_ids,
                     &mapping.config.rocketmq_topic,
@@ -457,7 +458,6 @@ impl Dispatcher {
                     record.offset,
                     record.timestamp.map(|(ms, _)| ms),
                 );
-                let label = mapping.label.clone();
                 let envelope = Envelope::new(
                     id,
                     record.offset,
@@ -465,11 +465,21 @@ impl Dispatcher {
                     &message_id,
                     record.timestamp.map(|(ms, _)| ms),
                 );
+                Ok((
+                    mapping.senders[queue].clone(),
+                    mapping.label.clone(),
+                    envelope,
+                ))
+            }
+            Err(rejection) => Err((rejection, id)),
+        };
+        match encoded {
+            Ok((sender, label, envelope)) => {
                 self.wait_for_in_flight_room(envelope.footprint() as i64, &label, shutdown)
                     .await?;
                 self.hand_over(&sender, envelope, shutdown).await
             }
-            Err(rejection) => {
+            Err((rejection, id)) => {
                 self.checkpoints.dispatch(&id, record.offset);
                 self.reject(record.topic.clone(), record, id, rejection)
             }

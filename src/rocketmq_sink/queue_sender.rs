@@ -586,7 +586,7 @@ fn encode_batch_entry(outgoing: &OutgoingMessage, message_id: &str) -> Box<[u8]>
             .map(|(n, v)| named(n, v))
             .sum::<usize>()
         + named(UNIQ_KEY, message_id);
-    let body = &outgoing.body;
+    let body = outgoing.body;
     let total = HEADER + body.len() + properties_len;
     let mut out = Vec::with_capacity(total);
     out.put_i32(total as i32);
@@ -620,20 +620,22 @@ fn encode_batch_entry(outgoing: &OutgoingMessage, message_id: &str) -> Box<[u8]>
 /// Builds the RocketMQ message. Properties go into the map directly: the
 /// mapping already escaped every name the client would refuse.
 pub fn to_message(topic: &str, outgoing: &OutgoingMessage) -> Message {
-    let mut builder = Message::builder().topic(topic).body(outgoing.body.clone());
+    let mut builder = Message::builder()
+        .topic(topic)
+        .body(Bytes::copy_from_slice(outgoing.body));
     if let Some(keys) = &outgoing.keys {
-        builder = builder.key(keys.as_str());
+        builder = builder.key(keys.as_ref());
     }
     if let Some(tag) = &outgoing.tag {
-        builder = builder.tags(tag.as_str());
+        builder = builder.tags(tag.as_ref());
     }
     // Building only fails without a topic, and the topic is always set.
     let mut message = builder.build_unchecked();
     let map = message.properties_mut().as_map_mut();
     for (name, value) in &outgoing.properties {
         map.insert(
-            CheetahString::from(name.as_str()),
-            CheetahString::from(value.as_str()),
+            CheetahString::from(name.as_ref()),
+            CheetahString::from(value.as_ref()),
         );
     }
     message
@@ -669,13 +671,19 @@ mod tests {
 
     use super::*;
 
-    fn outgoing(offset: i64, keys: Option<&str>, tag: Option<&str>) -> OutgoingMessage {
+    /// A message with `body`, as mapped from the record at `offset`.
+    fn outgoing<'a>(
+        body: &'a str,
+        offset: i64,
+        keys: Option<&'a str>,
+        tag: Option<&'a str>,
+    ) -> OutgoingMessage<'a> {
         OutgoingMessage {
-            body: Bytes::from(format!("value of record {offset}")),
-            keys: keys.map(str::to_string),
-            tag: tag.map(str::to_string),
+            body: body.as_bytes(),
+            keys: keys.map(Into::into),
+            tag: tag.map(Into::into),
             properties: vec![
-                ("KAFKA_OFFSET".into(), offset.to_string()),
+                ("KAFKA_OFFSET".into(), offset.to_string().into()),
                 ("h\u{e9}ader".into(), "v\u{e4}lue".into()),
             ],
         }
@@ -699,9 +707,12 @@ mod tests {
     #[test]
     fn batch_body_decodes_to_the_client_messages() {
         let messages = [
-            (7, outgoing(7, Some("k1 k2"), Some("tag"))),
-            (8, outgoing(8, None, None)),
-            (9, outgoing(9, Some("k"), None)),
+            (
+                7,
+                outgoing("value of record 7", 7, Some("k1 k2"), Some("tag")),
+            ),
+            (8, outgoing("value of record 8", 8, None, None)),
+            (9, outgoing("value of record 9", 9, Some("k"), None)),
         ];
         let envelopes: Vec<Envelope> = messages
             .iter()
@@ -764,7 +775,7 @@ mod tests {
                 Envelope::new(
                     partition.clone(),
                     offset,
-                    &outgoing(offset, None, None),
+                    &outgoing("value", offset, None, None),
                     &id(offset),
                     None,
                 )

@@ -79,8 +79,8 @@ impl MappingRules {
     }
 }
 
-/// A user property: name and value, borrowed from the record or the rules
-/// where they can be (this is built for every record copied).
+/// A user property: name and value, borrowed from the record where they
+/// can be (this is built for every record copied).
 pub type Property<'a> = (Cow<'a, str>, Cow<'a, str>);
 
 /// A RocketMQ message ready to send, without its topic and queue. It

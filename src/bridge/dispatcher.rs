@@ -442,8 +442,8 @@ impl Dispatcher {
         mapping
             .consumed_bytes
             .increment(record.value.as_ref().map_or(0, |v| v.len() as u64));
-        // The mapped message borrows the record and the mapping: it is
-        // encoded and dropped before the record moves on.
+        // The mapped message borrows the record: it is encoded, and
+        // dropped, before a rejected record moves on to its policy.
         let encoded = match mapping::map_record(&record, &mapping.rules) {
             Ok(outgoing) => {
                 let queue =

@@ -100,6 +100,12 @@ impl OutgoingMessage<'_> {
         self.body.len() + properties_size(self)
     }
 
+    /// Bytes the properties the mapping set (`KEYS`, `TAGS` and the user
+    /// properties) take serialized, `name\u{1}value\u{2}` each.
+    pub fn properties_size(&self) -> usize {
+        properties_size(self)
+    }
+
     /// What a consumer reads back once RocketMQ stored this message:
     /// `KEYS` and the user properties as sent.
     pub fn as_stored(&self) -> StoredMessage<'_> {

@@ -571,20 +571,8 @@ const PROPERTY_SEPARATOR: u8 = 2;
 fn encode_batch_entry(outgoing: &OutgoingMessage, message_id: &str) -> Box<[u8]> {
     const HEADER: usize = 4 + 4 + 4 + 4 + 4 + 2;
     let named = |name: &str, value: &str| name.len() + value.len() + 2;
-    let properties_len = outgoing
-        .keys
-        .as_deref()
-        .map_or(0, |k| named(MessageConst::PROPERTY_KEYS, k))
-        + outgoing
-            .tag
-            .as_deref()
-            .map_or(0, |t| named(MessageConst::PROPERTY_TAGS, t))
+    let properties_len = outgoing.properties_size()
         + named(MessageConst::PROPERTY_WAIT_STORE_MSG_OK, "true")
-        + outgoing
-            .properties
-            .iter()
-            .map(|(n, v)| named(n, v))
-            .sum::<usize>()
         + named(UNIQ_KEY, message_id);
     let body = outgoing.body;
     let total = HEADER + body.len() + properties_len;

@@ -854,7 +854,7 @@ impl CpuUse {
     fn now(bridge: u32) -> Self {
         CpuUse {
             bridge: cpu_seconds(bridge),
-            kafka: pids_named("tansu").into_iter().map(cpu_seconds).sum(),
+            kafka: broker_pids(&["kafka-"]).into_iter().map(cpu_seconds).sum(),
             rocketmq: rocketmq_cpu_seconds(),
         }
     }
@@ -870,7 +870,10 @@ impl CpuUse {
 
 /// CPU seconds used so far by the RocketMQ name server and broker.
 fn rocketmq_cpu_seconds() -> f64 {
-    pids_named("rocketmq-").into_iter().map(cpu_seconds).sum()
+    broker_pids(&["namesrv@", "broker-"])
+        .into_iter()
+        .map(cpu_seconds)
+        .sum()
 }
 
 /// utime + stime of a process, in seconds (Linux: 100 ticks per second).
@@ -888,15 +891,32 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-fn pids_named(prefix: &str) -> Vec<u32> {
+/// The broker JVMs that `scripts/brokers.sh` started whose component name
+/// starts with one of `components`: it marks each java command line with
+/// `-Dbridge.component=NAME@STATE_DIR`. With `BRIDGE_BROKERS_DIR` set (as
+/// bench.sh does for its own brokers), only that state directory's.
+fn broker_pids(components: &[&str]) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return vec![];
+    };
+    let state_dir = std::env::var("BRIDGE_BROKERS_DIR").ok();
+    let is_wanted = |arg: &str| {
+        let Some(marker) = arg.strip_prefix("-Dbridge.component=") else {
+            return false;
+        };
+        let (name, dir) = marker.split_once('@').unwrap_or((marker, ""));
+        let name_matches = components
+            .iter()
+            .any(|c| name.starts_with(c.trim_end_matches('@')));
+        name_matches && state_dir.as_deref().is_none_or(|d| d == dir)
     };
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|comm| comm.starts_with(prefix))
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|line| {
+                line.split(|b| *b == 0)
+                    .any(|arg| std::str::from_utf8(arg).is_ok_and(is_wanted))
+            })
         })
         .collect()
 }
@@ -1486,7 +1506,9 @@ fn render(bench: &Bench, r: &Results) -> String {
     );
     let _ = writeln!(
         out,
-        "- Brokers: Tansu (Kafka protocol) and rocketmq-rust on 127.0.0.1, started by `scripts/brokers.sh`.\n"
+        "- Brokers: Apache Kafka {} (KRaft, one node) and Apache RocketMQ {} (name server and one broker) on 127.0.0.1, started by `scripts/brokers.sh`.\n",
+        std::env::var("BRIDGE_KAFKA_VERSION").unwrap_or_else(|_| "(version unknown)".into()),
+        std::env::var("BRIDGE_ROCKETMQ_VERSION").unwrap_or_else(|_| "(version unknown)".into())
     );
     let chart = args.report.with_extension("png");
     let chart = chart.file_name().map_or("".into(), |n| n.to_string_lossy());

@@ -66,6 +66,9 @@ else
     "$HERE/brokers.sh" start >/dev/null
 fi
 
+# The broker versions, for the report.
+eval "$("$HERE/brokers.sh" env | grep VERSION)"
+
 step "running the harness"
 mkdir -p target/bench
 cargo bench --locked "${profile[@]}" --bench pipeline -- \

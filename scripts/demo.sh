@@ -17,7 +17,11 @@ LOG=${DEMO_LOG:-$REPO/.brokers/demo-bridge.log}
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "starting local brokers (the first run builds the RocketMQ broker: 20-30 minutes)"
+# shellcheck source=scripts/prerequisites.sh
+. "$HERE/prerequisites.sh"
+require_build_tools
+
+step "starting local brokers (the first run downloads them from Maven Central: about a minute)"
 "$HERE/brokers.sh" start
 
 step "building kafka-rocketmq-bridge"

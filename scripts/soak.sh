@@ -10,15 +10,16 @@
 # bridge and, every 10-40 s, injects one fault drawn from the seed:
 #   bridge-kill       kill -9 the bridge, restart it
 #   bridge-term       SIGTERM the bridge (it must exit 0), restart it
+#   kafka-kill        kill -9 the Kafka broker (its data stays on disk), restart it
 #   broker-kill       kill -9 the RocketMQ broker, restart it
 #   namesrv-kill      kill -9 the RocketMQ name server, restart it
 #   kafka-cut, kafka-blackhole, namesrv-cut, broker-cut, broker-blackhole,
 #   broker-delay      a network fault on the way to that broker (through
 #                     `fault-proxy`): connections cut mid-request, traffic
 #                     held without an answer, or 1.5 s of delay each way
-# Each fault lasts 0-10 s (also drawn). Kafka (Tansu) is never restarted:
-# it keeps its data in memory. Every client reaches the brokers through the
-# proxy: Tansu advertises the proxy's port, and the RocketMQ broker registers
+# Each fault lasts 0-10 s (also drawn). The brokers are Apache Kafka and
+# Apache RocketMQ (scripts/brokers.sh). Every client reaches the brokers
+# through the proxy: Kafka advertises the proxy's port, and the RocketMQ broker registers
 # 127.0.0.2, where its proxy listens. When the traffic ends it waits for
 # the bridge to commit everything, stops it with SIGTERM and runs `verify`.
 # Exit 0 when every day's counts and digests match with zero duplicates.
@@ -42,7 +43,7 @@
 #   BRIDGE_SOAK_KAFKA_PORT [39092]  BRIDGE_SOAK_NAMESRV_PORT [39876]
 #   BRIDGE_SOAK_BROKER_PORT [40911]  BRIDGE_SOAK_METRICS_PORT [39464]
 #   BRIDGE_SOAK_PROXY_PORT [39990]   fault-proxy's command port; its Kafka and
-#       name server routes listen on the Kafka and name server ports + 1
+#       name server routes listen on the Kafka port + 2 and the name server port + 1
 #   BRIDGE_SOAK_BROKERS_DIR [target/soak-brokers-<kafka port>]   deleted on exit
 #   BRIDGE_SOAK_KEEP_BROKERS [0]     1: leave the brokers running with their data and
 #       full logs, to look into a failed run (then: brokers.sh clean with the same env)
@@ -77,7 +78,7 @@ fi
 
 RATE=${BRIDGE_SOAK_RATE:-1000}
 SEED=${BRIDGE_SOAK_SEED:-$(( $(od -An -N2 -tu2 /dev/urandom) % 32768 ))}
-ALL_FAULTS="bridge-kill bridge-term broker-kill namesrv-kill kafka-cut kafka-blackhole namesrv-cut broker-cut broker-blackhole broker-delay"
+ALL_FAULTS="bridge-kill bridge-term kafka-kill broker-kill namesrv-kill kafka-cut kafka-blackhole namesrv-cut broker-cut broker-blackhole broker-delay"
 read -r -a FAULT_KINDS <<<"${BRIDGE_SOAK_FAULTS:-$ALL_FAULTS}"
 MIN_GAP=${BRIDGE_SOAK_MIN_GAP:-10}
 MAX_GAP=${BRIDGE_SOAK_MAX_GAP:-40}
@@ -92,7 +93,8 @@ export BRIDGE_BROKER_PORT=${BRIDGE_SOAK_BROKER_PORT:-40911}
 export BRIDGE_BROKERS_DIR=${BRIDGE_SOAK_BROKERS_DIR:-$REPO/target/soak-brokers-$BRIDGE_KAFKA_PORT}
 PROXY_PORT=${BRIDGE_SOAK_PROXY_PORT:-39990}
 # Clients reach every broker through fault-proxy (see the header).
-KAFKA_PROXY_PORT=$((BRIDGE_KAFKA_PORT + 1))
+# Kafka's port + 1 is its KRaft controller's.
+KAFKA_PROXY_PORT=$((BRIDGE_KAFKA_PORT + 2))
 NAMESRV_PROXY_PORT=$((BRIDGE_NAMESRV_PORT + 1))
 export BRIDGE_KAFKA_ADVERTISED_PORT=$KAFKA_PROXY_PORT
 export BRIDGE_BROKER_IP=127.0.0.2
@@ -272,6 +274,13 @@ fault_bridge_term() {
     stay_down "$1"
     start_bridge
     FAULT_NOTE="bridge stopped (exit $STOP_CODE) and restarted"
+}
+
+fault_kafka_kill() {
+    brokers stop --kill kafka
+    stay_down "$1"
+    brokers start kafka
+    FAULT_NOTE="Kafka restarted"
 }
 
 fault_broker_kill() {

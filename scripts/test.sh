@@ -1,28 +1,28 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, clippy, unit tests and the integration
-# tests against real local brokers (Tansu and rocketmq-rust).
+# tests against real local brokers (Apache Kafka and Apache RocketMQ).
 #
-# It starts test brokers on their own ports (so a developer's brokers on the
-# default ports are left alone), runs everything, and stops and deletes what it
-# started. A first run on a fresh machine also builds the RocketMQ broker
-# (about 20-30 minutes on 2 cores) into a cache reused by later runs.
+# It installs what a fresh machine lacks (scripts/prerequisites.sh), starts
+# test brokers on their own ports (so a developer's brokers on the default
+# ports are left alone), runs everything, and stops and deletes what it
+# started. A first run on a fresh machine also downloads the brokers' jars
+# from Maven Central (about a minute) into a cache reused by later runs.
 #
-# Extra arguments go to `cargo test`, e.g. `scripts/test.sh --test check`.
+# Extra arguments go to `cargo test`, e.g. `scripts/test.sh -- check::`.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$HERE")
 cd "$REPO"
+# shellcheck source=scripts/prerequisites.sh
+. "$HERE/prerequisites.sh"
 
 export BRIDGE_KAFKA_PORT=${BRIDGE_TEST_KAFKA_PORT:-29092}
 export BRIDGE_NAMESRV_PORT=${BRIDGE_TEST_NAMESRV_PORT:-29876}
 export BRIDGE_BROKER_PORT=${BRIDGE_TEST_BROKER_PORT:-30911}
 export BRIDGE_BROKERS_DIR=${BRIDGE_TEST_BROKERS_DIR:-$REPO/target/test-brokers}
-# The shared test broker keeps 1 GiB commit-log files, so the suite never
-# crosses a file boundary: rocketmq-rust 1.0.0 stops indexing keys for good
-# once it does after a kill -9 restart ("failed to advance local index across
-# a verified CommitLog BLANK"), and the key query test runs after
-# broker_restart. The tests' own brokers use small files (tests/support).
+# Small (64 MiB) commit-log files, brokers.sh's default: the suite crosses
+# file boundaries, and the key query test runs after a kill -9 restart.
 unset BRIDGE_BROKER_FILE_MB
 # What the integration tests connect to, and how they restart a broker.
 export BRIDGE_TEST_KAFKA=127.0.0.1:$BRIDGE_KAFKA_PORT
@@ -30,6 +30,11 @@ export BRIDGE_TEST_NAMESRV=127.0.0.1:$BRIDGE_NAMESRV_PORT
 export BRIDGE_TEST_BROKERS_SCRIPT=$HERE/brokers.sh
 
 step() { printf '\n==> %s\n' "$*"; }
+
+step "prerequisites"
+require_build_tools
+require_java_and_maven
+"$HERE/brokers.sh" install
 
 step "toolchain: $(rustc --version)"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true

@@ -1,13 +1,11 @@
 //! The bridge against the real brokers: completeness, exact content,
 //! order, graceful shutdown and resume.
 
-mod support;
-
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use crate::support::*;
 use kafka_rocketmq_bridge::mapping::SourceRecord;
-use support::*;
 
 struct Scenario {
     _file: tempfile::NamedTempFile,

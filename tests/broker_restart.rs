@@ -3,15 +3,13 @@
 //! nothing is lost or reordered. Its own test binary, since it stops the
 //! shared test broker.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rocketmq_broker_killed_and_restarted_mid_run() {
-    let brokers = brokers();
+    let brokers = brokers_exclusively();
     let base = unique("restart");
     let (kafka_topic, rocketmq_topic) = (format!("{base}.in"), format!("{base}_out"));
     let port = closed_port();

@@ -1,10 +1,8 @@
 //! `check` and `create-topics` against the real local brokers.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 #[test]
 fn check_is_ready_once_create_topics_made_both_sides() {

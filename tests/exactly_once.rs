@@ -2,12 +2,10 @@
 //! every record is in RocketMQ exactly once, in order, in `partition` and
 //! `key_hash` modes; the restarted instances report what they skipped.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 /// The `already_stored` and `took_ms` of each restart-scan log line.
 fn restart_scans(logs: &str) -> Vec<(u64, u64)> {

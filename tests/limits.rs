@@ -2,11 +2,9 @@
 //! holds over a window, SIGHUP changes it live (and refuses other changes),
 //! and a tiny in-flight cap keeps memory flat over a large backlog.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 /// Messages stored per second in `topic` over `window`. The window is the
 /// measurement itself: a rate needs elapsed time, there is nothing to await.

@@ -1,13 +1,11 @@
 //! Message ids (UNIQ_KEY) with batching on: one per record, deterministic by
 //! default so a re-sent copy carries its first copy's id.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use crate::support::*;
 use kafka_rocketmq_bridge::message_id::deterministic_id;
-use support::*;
 
 fn scenario(
     extra_rocketmq: &str,

@@ -1,11 +1,9 @@
 //! `/metrics` parses as Prometheus text and its counters match what was
 //! copied; `/readyz` reports a running, assigned instance.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 fn sample(
     scrape: &prometheus_parse::Scrape,

@@ -3,15 +3,13 @@
 //! server is unreachable, and nothing is lost, duplicated or reordered. Its
 //! own test binary, since it stops the shared test name server.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn name_server_killed_and_restarted_mid_run() {
-    let brokers = brokers();
+    let brokers = brokers_exclusively();
     let base = unique("nsrestart");
     let (kafka_topic, rocketmq_topic) = (format!("{base}.in"), format!("{base}_out"));
     let port = closed_port();

@@ -16,13 +16,11 @@
 //! - the name server's address is configured, so the bridge is simply
 //!   given the name server proxy's.
 
-mod support;
-
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener as StdListener};
 use std::time::{Duration, Instant};
 
-use support::fault_proxy::{FaultProxy, Mode};
-use support::*;
+use crate::support::fault_proxy::{FaultProxy, Mode};
+use crate::support::*;
 
 const PARTITIONS: usize = 4;
 const QUEUES: usize = 4;
@@ -51,7 +49,7 @@ struct FaultBrokers {
 
 impl FaultBrokers {
     async fn start() -> Self {
-        let kafka_port = closed_port();
+        let kafka_port = closed_kafka_port();
         let kafka = FaultProxy::start(
             localhost([127, 0, 0, 1], 0),
             localhost([127, 0, 0, 1], kafka_port),

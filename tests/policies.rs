@@ -1,12 +1,10 @@
 //! Records RocketMQ cannot take, under each policy, and binary keys and
 //! headers through the documented encoding. Against the real brokers.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use kafka_rocketmq_bridge::dead_letter::{ORIGIN_OFFSET_HEADER, REASON_HEADER};
-use support::*;
 
 fn scenario(
     policy: &str,

@@ -1,13 +1,11 @@
 //! A target topic's queue count changes while the bridge runs: it logs it,
 //! drains, re-plans, and keeps every record and per-key order.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use kafka_rocketmq_bridge::config::RocketMqConfig;
 use kafka_rocketmq_bridge::rocketmq_sink::{RocketMqAdmin, RocketMqRuntime};
-use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn growing_the_queue_count_replans_without_loss() {

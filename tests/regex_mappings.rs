@@ -1,11 +1,9 @@
 //! `kafka_topic_regex` against the real brokers: expansion in `check`,
 //! illegal derived names refused, and `run` copying every matched topic.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn regex_mappings_expand_check_and_copy() {

@@ -1,12 +1,10 @@
 //! Two bridge instances in one consumer group share the partitions; when
 //! one is killed, the other takes its partitions over with no loss.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 /// The partitions an instance owns, from its "partitions assigned" and
 /// "partitions revoked" lines (with cooperative rebalancing each names only

@@ -4,13 +4,11 @@
 //! `/status` and `/readyz`, nor `check`'s output may show a secret.
 //! No brokers needed.
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 /// Distinctive values, so a match can only be a leak.
 const SASL_PASSWORD: &str = "sasl-pw-Qx7Lz93kV";

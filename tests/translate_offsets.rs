@@ -2,17 +2,15 @@
 //! consumer in the translated group reads exactly the records the Kafka
 //! group had not consumed yet: none it had, none missing.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use crate::support::*;
 use kafka_rocketmq_bridge::config::RocketMqConfig;
 use kafka_rocketmq_bridge::rocketmq_reader::TopicReader;
 use kafka_rocketmq_bridge::rocketmq_sink::RocketMqRuntime;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use support::*;
 
 /// Commits `offsets` (next to read, by partition) for `group`, as a Kafka
 /// consumer that stopped there would have.

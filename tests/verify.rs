@@ -3,17 +3,15 @@
 //! names the record; a record skipped by policy is an accounted difference;
 //! duplicates after a kill -9 still MATCH and are counted as duplicates.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use chrono::{NaiveDate, Utc};
 use kafka_rocketmq_bridge::config::RocketMqConfig;
 use kafka_rocketmq_bridge::mapping::{self, MappingRules, SourceRecord};
 use kafka_rocketmq_bridge::rocketmq_sink::queue_sender::to_message;
 use kafka_rocketmq_bridge::rocketmq_sink::{RocketMqRuntime, fetch_queues, start_producer};
 use serde_json::Value;
-use support::*;
 
 const DAY_MS: i64 = 86_400_000;
 

@@ -4,15 +4,13 @@
 //! `/readyz`, and recovers when writes are accepted again, with nothing lost
 //! or reordered. Its own test binary, since it changes the shared broker.
 
-mod support;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::support::*;
 use cheetah_string::CheetahString;
 use kafka_rocketmq_bridge::rocketmq_sink::RocketMqRuntime;
 use rocketmq_client_rust::{BrokerAdmin, DefaultMQAdminExt};
-use support::*;
 
 /// Sets the shared test broker's permission: 6 read-write, 4 read-only.
 async fn set_broker_permission(name_server: &str, permission: &str) {

@@ -382,14 +382,17 @@ fn read_kafka(config: &BridgeConfig, topic: &str) -> Result<Vec<SourceRecord>, S
         }
     }
     consumer.assign(&list).map_err(|e| e.to_string())?;
-    // A queried high watermark can be short (Tansu answers up to a batch
-    // low), so read past it until the partitions stay quiet for 2 s.
+    // The queried high watermark is exact (Apache Kafka answers ListOffsets
+    // with the partition's end), so reading stops at it.
     let mut records = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(120);
-    let mut quiet_since = Instant::now();
-    while Instant::now() < deadline
-        && !(ends.is_empty() && quiet_since.elapsed() > Duration::from_secs(2))
-    {
+    while !ends.is_empty() {
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{topic}: partitions {:?} not read to their end within 120 s",
+                ends.keys().collect::<Vec<_>>()
+            ));
+        }
         let Some(message) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
@@ -400,7 +403,6 @@ fn read_kafka(config: &BridgeConfig, topic: &str) -> Result<Vec<SourceRecord>, S
         {
             ends.remove(&record.partition);
         }
-        quiet_since = Instant::now();
         records.push(record);
     }
     Ok(records)

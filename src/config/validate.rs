@@ -29,6 +29,11 @@ const BRIDGE_OWNED_PROPERTIES: &[(&str, &str)] = &[
         "enable.auto.offset.store",
         "the bridge stores offsets itself after RocketMQ acknowledges them",
     ),
+    (
+        "isolation.level",
+        "the bridge and `verify` read only committed records (read_committed), so records of \
+         aborted transactions never reach RocketMQ",
+    ),
 ];
 
 /// Checks every section that deserialized; the others were reported already.

@@ -31,6 +31,9 @@ pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
         .set("group.id", &kafka.group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
+        // librdkafka's default too; explicit because copying an aborted
+        // transaction's records would be a copy of what Kafka never held.
+        .set("isolation.level", "read_committed")
         .set("client.id", "kafka-rocketmq-bridge");
     config
 }

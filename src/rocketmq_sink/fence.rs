@@ -3,13 +3,16 @@
 //! queue's tail what is already stored (after a failed send, and when a
 //! restarted instance looks for copies past the committed offsets).
 //!
-//! Why: a rocketmq-rust 1.0.0 broker can store a request whose client gave
-//! up on it (the send timed out while the network held it, or the process
-//! was killed) and leave it unreadable until the next write reaches that
-//! broker. The queue then looks as if the send never happened, and the
-//! records would be sent again. A fence is that next write. A broker makes
-//! its commit log readable in order, so once the fence is readable, so is
-//! everything stored before it. Nobody consumes the fence topic.
+//! Why: a queue's tail (its max offset) is read from the consume queue, and
+//! an Apache RocketMQ broker fills the consume queues from its commit log
+//! asynchronously, in commit-log order (`ReputMessageService`, every 1 ms),
+//! after it has stored a message. A send whose client gave up (a timeout, a
+//! cut connection, a killed process) may be stored and not yet dispatched
+//! when the bridge looks, and its records would be sent again. Once the
+//! fence, written after it, is readable, so is everything stored before it.
+//! (The stand-in broker used before, rocketmq-rust 1.0, left such a request
+//! unreadable until the next write; there the fence was that next write.)
+//! Nobody consumes the fence topic.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
@@ -137,7 +140,7 @@ mod tests {
 
     #[test]
     fn only_a_missing_route_counts_as_a_missing_fence_topic() {
-        // What rocketmq-client-rust 1.0.0 says (seen against rocketmq-rust).
+        // What rocketmq-client-rust 1.0.0 says when a topic has no route.
         assert!(topic_missing(&read_error(
             "core.argument.invalid: Argument is invalid: No route data found for topic: \
              kafka_rocketmq_bridge_fence"

@@ -12,13 +12,72 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The brokers `scripts/test.sh` started.
+/// The brokers `scripts/test.sh` started, shared by every test of the binary.
+/// Holding it keeps tests that stop or kill those brokers from running at
+/// the same time (`brokers_exclusively`).
 pub struct TestBrokers {
     pub kafka: String,
     pub name_server: String,
+    _shared: SharedUse,
+}
+
+/// Tests run in parallel within the one test binary; this is what the
+/// separate binaries gave before: a test that faults a shared broker runs
+/// alone. Readers never wait for a waiting writer, so a test may hold two.
+struct SharedUse {
+    exclusive: bool,
+}
+
+struct Users {
+    readers: usize,
+    writer: bool,
+}
+
+static USERS: std::sync::Mutex<Users> = std::sync::Mutex::new(Users {
+    readers: 0,
+    writer: false,
+});
+static USERS_CHANGED: std::sync::Condvar = std::sync::Condvar::new();
+
+impl SharedUse {
+    fn take(exclusive: bool) -> Self {
+        // A test that panicked while holding the lock leaves the count right.
+        let mut users = USERS.lock().unwrap_or_else(|e| e.into_inner());
+        while users.writer || (exclusive && users.readers > 0) {
+            users = USERS_CHANGED.wait(users).unwrap_or_else(|e| e.into_inner());
+        }
+        if exclusive {
+            users.writer = true;
+        } else {
+            users.readers += 1;
+        }
+        SharedUse { exclusive }
+    }
+}
+
+impl Drop for SharedUse {
+    fn drop(&mut self) {
+        let mut users = USERS.lock().unwrap_or_else(|e| e.into_inner());
+        if self.exclusive {
+            users.writer = false;
+        } else {
+            users.readers -= 1;
+        }
+        USERS_CHANGED.notify_all();
+    }
 }
 
 pub fn brokers() -> TestBrokers {
+    test_brokers(SharedUse::take(false))
+}
+
+/// The shared brokers, for a test that stops, kills or restarts them: it waits
+/// until no other test uses them, and keeps the others waiting until it is done.
+pub fn brokers_exclusively() -> TestBrokers {
+    test_brokers(SharedUse::take(true))
+}
+
+fn test_brokers(shared: SharedUse) -> TestBrokers {
     let var = |name: &str| {
         std::env::var(name).unwrap_or_else(|_| {
             panic!("{name} is not set: run the integration tests with scripts/test.sh, which starts the brokers")
@@ -27,6 +86,7 @@ pub fn brokers() -> TestBrokers {
     TestBrokers {
         kafka: var("BRIDGE_TEST_KAFKA"),
         name_server: var("BRIDGE_TEST_NAMESRV"),
+        _shared: shared,
     }
 }
 
@@ -51,6 +111,15 @@ pub fn closed_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
+/// A free 127.0.0.1 port for a one-node Kafka whose KRaft controller takes
+/// the port after it, free too.
+pub fn closed_kafka_port() -> u16 {
+    (0..100)
+        .map(|_| closed_port())
+        .find(|p| *p < u16::MAX && TcpListener::bind(("127.0.0.1", p + 1)).is_ok())
+        .expect("a free Kafka port with a free port after it")
+}
+
 /// Writes `text` to a fresh temporary config file.
 pub fn config_file(text: &str) -> tempfile::NamedTempFile {
     let mut file = tempfile::Builder::new()
@@ -62,6 +131,10 @@ pub fn config_file(text: &str) -> tempfile::NamedTempFile {
 }
 
 /// A config with one mapping per (kafka, rocketmq) pair.
+///
+/// `session.timeout.ms` is Apache Kafka's minimum (group.min.session.timeout.ms),
+/// not librdkafka's 45 s: a bridge killed with -9 stays a group member until
+/// its session times out, and the tests restart or replace killed bridges.
 pub fn config_text(kafka: &str, name_server: &str, pairs: &[(&str, &str)]) -> String {
     let mut text = format!(
         "kafka:\n  bootstrap_servers: \"{kafka}\"\n  group_id: \"{}\"\n  properties:\n    session.timeout.ms: \"6000\"\n\
@@ -578,7 +651,7 @@ impl OwnBrokers {
                         .all(|q| TcpListener::bind(("127.0.0.1", *q)).is_ok())
             })
             .expect("a free broker port");
-        let brokers = Self::on_ports(closed_port(), closed_port(), broker_port, settings);
+        let brokers = Self::on_ports(closed_kafka_port(), closed_port(), broker_port, settings);
         brokers.run("start", components);
         brokers
     }
@@ -698,4 +771,385 @@ pub fn with_fence_topic(config_text: &str, topic: &str) -> String {
         "rocketmq:\n",
         &format!("rocketmq:\n  fence_topic: \"{topic}\"\n"),
     )
+}
+
+// ---- Kafka offsets, plain reads and `verify` by day ----------------------
+// (for the Apache-Kafka-only tests: kafka_restart, transactions, compacted)
+
+/// Midnight UTC of yesterday, in ms: records stamped in a day that is over
+/// get a real `verify` verdict (today's day is always INCOMPLETE).
+pub fn yesterday_start_ms() -> i64 {
+    const DAY_MS: i64 = 86_400_000;
+    chrono::Utc::now().timestamp_millis() / DAY_MS * DAY_MS - DAY_MS
+}
+
+/// The UTC day (YYYY-MM-DD) holding `millis`.
+pub fn utc_day(millis: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .map(|t| t.date_naive().to_string())
+        .unwrap_or_default()
+}
+
+/// Runs `verify --json` for one UTC day; returns its exit code and report.
+pub fn verify_day(config: &std::path::Path, day: &str) -> (i32, serde_json::Value) {
+    let path = config.to_str().expect("UTF-8 path");
+    let output = run(&[
+        "verify", "--config", path, "--from", day, "--to", day, "--json",
+    ]);
+    let report = serde_json::from_str(&stdout(&output)).unwrap_or_else(|e| {
+        panic!(
+            "verify did not print JSON ({e}): {}{}",
+            stdout(&output),
+            stderr(&output)
+        )
+    });
+    (output.status.code().unwrap_or(-1), report)
+}
+
+/// A plain Kafka client (no group joined) with `properties` added.
+fn plain_consumer(bootstrap: &str, group: &str) -> rdkafka::consumer::BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .expect("Kafka test consumer")
+}
+
+/// The high watermark of each partition `0..partitions` of `topic`.
+pub fn high_watermarks(bootstrap: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    let consumer = plain_consumer(bootstrap, &unique("watermarks"));
+    (0..partitions)
+        .map(|p| {
+            rdkafka::consumer::Consumer::fetch_watermarks(
+                &consumer,
+                topic,
+                p,
+                Duration::from_secs(30),
+            )
+            .expect("watermarks")
+            .1
+        })
+        .collect()
+}
+
+/// `group`'s committed offset of each partition `0..partitions` of
+/// `topic` (None: nothing committed), read without joining the group.
+pub fn group_committed(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> Vec<Option<i64>> {
+    use rdkafka::consumer::Consumer;
+    let consumer = plain_consumer(bootstrap, group);
+    let mut list = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        list.add_partition(topic, p);
+    }
+    let committed = consumer
+        .committed_offsets(list, Duration::from_secs(30))
+        .expect("committed offsets");
+    (0..partitions)
+        .map(
+            |p| match committed.find_partition(topic, p).map(|e| e.offset()) {
+                Some(rdkafka::Offset::Offset(offset)) => Some(offset),
+                _ => None,
+            },
+        )
+        .collect()
+}
+
+/// A record as a plain (read_committed) consumer reads it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadBack {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+}
+
+/// Everything partition `partition` of `topic` holds now, from its log
+/// start up to its high watermark, as a read_committed consumer sees it.
+/// For partitions whose last offset holds a record, not a transaction
+/// marker (reading stops at the record just below the high watermark).
+pub fn read_partition(bootstrap: &str, topic: &str, partition: i32) -> Vec<ReadBack> {
+    use rdkafka::Message;
+    use rdkafka::consumer::Consumer;
+    let consumer = plain_consumer(bootstrap, &unique("read-back"));
+    let (_, high) = consumer
+        .fetch_watermarks(topic, partition, Duration::from_secs(30))
+        .expect("watermarks");
+    let mut list = rdkafka::TopicPartitionList::new();
+    list.add_partition_offset(topic, partition, rdkafka::Offset::Beginning)
+        .expect("partition");
+    consumer.assign(&list).expect("assign");
+    let mut records: Vec<ReadBack> = Vec::new();
+    let start = Instant::now();
+    while records.last().map_or(high > 0, |r| r.offset < high - 1) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "reading {topic}/{partition} back stalled after {:?} of {high}",
+            records.last().map(|r| r.offset)
+        );
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let message = message.expect("read back");
+            records.push(ReadBack {
+                partition,
+                offset: message.offset(),
+                key: message.key().map(<[u8]>::to_vec),
+                value: message.payload().map(<[u8]>::to_vec),
+            });
+        }
+    }
+    records
+}
+
+// ---- clusters and credentials: several Kafka nodes or RocketMQ masters, -----
+// ---- SASL and ACL (tests/kafka_cluster.rs, rocketmq_cluster.rs, credentials.rs)
+
+/// Whether every one of `ports` can be bound on 127.0.0.1 now.
+fn ports_free(ports: &[u16]) -> bool {
+    ports
+        .iter()
+        .all(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok())
+}
+
+/// A base port `b` (from the ephemeral range) where every `b + offset` is free.
+fn free_base(offsets: &[i32]) -> u16 {
+    (0..200)
+        .map(|_| closed_port())
+        .find(|base| {
+            let ports: Option<Vec<u16>> = offsets
+                .iter()
+                .map(|o| {
+                    u16::try_from(i32::from(*base) + o)
+                        .ok()
+                        .filter(|p| *p > 1024)
+                })
+                .collect();
+            ports.is_some_and(|ports| ports_free(&ports))
+        })
+        .expect("a free range of ports")
+}
+
+impl OwnBrokers {
+    /// Like `start`, with `kafka_nodes` KRaft nodes (`BRIDGE_KAFKA_NODES`)
+    /// and `broker_masters` RocketMQ masters (`BRIDGE_BROKER_MASTERS`), on
+    /// base ports where every port they bind is free: Kafka node N uses
+    /// base + 2(N-1) and the port after it; master K (from 0) uses broker
+    /// base + 4K, and that - 2 and + 1. `kafka` lists every node.
+    pub fn start_cluster(
+        components: &[&str],
+        kafka_nodes: usize,
+        broker_masters: usize,
+        settings: &[(&str, &str)],
+    ) -> Self {
+        let brokers = Self::cluster_on_free_ports(kafka_nodes, broker_masters, settings);
+        brokers.run("start", components);
+        brokers
+    }
+
+    /// `start_cluster`, not started yet.
+    pub fn cluster_on_free_ports(
+        kafka_nodes: usize,
+        broker_masters: usize,
+        settings: &[(&str, &str)],
+    ) -> Self {
+        let kafka_offsets: Vec<i32> = (0..2 * kafka_nodes as i32).collect();
+        let broker_offsets: Vec<i32> = (0..broker_masters as i32)
+            .flat_map(|k| [4 * k - 2, 4 * k, 4 * k + 1])
+            .collect();
+        let kafka_port = free_base(&kafka_offsets);
+        let mut broker_port = free_base(&broker_offsets);
+        let mut namesrv_port = closed_port();
+        // The ranges must not overlap each other either.
+        let taken = |base: u16, offsets: &[i32], port: u16| {
+            offsets
+                .iter()
+                .any(|o| i32::from(base) + o == i32::from(port))
+        };
+        while broker_offsets.iter().any(|o| {
+            taken(
+                kafka_port,
+                &kafka_offsets,
+                (i32::from(broker_port) + o) as u16,
+            )
+        }) {
+            broker_port = free_base(&broker_offsets);
+        }
+        while taken(kafka_port, &kafka_offsets, namesrv_port)
+            || taken(broker_port, &broker_offsets, namesrv_port)
+        {
+            namesrv_port = closed_port();
+        }
+        let (nodes, masters) = (kafka_nodes.to_string(), broker_masters.to_string());
+        let mut all: Vec<(&str, &str)> = vec![
+            ("BRIDGE_KAFKA_NODES", nodes.as_str()),
+            ("BRIDGE_BROKER_MASTERS", masters.as_str()),
+        ];
+        all.extend_from_slice(settings);
+        let mut brokers = Self::on_ports(kafka_port, namesrv_port, broker_port, &all);
+        brokers.kafka = (0..kafka_nodes)
+            .map(|n| format!("127.0.0.1:{}", kafka_port as usize + 2 * n))
+            .collect::<Vec<_>>()
+            .join(",");
+        brokers
+    }
+
+    /// `brokers.sh ACTION COMPONENTS...`, returning whether it succeeded and
+    /// its stderr (for a restart that may need a second try).
+    pub fn try_run(&self, action: &str, components: &[&str]) -> (bool, String) {
+        let output = self
+            .script()
+            .arg(action)
+            .args(components)
+            .output()
+            .expect("run brokers.sh");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// Where the brokers keep their logs and data.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+}
+
+/// A Kafka producer with `properties` added (`acks`, SASL settings...).
+pub fn kafka_producer_with(bootstrap: &str, properties: &[(&str, &str)]) -> FutureProducer {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .set("enable.idempotence", "true")
+        .set("queue.buffering.max.messages", "1000000");
+    for (key, value) in properties {
+        config.set(*key, *value);
+    }
+    config.create().expect("Kafka test producer")
+}
+
+/// The end (one past the last offset) of one RocketMQ queue, or why it is unknown.
+#[derive(Debug, Clone)]
+pub struct QueueEnd {
+    pub broker: String,
+    pub queue_id: i32,
+    pub end: Result<i64, String>,
+}
+
+/// The messages of one RocketMQ queue, named by broker and queue id.
+#[derive(Debug, Clone)]
+pub struct QueueMessages {
+    pub broker: String,
+    pub queue_id: i32,
+    pub messages: Vec<ReadMessage>,
+}
+
+impl Reader {
+    /// A reader that logs in with RocketMQ ACL credentials.
+    pub async fn with_credentials(name_server: &str, access_key: &str, secret_key: &str) -> Self {
+        let runtime = RocketMqRuntime::start(1).expect("client runtime");
+        let config: RocketMqConfig = serde_yaml::from_str(&format!(
+            "name_server: \"{name_server}\"\naccess_key: \"{access_key}\"\nsecret_key: \"{secret_key}\""
+        ))
+        .unwrap();
+        let reader = TopicReader::start(runtime.client_runtime(), &config, &unique("reader"))
+            .await
+            .expect("reader");
+        Reader {
+            runtime: Some(runtime),
+            reader: Some(reader),
+        }
+    }
+
+    /// `topic`'s queues as (broker name, queue id), sorted.
+    pub async fn queue_names(&self, topic: &str) -> Vec<(String, i32)> {
+        self.reader()
+            .queues(topic)
+            .await
+            .expect("queues")
+            .iter()
+            .map(|q| (q.broker_name().to_string(), q.queue_id()))
+            .collect()
+    }
+
+    /// The end of each queue of `topic` on `broker` (every broker when `None`).
+    pub async fn queue_ends(&self, topic: &str, broker: Option<&str>) -> Vec<QueueEnd> {
+        let mut ends = Vec::new();
+        for queue in self.reader().queues(topic).await.expect("queues") {
+            if broker.is_some_and(|b| b != queue.broker_name().as_str()) {
+                continue;
+            }
+            ends.push(QueueEnd {
+                broker: queue.broker_name().to_string(),
+                queue_id: queue.queue_id(),
+                end: self
+                    .reader()
+                    .offsets(&queue)
+                    .await
+                    .map(|(_, max)| max)
+                    .map_err(|e| e.to_string()),
+            });
+        }
+        ends
+    }
+
+    /// Every message of `topic`, queue by queue, each queue named by its broker.
+    pub async fn read_queues(&self, topic: &str) -> Vec<QueueMessages> {
+        let mut all = Vec::new();
+        for queue in self.reader().queues(topic).await.expect("queues") {
+            all.push(QueueMessages {
+                broker: queue.broker_name().to_string(),
+                queue_id: queue.queue_id(),
+                messages: self.reader().read_queue(&queue).await.expect("read queue"),
+            });
+        }
+        all
+    }
+}
+
+/// Across queues on several brokers (queue ids repeat per broker): each
+/// group's (partition's, key's) messages are in one queue, in increasing
+/// Kafka offset order. Returns the number of groups.
+pub fn assert_ordered_across_brokers(
+    queues: &[QueueMessages],
+    group_of: impl Fn(&SourceRecord) -> String,
+) -> usize {
+    let mut last: BTreeMap<String, (String, i32, i64)> = BTreeMap::new();
+    for queue in queues {
+        let mut sorted: Vec<&ReadMessage> = queue.messages.iter().collect();
+        sorted.sort_by_key(|m| m.queue_offset);
+        for message in sorted {
+            let record = message.kafka_record().expect("bridge message");
+            let group = group_of(&record);
+            if let Some((broker, queue_id, offset)) = last.get(&group) {
+                assert!(
+                    (broker.as_str(), *queue_id) == (queue.broker.as_str(), queue.queue_id),
+                    "group {group} spans queues {broker}/{queue_id} and {}/{}",
+                    queue.broker,
+                    queue.queue_id
+                );
+                assert!(
+                    record.offset > *offset,
+                    "group {group}: offset {} after {offset} in queue {broker}/{queue_id}",
+                    record.offset
+                );
+            }
+            last.insert(group, (queue.broker.clone(), queue.queue_id, record.offset));
+        }
+    }
+    last.len()
+}
+
+/// How many copies each Kafka record has.
+pub fn copy_counts(messages: &[ReadMessage]) -> BTreeMap<(String, i32, i64), usize> {
+    let mut copies = BTreeMap::new();
+    for message in messages {
+        *copies.entry(coordinates(message)).or_default() += 1;
+    }
+    copies
 }

@@ -25,6 +25,8 @@ pub struct CheckReport {
     pub rows: Vec<PlanRow>,
     /// The fence topic's name, when RocketMQ answered that it does not exist.
     pub missing_fence_topic: Option<String>,
+    /// Dead-letter topics Kafka answered do not exist.
+    pub missing_dead_letter_topics: Vec<String>,
     config_path: String,
 }
 
@@ -44,6 +46,7 @@ impl CheckReport {
     pub fn is_ready(&self) -> bool {
         self.kafka.is_ok()
             && self.rocketmq.is_ok()
+            && self.missing_dead_letter_topics.is_empty()
             && self
                 .rows
                 .iter()
@@ -78,6 +81,13 @@ impl CheckReport {
                     row.rocketmq_topic, self.name_server, self.name_server, row.rocketmq_topic
                 ));
             }
+        }
+        for topic in &self.missing_dead_letter_topics {
+            problems.push(format!(
+                "Kafka dead-letter topic `{topic}` does not exist at {}: dead letters would be refused; \
+                 create it, or run `{create}`",
+                self.kafka_bootstrap
+            ));
         }
         problems
     }
@@ -204,7 +214,9 @@ pub async fn check(config: &BridgeConfig, config_path: &str, deadline: Duration)
         Ok(resolved) => (resolved, None),
         Err(problem) => (config, Some(problem.clone())),
     };
-    let kafka_topics: Vec<String> = config.kafka_topics();
+    let dead_letter_topics = config.dead_letter_topics();
+    let mut kafka_topics: Vec<String> = config.kafka_topics();
+    kafka_topics.extend(dead_letter_topics.iter().cloned());
     let mut rocketmq_topics: Vec<String> = config.rocketmq_topics();
     rocketmq_topics.push(config.rocketmq.fence_topic.clone());
     let (kafka, rocketmq) = tokio::join!(
@@ -239,8 +251,16 @@ pub async fn check(config: &BridgeConfig, config_path: &str, deadline: Duration)
         .as_ref()
         .is_ok_and(|c| c.get(fence_topic).copied().flatten().is_none())
         .then(|| fence_topic.clone());
+    let missing_dead_letter_topics = match &kafka {
+        Ok(counts) => dead_letter_topics
+            .into_iter()
+            .filter(|t| counts.get(t).copied().flatten().is_none())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
     CheckReport {
         missing_fence_topic,
+        missing_dead_letter_topics,
         kafka_bootstrap: config.kafka.bootstrap_servers.clone(),
         name_server: config.rocketmq.name_server.clone(),
         kafka,

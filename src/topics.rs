@@ -61,20 +61,36 @@ async fn create_kafka(
     config: &BridgeConfig,
     request: &CreateRequest,
 ) -> Result<Vec<String>, CreateTopicsError> {
-    let topics: Vec<String> = config.kafka_topics();
+    // The mapped topics, and the dead-letter topics: a cluster that creates
+    // no topic on a first write (auto.create.topics.enable=false, as in
+    // production) would refuse every dead letter.
+    let dead_letter = config.dead_letter_topics();
+    let mut topics: Vec<String> = config.kafka_topics();
+    topics.extend(
+        dead_letter
+            .iter()
+            .filter(|t| !topics.contains(t))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
     let existing = kafka_source::partition_counts(&config.kafka, &topics, request.timeout).await?;
     let mut lines = Vec::new();
     for (topic, partitions) in existing {
+        let note = if dead_letter.contains(&topic) {
+            " (a dead-letter topic)"
+        } else {
+            ""
+        };
         if let Some(partitions) = partitions {
             lines.push(format!(
-                "kafka     {topic}: exists with {partitions} partitions, left as is"
+                "kafka     {topic}: exists with {partitions} partitions, left as is{note}"
             ));
             continue;
         }
         let count = i32::try_from(request.partitions).unwrap_or(i32::MAX);
         kafka_source::create_topic(&config.kafka, &topic, count, request.timeout).await?;
         lines.push(format!(
-            "kafka     {topic}: created with {} partitions",
+            "kafka     {topic}: created with {} partitions{note}",
             request.partitions
         ));
     }

@@ -1,8 +1,14 @@
-//! The RocketMQ broker refusing writes mid-run (its write permission taken
+//! The RocketMQ broker made read-only mid-run (its write permission taken
 //! away with `updateBrokerConfig brokerPermission=4`, as operators do to
-//! drain a broker): the bridge backs off, holds its checkpoints, says so on
-//! `/readyz`, and recovers when writes are accepted again, with nothing lost
-//! or reordered. Its own test binary, since it changes the shared broker.
+//! drain a broker). An Apache RocketMQ broker refuses sends to a read-only
+//! broker only for order topics (`AbstractSendMessageProcessor.msgCheck`);
+//! for the others it marks its route read-only and leaves it to producers to
+//! pick other queues. The bridge sends to the queue its ordering names, so
+//! the copy goes on there, with nothing lost, reordered or copied twice.
+//! (The stand-in broker used before, rocketmq-rust, refused every send; the
+//! bridge's refused-send path, retrying on the same queue with checkpoints
+//! held, is exercised by the network fault tests.) It changes the shared
+//! broker, so it runs alone.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -44,8 +50,8 @@ fn committed_total(status: &serde_json::Value) -> i64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn broker_refusing_writes_holds_checkpoints_and_recovers() {
-    let brokers = brokers();
+async fn a_read_only_broker_still_takes_the_copy_and_nothing_is_lost() {
+    let brokers = brokers_exclusively();
     let base = unique("refuse");
     let (kafka_topic, rocketmq_topic) = (format!("{base}.in"), format!("{base}_out"));
     let port = closed_port();
@@ -80,11 +86,10 @@ async fn broker_refusing_writes_holds_checkpoints_and_recovers() {
         &keyed_records("w2", total / 2, 200),
     )
     .await;
-    let refused = wait_for_http(port, "/readyz", Duration::from_secs(60), |status, body| {
-        status == 503 && body.contains("\"rocketmq\":\"sends failing\"")
-    })
-    .await;
-    let stored_while_refused = reader.count(&rocketmq_topic).await;
+    let copied = reader
+        .wait_for_all(&rocketmq_topic, total, Duration::from_secs(120))
+        .await
+        .len();
     let status = wait_for_http(port, "/status", Duration::from_secs(5), |status, _| {
         status == 200
     })
@@ -92,45 +97,16 @@ async fn broker_refusing_writes_holds_checkpoints_and_recovers() {
     // Restore before asserting, so a failure cannot leave the shared
     // broker read-only for the tests after this one.
     set_broker_permission(&brokers.name_server, "6").await;
-    assert!(
-        matches!(&refused, Some((503, _))),
-        "readyz did not report the refused sends: {refused:?}; log:\n{}",
-        bridge.logs()
-    );
+    assert_eq!(copied, total, "{}", bridge.logs());
     let status: serde_json::Value =
         serde_json::from_str(&status.expect("/status answers").1).expect("status JSON");
     assert!(
-        committed_total(&status) <= stored_while_refused,
-        "committed past what RocketMQ stored ({stored_while_refused}): {status:#}"
+        committed_total(&status) <= total as i64,
+        "committed past what Kafka holds ({total}): {status:#}"
     );
-    assert!(
-        bridge.wait(Duration::from_millis(10)).is_none(),
-        "the bridge exited while writes were refused"
-    );
-
-    let up = wait_for_http(port, "/readyz", Duration::from_secs(120), |status, _| {
-        status == 200
-    })
-    .await;
-    assert!(
-        matches!(&up, Some((200, _))),
-        "readyz did not recover: {up:?}"
-    );
-    reader
-        .wait_for_all(&rocketmq_topic, total, Duration::from_secs(180))
-        .await;
     bridge.stop_gracefully(Duration::from_secs(30));
     let messages = reader.read(&rocketmq_topic).await;
     let duplicates = assert_complete_and_ordered(&messages, total, 4);
-    // A refused write is not stored, so retrying it copies nothing twice.
-    assert_eq!(duplicates, 0, "refused writes came back as duplicates");
-    let logs = bridge.logs();
-    assert!(
-        logs.contains("send to RocketMQ failed; retrying on the same queue, checkpoints held"),
-        "{logs}"
-    );
-    eprintln!(
-        "writes refused: {stored_while_refused} stored when refused, then {total} records, {duplicates} duplicates"
-    );
+    assert_eq!(duplicates, 0, "{}", bridge.logs());
     reader.close().await;
 }

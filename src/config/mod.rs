@@ -50,6 +50,21 @@ impl BridgeConfig {
             .collect()
     }
 
+    /// Every mapping's Kafka dead-letter topic, each once, in mapping order.
+    pub fn dead_letter_topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> = Vec::new();
+        for topic in self
+            .mappings
+            .iter()
+            .filter_map(|m| m.dead_letter_topic.as_ref())
+        {
+            if !topics.contains(topic) {
+                topics.push(topic.clone());
+            }
+        }
+        topics
+    }
+
     /// The RocketMQ topic of every mapping, in mapping order.
     pub fn rocketmq_topics(&self) -> Vec<String> {
         self.mappings

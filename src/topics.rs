@@ -2,7 +2,7 @@
 //! either side, so a new deployment (or the demo) can start in one step.
 //! Existing topics are never changed: a new queue count would re-route keys.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::BridgeConfig;
 use crate::kafka_source::{self, KafkaAdminError};
@@ -75,6 +75,7 @@ async fn create_kafka(
     );
     let existing = kafka_source::partition_counts(&config.kafka, &topics, request.timeout).await?;
     let mut lines = Vec::new();
+    let mut created = Vec::new();
     for (topic, partitions) in existing {
         let note = if dead_letter.contains(&topic) {
             " (a dead-letter topic)"
@@ -89,12 +90,34 @@ async fn create_kafka(
         }
         let count = i32::try_from(request.partitions).unwrap_or(i32::MAX);
         kafka_source::create_topic(&config.kafka, &topic, count, request.timeout).await?;
+        created.push(topic.clone());
         lines.push(format!(
             "kafka     {topic}: created with {} partitions{note}",
             request.partitions
         ));
     }
+    wait_until_listed(config, &created, request.timeout).await?;
     Ok(lines)
+}
+
+/// Apache Kafka answers CreateTopics before every broker's metadata lists
+/// the topic (seen: a `check` right after it found the topic missing for up
+/// to 3 s), so `create-topics` returns once the metadata lists them all, or
+/// at the deadline.
+async fn wait_until_listed(
+    config: &BridgeConfig,
+    topics: &[String],
+    deadline: Duration,
+) -> Result<(), CreateTopicsError> {
+    let until = Instant::now() + deadline;
+    while !topics.is_empty() {
+        let counts = kafka_source::partition_counts(&config.kafka, topics, deadline).await?;
+        if counts.values().all(Option::is_some) || Instant::now() >= until {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
 }
 
 async fn create_rocketmq(

@@ -141,7 +141,8 @@ pub async fn create_topic(
     let admin: AdminClient<QuietContext> = super::quick_client_config(kafka, deadline)
         .create_with_context(QuietContext::default())
         .map_err(|e| KafkaAdminError::Settings(e.to_string()))?;
-    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    // -1: the cluster's default.replication.factor (KIP-464, brokers 2.4 and newer).
+    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
     let options = AdminOptions::new()
         .operation_timeout(Some(deadline))
         .request_timeout(Some(deadline));

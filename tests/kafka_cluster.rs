@@ -6,8 +6,6 @@
 //! after a crash or from failed sends with exactly-once restarts; Kafka
 //! faults are waited out). Its own Kafka; RocketMQ is the shared one.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
@@ -135,26 +133,7 @@ async fn partition_leader_killed_and_restarted_in_a_three_node_cluster() {
     );
 
     let producer = kafka_producer_with(&own.kafka, &[("acks", "all")]);
-    let producing = Arc::new(AtomicBool::new(true));
-    let traffic = {
-        let producing = Arc::clone(&producing);
-        let (bootstrap, topic) = (own.kafka.clone(), kafka_topic.clone());
-        tokio::spawn(async move {
-            let producer = kafka_producer_with(&bootstrap, &[("acks", "all")]);
-            let mut total = 0;
-            let mut round = 0;
-            let mut next = tokio::time::Instant::now();
-            while producing.load(AtomicOrdering::SeqCst) {
-                let records = keyed_records(&format!("r{round}"), ROUND_RECORDS, KEYS);
-                total += produce(&producer, &topic, &records).await.len();
-                round += 1;
-                // Pacing, not synchronisation.
-                next += ROUND;
-                tokio::time::sleep_until(next).await;
-            }
-            total
-        })
-    };
+    let traffic = SteadyTraffic::start(producer.clone(), &kafka_topic, ROUND_RECORDS, KEYS, ROUND);
 
     let mut bridge = BridgeProcess::start(file.path());
     let reader = Reader::new(&shared.name_server).await;
@@ -221,8 +200,7 @@ async fn partition_leader_killed_and_restarted_in_a_three_node_cluster() {
             Duration::from_secs(120),
         )
         .await;
-    producing.store(false, AtomicOrdering::SeqCst);
-    let total = traffic.await.expect("producer task");
+    let total = traffic.stop().await;
 
     reader
         .wait_for_all(&rocketmq_topic, total, Duration::from_secs(240))

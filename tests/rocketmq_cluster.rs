@@ -8,8 +8,6 @@
 //! Its own brokers (name server and two masters); Kafka is the shared one.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::time::{Duration, Instant};
 
 use kafka_rocketmq_bridge::rocketmq_reader::ReadMessage;
@@ -100,26 +98,13 @@ async fn broker_b_killed_and_restarted_in_a_two_master_cluster() {
     );
 
     // A steady keyed stream all along.
-    let producing = Arc::new(AtomicBool::new(true));
-    let traffic = {
-        let producing = Arc::clone(&producing);
-        let (bootstrap, topic) = (shared.kafka.clone(), kafka_topic.clone());
-        tokio::spawn(async move {
-            let producer = kafka_producer(&bootstrap);
-            let mut total = 0;
-            let mut round = 0;
-            let mut next = tokio::time::Instant::now();
-            while producing.load(AtomicOrdering::SeqCst) {
-                let records = keyed_records(&format!("r{round}"), ROUND_RECORDS, KEYS);
-                total += produce(&producer, &topic, &records).await.len();
-                round += 1;
-                // Pacing, not synchronisation.
-                next += ROUND;
-                tokio::time::sleep_until(next).await;
-            }
-            total
-        })
-    };
+    let traffic = SteadyTraffic::start(
+        kafka_producer(&shared.kafka),
+        &kafka_topic,
+        ROUND_RECORDS,
+        KEYS,
+        ROUND,
+    );
 
     let mut bridge = BridgeProcess::start(file.path());
     // Copying to both masters.
@@ -203,8 +188,7 @@ async fn broker_b_killed_and_restarted_in_a_two_master_cluster() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    producing.store(false, AtomicOrdering::SeqCst);
-    let total = traffic.await.expect("producer task");
+    let total = traffic.stop().await;
 
     reader
         .wait_for_all(&rocketmq_topic, total, Duration::from_secs(240))

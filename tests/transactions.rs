@@ -253,20 +253,7 @@ async fn aborted_transactions_are_never_copied_and_markers_commit_and_resume() {
 
     // verify reads Kafka as the bridge does: the aborted records and the
     // markers count on neither side.
-    let day = utc_day(clock);
-    assert_eq!(
-        day,
-        utc_day(yesterday_start_ms()),
-        "the records stay in one day"
-    );
-    let (code, report) = verify_day(file.path(), &day);
-    let row = &report["rows"][0];
-    assert_eq!(code, 0, "{report:#}");
-    assert_eq!(row["verdict"], "MATCH", "{row:#}");
-    assert_eq!(row["kafka_records"], total, "{row:#}");
-    assert_eq!(row["rocketmq_unique"], total, "{row:#}");
-    assert_eq!(row["duplicates"], 0, "{row:#}");
-    assert_eq!(row["digests_match"], true, "{row:#}");
+    assert_day_matches(file.path(), clock, total);
     assert!(
         offset_problems.is_empty(),
         "the group's commits are not one past the last copied records: {offset_problems:#?}"

@@ -1153,3 +1153,68 @@ pub fn copy_counts(messages: &[ReadMessage]) -> BTreeMap<(String, i32, i64), usi
     }
     copies
 }
+
+// ---- shared scenario steps ---------------------------------------------------
+
+/// `verify` of the (closed) day holding `clock`, which must be yesterday, for
+/// the config's one mapping: MATCH, `total` records on each side, no
+/// duplicates, digests equal.
+pub fn assert_day_matches(config: &std::path::Path, clock: i64, total: usize) {
+    let day = utc_day(clock);
+    assert_eq!(
+        day,
+        utc_day(yesterday_start_ms()),
+        "the records stay in one day"
+    );
+    let (code, report) = verify_day(config, &day);
+    let row = &report["rows"][0];
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(row["verdict"], "MATCH", "{row:#}");
+    assert_eq!(row["kafka_records"], total, "{row:#}");
+    assert_eq!(row["rocketmq_unique"], total, "{row:#}");
+    assert_eq!(row["duplicates"], 0, "{row:#}");
+    assert_eq!(row["digests_match"], true, "{row:#}");
+}
+
+/// Keyed records produced in rounds until stopped: `per_round` records over
+/// `keys` keys every `every`, each round tagged `r<round>`.
+pub struct SteadyTraffic {
+    producing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<usize>,
+}
+
+impl SteadyTraffic {
+    pub fn start(
+        producer: FutureProducer,
+        topic: &str,
+        per_round: usize,
+        keys: usize,
+        every: Duration,
+    ) -> Self {
+        use std::sync::atomic::Ordering as AtomicOrdering;
+        let producing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let still = std::sync::Arc::clone(&producing);
+        let topic = topic.to_string();
+        let task = tokio::spawn(async move {
+            let (mut total, mut round) = (0, 0);
+            let mut next = tokio::time::Instant::now();
+            while still.load(AtomicOrdering::SeqCst) {
+                let records = keyed_records(&format!("r{round}"), per_round, keys);
+                total += produce(&producer, &topic, &records).await.len();
+                round += 1;
+                // Pacing, not synchronisation.
+                next += every;
+                tokio::time::sleep_until(next).await;
+            }
+            total
+        });
+        SteadyTraffic { producing, task }
+    }
+
+    /// Stops after the round in progress; how many records Kafka stored.
+    pub async fn stop(self) -> usize {
+        self.producing
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        self.task.await.expect("the traffic task")
+    }
+}

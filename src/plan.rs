@@ -215,8 +215,7 @@ pub async fn check(config: &BridgeConfig, config_path: &str, deadline: Duration)
         Err(problem) => (config, Some(problem.clone())),
     };
     let dead_letter_topics = config.dead_letter_topics();
-    let mut kafka_topics: Vec<String> = config.kafka_topics();
-    kafka_topics.extend(dead_letter_topics.iter().cloned());
+    let kafka_topics = config.kafka_topics_and_dead_letters();
     let mut rocketmq_topics: Vec<String> = config.rocketmq_topics();
     rocketmq_topics.push(config.rocketmq.fence_topic.clone());
     let (kafka, rocketmq) = tokio::join!(

@@ -65,14 +65,7 @@ async fn create_kafka(
     // no topic on a first write (auto.create.topics.enable=false, as in
     // production) would refuse every dead letter.
     let dead_letter = config.dead_letter_topics();
-    let mut topics: Vec<String> = config.kafka_topics();
-    topics.extend(
-        dead_letter
-            .iter()
-            .filter(|t| !topics.contains(t))
-            .cloned()
-            .collect::<Vec<_>>(),
-    );
+    let topics = config.kafka_topics_and_dead_letters();
     let existing = kafka_source::partition_counts(&config.kafka, &topics, request.timeout).await?;
     let mut lines = Vec::new();
     let mut created = Vec::new();

@@ -65,6 +65,18 @@ impl BridgeConfig {
         topics
     }
 
+    /// The Kafka topics the bridge reads or writes: every mapped topic, then
+    /// every dead-letter topic that is not one of them.
+    pub fn kafka_topics_and_dead_letters(&self) -> Vec<String> {
+        let mut topics = self.kafka_topics();
+        for topic in self.dead_letter_topics() {
+            if !topics.contains(&topic) {
+                topics.push(topic);
+            }
+        }
+        topics
+    }
+
     /// The RocketMQ topic of every mapping, in mapping order.
     pub fn rocketmq_topics(&self) -> Vec<String> {
         self.mappings

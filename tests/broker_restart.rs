@@ -62,15 +62,7 @@ async fn rocketmq_broker_killed_and_restarted_mid_run() {
     );
     brokers_script(&["start", "broker"]);
     // ...and turns ready again once it is back.
-    let up = wait_for_http(port, "/readyz", Duration::from_secs(120), |status, _| {
-        status == 200
-    })
-    .await;
-    assert!(
-        matches!(&up, Some((200, _))),
-        "readyz did not recover: {up:?}; log:\n{}",
-        bridge.logs()
-    );
+    assert_ready_again(port, &bridge).await;
 
     let reader = Reader::new(&brokers.name_server).await;
     reader

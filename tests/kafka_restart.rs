@@ -79,15 +79,7 @@ async fn kafka_killed_and_restarted_mid_copy_leaves_one_copy_per_record() {
     }
     let total = first + second;
     let produced_at = killed_at.elapsed();
-    let up = wait_for_http(port, "/readyz", Duration::from_secs(120), |status, _| {
-        status == 200
-    })
-    .await;
-    assert!(
-        matches!(&up, Some((200, _))),
-        "readyz did not recover: {up:?}; log:\n{}",
-        bridge.logs()
-    );
+    assert_ready_again(port, &bridge).await;
     let ready_at = killed_at.elapsed();
     reader
         .wait_for_all(&rocketmq_topic, total, Duration::from_secs(300))

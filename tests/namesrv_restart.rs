@@ -63,15 +63,7 @@ async fn name_server_killed_and_restarted_mid_run() {
     );
     assert!(alive, "the bridge exited while the name server was down");
     // The broker registers again on its next heartbeat (up to 30 s).
-    let up = wait_for_http(port, "/readyz", Duration::from_secs(120), |status, _| {
-        status == 200
-    })
-    .await;
-    assert!(
-        matches!(&up, Some((200, _))),
-        "readyz did not recover: {up:?}; log:\n{}",
-        bridge.logs()
-    );
+    assert_ready_again(port, &bridge).await;
 
     let reader = Reader::new(&brokers.name_server).await;
     reader

@@ -169,15 +169,7 @@ async fn broker_b_killed_and_restarted_in_a_two_master_cluster() {
         bridge.logs()
     );
     tokio::task::block_in_place(|| own.run("start", &["broker-b"]));
-    let up = wait_for_http(port, "/readyz", Duration::from_secs(120), |status, _| {
-        status == 200
-    })
-    .await;
-    assert!(
-        matches!(&up, Some((200, _))),
-        "readyz did not recover: {up:?}; log:\n{}",
-        bridge.logs()
-    );
+    assert_ready_again(port, &bridge).await;
     // Some traffic after the restart too, then stop producing.
     let after = stored_on(&reader, &rocketmq_topic, "broker-b").await + 3_000;
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -1218,3 +1218,16 @@ impl SteadyTraffic {
         self.task.await.expect("the traffic task")
     }
 }
+
+/// `/readyz` on `port` turns 200 again within 2 minutes, after a fault.
+pub async fn assert_ready_again(port: u16, bridge: &BridgeProcess) {
+    let up = wait_for_http(port, "/readyz", Duration::from_secs(120), |status, _| {
+        status == 200
+    })
+    .await;
+    assert!(
+        matches!(&up, Some((200, _))),
+        "readyz did not recover: {up:?}; log:\n{}",
+        bridge.logs()
+    );
+}

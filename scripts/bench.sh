@@ -17,6 +17,10 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$HERE")
 cd "$REPO"
+# shellcheck source=scripts/prerequisites.sh
+. "$HERE/prerequisites.sh"
+require_build_tools
+require_java_and_maven
 CACHE_DIR=${BRIDGE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kafka-rocketmq-bridge}
 
 smoke=0

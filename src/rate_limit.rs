@@ -24,6 +24,8 @@ pub enum LimiterKind {
     MappingBytes,
     /// Not a rate: the cap on bytes handed to RocketMQ and not yet stored.
     InFlightBytes,
+    /// Not a rate: a partition parked behind its queue's full buffer.
+    QueueBuffer,
 }
 
 impl LimiterKind {
@@ -34,6 +36,7 @@ impl LimiterKind {
             LimiterKind::MappingMessages => "mapping_messages",
             LimiterKind::MappingBytes => "mapping_bytes",
             LimiterKind::InFlightBytes => "in_flight_bytes",
+            LimiterKind::QueueBuffer => "queue_buffer",
         }
     }
 }

@@ -6,12 +6,16 @@
 //! - a rate limiter that refuses a record holds back that record's topic
 //!   (later records of the topic queue behind it, up to a bound, then its
 //!   partitions pause); other topics go on;
-//! - the in-flight byte cap and a full queue buffer make it wait for the
-//!   senders; if that lasts over [`PAUSE_AFTER`], every partition pauses.
+//! - a full queue buffer parks the record's partition (pauses it, and
+//!   keeps its later records in order behind it); other partitions go on
+//!   (see `parked`);
+//! - the in-flight byte cap makes it wait for the senders; if that lasts
+//!   over [`PAUSE_AFTER`], every partition pauses.
 //!
 //! While paused it keeps polling, so the group does not evict it; what
 //! arrives meanwhile is kept in order.
 
+mod parked;
 mod restart_scan;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -35,6 +39,7 @@ use crate::message_id;
 use crate::rate_limit::{Admission, LimiterKind, RateLimits, Throttled};
 use crate::rocketmq_sink::queue_sender::{Envelope, SenderShared};
 use crate::status::{StatusBoard, ThrottleChange};
+use parked::{PARKED_RETRY, ParkedPartition};
 pub(super) use restart_scan::RestartScan;
 
 /// How long the dispatcher waits for the senders without polling Kafka
@@ -69,6 +74,8 @@ pub(super) struct Dispatcher {
     pub stash: VecDeque<SourceRecord>,
     /// By Kafka topic: records a rate limiter holds back.
     held: HashMap<String, HeldRecords>,
+    /// Partitions waiting for a full queue buffer.
+    parked: HashMap<PartitionId, ParkedPartition>,
     pub sender_context: SenderShared,
     pub sender_tasks: Vec<JoinHandle<()>>,
     pub settings: BridgeSettings,
@@ -119,6 +126,7 @@ impl Dispatcher {
             counters: parts.counters,
             stash: VecDeque::new(),
             held: HashMap::new(),
+            parked: HashMap::new(),
             sender_context: parts.sender_context,
             sender_tasks: parts.sender_tasks,
             settings: parts.settings,
@@ -137,6 +145,7 @@ impl Dispatcher {
 
     pub async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) -> Stop {
         let mut last_error_log: Option<Instant> = None;
+        let mut parked_retry = Instant::now();
         loop {
             if *shutdown.borrow() {
                 return Stop::Signal;
@@ -168,6 +177,10 @@ impl Dispatcher {
                 _ = shutdown.changed() => Err(Stop::Signal),
                 Some((topic, queues)) = self.replans.recv() => self.replan(&topic, queues, shutdown).await,
                 _ = sleep_until(next_release), if next_release.is_some() => self.release_held(shutdown).await,
+                _ = tokio::time::sleep_until(parked_retry.into()), if !self.parked.is_empty() => {
+                    parked_retry = Instant::now() + PARKED_RETRY;
+                    self.drain_parked(true, shutdown).await
+                }
                 Ok(()) = self.limit_updates.changed() => {
                     self.apply_new_limits();
                     Ok(())
@@ -241,7 +254,7 @@ impl Dispatcher {
         };
         if !held.paused && (held.records.len() >= records_bound || held.bytes >= bytes_bound) {
             held.paused = true;
-            consumer::set_paused_where(&self.consumer, true, |t| t == topic);
+            consumer::set_paused_where(&self.consumer, true, |t, _| t == topic);
         }
     }
 
@@ -301,12 +314,12 @@ impl Dispatcher {
                     held.bytes = held.bytes.saturating_sub(record_bytes(&message));
                     // Resume at half the bound, not at once: fewer pause/resume
                     // cycles, each of which makes librdkafka fetch again.
-                    if held.paused
+                    let resume = held.paused
                         && held.records.len() <= records_bound / 2
-                        && held.bytes <= bytes_bound / 2
-                    {
+                        && held.bytes <= bytes_bound / 2;
+                    if resume {
                         held.paused = false;
-                        consumer::set_paused_where(&self.consumer, false, |t| t == topic);
+                        self.resume_where(|t, _| t == topic);
                     }
                     self.dispatch(message, shutdown).await?;
                 }
@@ -329,7 +342,7 @@ impl Dispatcher {
         if let Some(held) = self.held.remove(topic)
             && held.paused
         {
-            consumer::set_paused_where(&self.consumer, false, |t| t == topic);
+            self.resume_where(|t, _| t == topic);
         }
     }
 
@@ -375,6 +388,7 @@ impl Dispatcher {
         self.revoked_meanwhile.extend(gone.iter().cloned());
         let is_gone = |m: &SourceRecord| gone.contains(&PartitionId::new(&m.topic, m.partition));
         self.stash.retain(|m| !is_gone(m));
+        self.forget_parked(&gone);
         for held in self.held.values_mut() {
             held.records.retain(|m| !is_gone(m));
             held.bytes = held.records.iter().map(record_bytes).sum();
@@ -396,10 +410,18 @@ impl Dispatcher {
         consumer::set_paused(&self.consumer, true);
     }
 
-    /// Resumes every partition except those of topics held by a limiter.
+    /// Resumes every partition except those that must stay paused.
     fn resume_all(&self) {
-        consumer::set_paused_where(&self.consumer, false, |topic| {
-            self.held.get(topic).is_none_or(|held| !held.paused)
+        self.resume_where(|_, _| true);
+    }
+
+    /// Resumes the partitions `selected` picks, except those of topics
+    /// held by a limiter and parked partitions.
+    fn resume_where(&self, selected: impl Fn(&str, i32) -> bool) {
+        consumer::set_paused_where(&self.consumer, false, |topic, partition| {
+            selected(topic, partition)
+                && self.held.get(topic).is_none_or(|held| !held.paused)
+                && !self.is_parked(topic, partition)
         });
     }
 
@@ -409,6 +431,9 @@ impl Dispatcher {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Stop> {
         let id = PartitionId::new(&record.topic, record.partition);
+        let Some(record) = self.park_behind(&id, record) else {
+            return Ok(());
+        };
         // Revocations taken so far were applied to the stash and the held
         // records, so the record in hand is not of those partitions. One not
         // taken yet may be its partition's: it counts as "meanwhile".
@@ -469,15 +494,16 @@ impl Dispatcher {
                     mapping.senders[queue].clone(),
                     mapping.label.clone(),
                     envelope,
+                    queue,
                 ))
             }
             Err(rejection) => Err((rejection, id)),
         };
         match encoded {
-            Ok((sender, label, envelope)) => {
+            Ok((sender, label, envelope, queue)) => {
                 self.wait_for_in_flight_room(envelope.footprint() as i64, &label, shutdown)
                     .await?;
-                self.hand_over(&sender, envelope, shutdown).await
+                self.hand_over(&sender, envelope, &label, queue)
             }
             Err((rejection, id)) => {
                 self.checkpoints.dispatch(&id, record.offset);
@@ -570,24 +596,33 @@ impl Dispatcher {
         revoked
     }
 
-    /// Gives `envelope` to its queue's sender, waiting while the sender's
-    /// buffer is full (with Kafka paused if that takes long). Only then is
-    /// the record put in flight, unless its partition was revoked meanwhile.
-    async fn hand_over(
+    /// Gives `envelope` to its queue's sender, or parks its partition if
+    /// that sender's buffer is full.
+    fn hand_over(
         &mut self,
         sender: &mpsc::Sender<Envelope>,
         envelope: Envelope,
-        shutdown: &mut watch::Receiver<bool>,
+        label: &str,
+        queue: usize,
     ) -> Result<(), Stop> {
-        let permit = match sender.try_reserve() {
-            Ok(permit) => permit,
-            Err(mpsc::error::TrySendError::Full(())) => {
-                self.reserve_polling(sender, shutdown).await?
+        match sender.try_reserve() {
+            Ok(permit) => {
+                self.put_in_flight(permit, envelope);
+                Ok(())
             }
-            Err(mpsc::error::TrySendError::Closed(())) => return Err(Stop::Signal),
-        };
+            Err(mpsc::error::TrySendError::Full(())) => {
+                self.park(sender, envelope, label, queue);
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Closed(())) => Err(Stop::Signal),
+        }
+    }
+
+    /// Puts the record in flight, unless its partition was revoked while it
+    /// waited: checkpointed as dispatched, counted against the cap, sent.
+    fn put_in_flight(&mut self, permit: mpsc::Permit<'_, Envelope>, envelope: Envelope) {
         if self.revoked_while_waiting(&envelope.partition, envelope.offset) {
-            return Ok(());
+            return;
         }
         self.checkpoints
             .dispatch(&envelope.partition, envelope.offset);
@@ -596,42 +631,6 @@ impl Dispatcher {
             .in_flight_bytes
             .fetch_add(envelope.footprint() as i64, AtomicOrdering::Relaxed);
         permit.send(envelope);
-        Ok(())
-    }
-
-    /// Waits for room in a full sender buffer, pausing Kafka (and polling
-    /// it, so the group keeps this instance) if that takes long.
-    async fn reserve_polling<'s>(
-        &mut self,
-        sender: &'s mpsc::Sender<Envelope>,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<mpsc::Permit<'s, Envelope>, Stop> {
-        tokio::select! {
-            permit = tokio::time::timeout(PAUSE_AFTER, sender.reserve()) => match permit {
-                Ok(Ok(permit)) => return Ok(permit),
-                Ok(Err(_)) => return Err(Stop::Signal),
-                Err(_) => {}
-            },
-            _ = shutdown.changed() => return Err(Stop::Signal),
-        }
-        consumer::set_paused(&self.consumer, true);
-        let result = loop {
-            tokio::select! {
-                permit = sender.reserve() => match permit {
-                    Ok(permit) => break Ok(permit),
-                    Err(_) => break Err(Stop::Signal),
-                },
-                // Keep polling so the group keeps us.
-                received = self.consumer.recv() => {
-                    if let Ok(message) = received {
-                        self.keep_received(consumer::source_record(&message));
-                    }
-                }
-                _ = shutdown.changed() => break Err(Stop::Signal),
-            }
-        };
-        self.resume_all();
-        result
     }
 
     /// Switches a mapping to a new queue list. Every record already routed
@@ -643,7 +642,14 @@ impl Dispatcher {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Stop> {
         consumer::set_paused(&self.consumer, true);
-        while self.checkpoints.in_flight_of_topic(topic) > 0 {
+        // Parked records of the topic go to their queues first: the new
+        // plan may route their keys elsewhere.
+        loop {
+            self.drain_parked(false, shutdown).await?;
+            let parked = self.parked.keys().any(|id| *id.topic == *topic);
+            if !parked && self.checkpoints.in_flight_of_topic(topic) == 0 {
+                break;
+            }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {}
                 received = self.consumer.recv() => {

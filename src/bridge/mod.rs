@@ -7,6 +7,7 @@
 //! `commit_interval`; small tasks refresh gauges, `/status` and the summary log.
 
 mod dispatcher;
+mod queue_watcher;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +16,6 @@ use std::time::Duration;
 
 use metrics::Counter;
 use rdkafka::consumer::{CommitMode, Consumer};
-use rocketmq_client_rust::DefaultMQProducer;
 use rocketmq_model::message::MessageQueue;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -172,11 +172,12 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
     let mut mappings = HashMap::new();
     let mut watched = Vec::new();
     for (mapping, queues) in plans {
-        watched.push((
-            mapping.kafka_topic.clone(),
-            mapping.rocketmq_topic.clone(),
-            queues.len(),
-        ));
+        watched.push(queue_watcher::Watched {
+            kafka_topic: mapping.kafka_topic.clone(),
+            rocketmq_topic: mapping.rocketmq_topic.clone(),
+            plan: queues.clone(),
+            missing: Default::default(),
+        });
         let (router, senders) = start_senders(
             &sender_context,
             &mapping,
@@ -254,7 +255,7 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
         Arc::clone(&status),
     );
     let (replan_tx, replans) = mpsc::channel(16);
-    let watcher = spawn_queue_watcher(
+    let watcher = queue_watcher::spawn(
         Arc::clone(&sender_context.producer),
         Arc::clone(&readiness),
         config.rocketmq.name_server.clone(),
@@ -369,50 +370,6 @@ fn start_senders(
         senders.push(tx);
     }
     (router, senders)
-}
-
-/// Re-reads each target topic's queues every `interval`; a change in count
-/// is logged loudly and handed to the dispatcher to re-plan.
-fn spawn_queue_watcher(
-    producer: Arc<DefaultMQProducer>,
-    readiness: Arc<Readiness>,
-    name_server: String,
-    mut watched: Vec<(String, String, usize)>,
-    interval: Duration,
-    replans: mpsc::Sender<(String, Vec<MessageQueue>)>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        // A clone shares the client instance; fetching needs `&mut`.
-        let mut producer = (*producer).clone();
-        let mut ticker = tokio::time::interval(interval);
-        ticker.tick().await;
-        loop {
-            ticker.tick().await;
-            for (kafka_topic, rocketmq_topic, known) in &mut watched {
-                let fetched = rocketmq_sink::fetch_queues(
-                    &mut producer,
-                    rocketmq_topic,
-                    &name_server,
-                    interval,
-                )
-                .await;
-                readiness
-                    .route_failing
-                    .store(fetched.is_err(), AtomicOrdering::Relaxed);
-                let Ok(queues) = fetched else { continue };
-                if queues.len() != *known {
-                    tracing::error!(
-                        rocketmq_topic = %rocketmq_topic, from = *known, to = queues.len(),
-                        "queue count of a target topic changed while running; draining in-flight records and re-planning"
-                    );
-                    *known = queues.len();
-                    if replans.send((kafka_topic.clone(), queues)).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    })
 }
 
 fn policy_field(rejection: Rejection) -> &'static str {

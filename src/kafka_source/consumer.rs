@@ -376,27 +376,45 @@ pub fn committed_offsets(
 
 /// Pauses or resumes every partition currently assigned.
 pub fn set_paused(consumer: &BridgeConsumer, paused: bool) {
-    set_paused_where(consumer, paused, |_| true);
+    set_paused_where(consumer, paused, |_, _| true);
 }
 
-/// Pauses or resumes the assigned partitions of the topics `selected` picks.
-pub fn set_paused_where(consumer: &BridgeConsumer, paused: bool, selected: impl Fn(&str) -> bool) {
+/// Pauses or resumes the assigned partitions that `selected` picks, by
+/// topic and partition.
+pub fn set_paused_where(
+    consumer: &BridgeConsumer,
+    paused: bool,
+    selected: impl Fn(&str, i32) -> bool,
+) {
     let Ok(assignment) = consumer.assignment() else {
         return;
     };
     let mut chosen = TopicPartitionList::new();
     for element in assignment.elements() {
-        if selected(element.topic()) {
+        if selected(element.topic(), element.partition()) {
             chosen.add_partition(element.topic(), element.partition());
         }
     }
+    pause_or_resume(consumer, &chosen, paused);
+}
+
+/// Pauses or resumes exactly `partitions`.
+pub fn set_partitions_paused(consumer: &BridgeConsumer, partitions: &[PartitionId], paused: bool) {
+    let mut chosen = TopicPartitionList::new();
+    for id in partitions {
+        chosen.add_partition(&id.topic, id.partition);
+    }
+    pause_or_resume(consumer, &chosen, paused);
+}
+
+fn pause_or_resume(consumer: &BridgeConsumer, chosen: &TopicPartitionList, paused: bool) {
     if chosen.count() == 0 {
         return;
     }
     let result = if paused {
-        consumer.pause(&chosen)
+        consumer.pause(chosen)
     } else {
-        consumer.resume(&chosen)
+        consumer.resume(chosen)
     };
     if let Err(error) = result {
         tracing::warn!(%error, paused, "cannot pause/resume the Kafka partitions");

@@ -1,0 +1,195 @@
+//! Parked partitions: how a full queue buffer holds back only the records
+//! that must wait for it.
+//!
+//! When a record's queue buffer is full (its broker slow or down), the
+//! record is parked with its partition, the partition is paused, and the
+//! dispatcher goes on with every other partition. Later records of a parked
+//! partition queue behind it, unmapped, so that the partition's records
+//! still enter the pipeline in offset order: the checkpoint never sees a
+//! gap, and a key's records never overtake each other. Parked records are
+//! not in flight yet, so a rebalance or a stop simply drops them; the
+//! committed offset is not past them, and the next owner reads them again.
+//!
+//! What a paused partition still delivers is bounded by librdkafka's
+//! prefetch, which is already taken out of the in-flight cap.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use super::{Dispatcher, Stop, count_throttled};
+use crate::checkpoint::PartitionId;
+use crate::kafka_source::consumer;
+use crate::mapping::SourceRecord;
+use crate::rate_limit::LimiterKind;
+use crate::rocketmq_sink::queue_sender::{Envelope, describe};
+
+/// How often parked partitions try their queue again. A queue sender takes
+/// up to a batch out of its buffer at a time, so a short retry keeps the
+/// buffer from running dry without a wake-up per stored batch.
+pub(super) const PARKED_RETRY: Duration = Duration::from_millis(5);
+
+/// One partition waiting for a full queue buffer.
+pub(super) struct ParkedPartition {
+    /// The record whose queue was full, encoded, with that queue's sender.
+    head: Option<(mpsc::Sender<Envelope>, Envelope)>,
+    /// The partition's later records, in offset order, not mapped yet.
+    tail: VecDeque<SourceRecord>,
+    /// The highest offset parked: a re-delivery after the pause is dropped.
+    last_offset: i64,
+    /// Set while the tail is being dispatched, so that those records are
+    /// not parked behind themselves.
+    draining: bool,
+    /// The queue the head waits for (for the log), and since when.
+    queue: String,
+    since: Instant,
+    mapping: String,
+}
+
+impl Dispatcher {
+    /// Whether `record` belongs behind its partition's parked records; if
+    /// so it is kept there (or dropped, if it was parked already).
+    pub(super) fn park_behind(
+        &mut self,
+        id: &PartitionId,
+        record: SourceRecord,
+    ) -> Option<SourceRecord> {
+        let Some(parked) = self.parked.get_mut(id) else {
+            return Some(record);
+        };
+        if parked.draining {
+            return Some(record);
+        }
+        if record.offset > parked.last_offset {
+            parked.last_offset = record.offset;
+            parked.tail.push_back(record);
+        }
+        None
+    }
+
+    /// Parks `envelope`, whose queue buffer is full, and pauses its
+    /// partition until the queue takes it.
+    pub(super) fn park(
+        &mut self,
+        sender: &mpsc::Sender<Envelope>,
+        envelope: Envelope,
+        mapping: &str,
+        queue: usize,
+    ) {
+        let id = envelope.partition.clone();
+        if let Some(parked) = self.parked.get_mut(&id) {
+            // Draining the tail met the full queue again: the rest waits.
+            parked.head = Some((sender.clone(), envelope));
+            parked.draining = false;
+            return;
+        }
+        let queue = self
+            .mappings
+            .get(&*id.topic)
+            .and_then(|m| m.queues.get(queue))
+            .map_or_else(|| format!("queue {queue}"), describe);
+        tracing::debug!(partition = %id, offset = envelope.offset, %queue, "queue buffer full; partition parked, the others go on");
+        consumer::set_partitions_paused(&self.consumer, std::slice::from_ref(&id), true);
+        self.parked.insert(
+            id,
+            ParkedPartition {
+                last_offset: envelope.offset,
+                head: Some((sender.clone(), envelope)),
+                tail: VecDeque::new(),
+                draining: false,
+                queue,
+                since: Instant::now(),
+                mapping: mapping.to_string(),
+            },
+        );
+    }
+
+    /// Hands parked records to their queues where there is room now. With
+    /// `resume`, a partition with nothing parked any more is resumed; the
+    /// waits that pause every partition pass false and resume them all at
+    /// their end.
+    pub(super) async fn drain_parked(
+        &mut self,
+        resume: bool,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), Stop> {
+        let mut ids: Vec<PartitionId> = self.parked.keys().cloned().collect();
+        ids.sort();
+        for id in ids {
+            if self.drain_partition(&id, shutdown).await? && resume {
+                self.resume_where(|topic, partition| {
+                    *id.topic == *topic && id.partition == partition
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves `id`'s head into its queue if it has room, then dispatches
+    /// the tail until it is empty or meets a full queue. Returns whether
+    /// the partition is free again.
+    async fn drain_partition(
+        &mut self,
+        id: &PartitionId,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<bool, Stop> {
+        let Some(parked) = self.parked.get_mut(id) else {
+            return Ok(false);
+        };
+        if let Some((sender, envelope)) = parked.head.take() {
+            let full = match sender.try_reserve() {
+                Ok(permit) => {
+                    self.put_in_flight(permit, envelope);
+                    None
+                }
+                Err(mpsc::error::TrySendError::Full(())) => Some(envelope),
+                Err(mpsc::error::TrySendError::Closed(())) => return Err(Stop::Signal),
+            };
+            if let Some(envelope) = full {
+                if let Some(parked) = self.parked.get_mut(id) {
+                    parked.head = Some((sender, envelope));
+                }
+                return Ok(false);
+            }
+        }
+        loop {
+            // Gone if its partition was revoked while a record waited.
+            let Some(parked) = self.parked.get_mut(id) else {
+                return Ok(false);
+            };
+            if parked.head.is_some() {
+                return Ok(false);
+            }
+            let Some(record) = parked.tail.pop_front() else {
+                self.unpark(id);
+                return Ok(true);
+            };
+            parked.draining = true;
+            self.dispatch(record, shutdown).await?;
+        }
+    }
+
+    fn unpark(&mut self, id: &PartitionId) {
+        if let Some(parked) = self.parked.remove(id) {
+            let waited = parked.since.elapsed();
+            count_throttled(&parked.mapping, LimiterKind::QueueBuffer, waited);
+            if waited >= Duration::from_secs(5) {
+                tracing::info!(partition = %id, queue = %parked.queue, waited_s = waited.as_secs(),
+                    "partition un-parked: its queue takes records again");
+            }
+        }
+    }
+
+    /// Drops the parked records of revoked partitions; they were never in
+    /// flight, and the partition's next owner reads them again.
+    pub(super) fn forget_parked(&mut self, gone: &std::collections::HashSet<PartitionId>) {
+        self.parked.retain(|id, _| !gone.contains(id));
+    }
+
+    pub(super) fn is_parked(&self, topic: &str, partition: i32) -> bool {
+        self.parked
+            .keys()
+            .any(|id| id.partition == partition && *id.topic == *topic)
+    }
+}

@@ -1595,7 +1595,7 @@ fn render(bench: &Bench, r: &Results) -> String {
          The bridge sent {:.0} records per batch on average in `partition` mode and {:.0} in `key_hash` mode (at most {}). \
          During the last sink ceiling run, with no Kafka and no bridge, RocketMQ used {:.1} s ({:.1} µs/record) until the last record was readable.\n\n\
          Both the bridge and the sink ceiling are timed from the first to the last record readable in RocketMQ, that is in a consume queue: \
-         the broker acknowledges a batch as soon as it is in the commit log, and dispatches it to the consume queues and the index afterwards, one message after another (rocketmq-store's reput reader and dispatcher tasks). \
+         the broker acknowledges a batch as soon as it is in the commit log, and dispatches it to the consume queues and the index afterwards, one message after another (the broker's ReputMessageService thread). \
          Timed to the last acknowledgement instead, the ceiling measures a rate the broker cannot sustain: its dispatch backlog grows for as long as the run lasts.\n",
         args.records,
         cpu.bridge,

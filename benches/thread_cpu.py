@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""CPU per thread of the bridge and the brokers over a window, from /proc.
+
+Used for "Where the time goes" (benches/analysis.md): run it beside a copy,
+for example `benches/thread_cpu.py --seconds 10 --wait` while the harness runs
+`--only-bridge`. Processes are found by their command lines: the bridge's
+binary name, and the `-Dbridge.component=NAME@DIR` markers that
+scripts/brokers.sh puts on each java command line. Threads with the same name
+(digits stripped, so `SendMessageThread_3` counts with `_1`) are summed.
+
+    benches/thread_cpu.py [--seconds S] [--wait] [--top N]
+
+--wait first waits (up to 10 minutes) until a bridge process is running and
+using CPU, so the window starts inside the copy.
+"""
+
+import argparse
+import os
+import re
+import sys
+import time
+
+TICKS = os.sysconf("SC_CLK_TCK")
+PROCESSES = {
+    "bridge": lambda cmd: cmd and os.path.basename(cmd[0]) == "kafka-rocketmq-bridge" and "run" in cmd,
+    "kafka": lambda cmd: any(a.startswith("-Dbridge.component=kafka") for a in cmd),
+    "namesrv": lambda cmd: any(a.startswith("-Dbridge.component=namesrv") for a in cmd),
+    "broker": lambda cmd: any(a.startswith("-Dbridge.component=broker") for a in cmd),
+}
+
+
+def command_line(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
+def find_processes():
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            cmd = command_line(entry)
+            for label, matches in PROCESSES.items():
+                if matches(cmd):
+                    found.setdefault(label, []).append(int(entry))
+    return found
+
+
+def ticks(path):
+    """utime + stime of a /proc stat file; the name may hold spaces."""
+    with open(path) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def thread_ticks(pid):
+    threads = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return threads
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+            threads[(tid, name)] = ticks(f"/proc/{pid}/task/{tid}/stat")
+        except (OSError, IndexError):
+            continue  # the thread ended
+    return threads
+
+
+def snapshot(processes):
+    return {
+        label: {pid: thread_ticks(pid) for pid in pids}
+        for label, pids in processes.items()
+    }
+
+
+def wait_for_busy_bridge():
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        pids = find_processes().get("bridge", [])
+        for pid in pids:
+            before = ticks(f"/proc/{pid}/stat")
+            time.sleep(0.5)
+            try:
+                if ticks(f"/proc/{pid}/stat") - before >= 0.1 * TICKS:
+                    return
+            except OSError:
+                continue
+        time.sleep(0.2)
+    sys.exit("no busy bridge process within 10 minutes")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--wait", action="store_true")
+    parser.add_argument("--top", type=int, default=8)
+    args = parser.parse_args()
+    if args.wait:
+        wait_for_busy_bridge()
+    processes = find_processes()
+    if not processes:
+        sys.exit("neither the bridge nor a broker of scripts/brokers.sh is running")
+    start, began = snapshot(processes), time.monotonic()
+    time.sleep(args.seconds)
+    end, wall = snapshot(processes), time.monotonic() - began
+    print(f"CPU over {wall:.1f} s of wall time (1.00 = one core busy all the window)")
+    for label in PROCESSES:
+        per_name = {}
+        for pid, threads in end.get(label, {}).items():
+            for key, value in threads.items():
+                used = value - start[label].get(pid, {}).get(key, 0)
+                name = re.sub(r"[-_ ]?\d+$", "", key[1]) or key[1]
+                per_name[name] = per_name.get(name, 0) + used
+        if not per_name:
+            continue
+        total = sum(per_name.values()) / TICKS / wall
+        busiest = sorted(per_name.items(), key=lambda item: -item[1])[: args.top]
+        parts = ", ".join(f"{name} {used / TICKS / wall:.2f}" for name, used in busiest if used)
+        print(f"{label}: {total:.2f} cores; {parts}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,11 @@
 #!/usr/bin/env python3
 """CPU per thread of the bridge and the brokers over a window, from /proc.
 
+Beside each process's CPU it prints how long its threads were ready to run
+but waited for a core (schedstat), and the machine's idle, I/O-wait and
+steal time: together they tell a copy bound by the cores from one bound by
+waiting.
+
 Used for "Where the time goes" (benches/analysis.md): run it beside a copy,
 for example `benches/thread_cpu.py --seconds 10 --wait` while the harness runs
 `--only-bridge`. Processes are found by their command lines: the bridge's
@@ -8,10 +13,11 @@ binary name, and the `-Dbridge.component=NAME@DIR` markers that
 scripts/brokers.sh puts on each java command line. Threads with the same name
 (digits stripped, so `SendMessageThread_3` counts with `_1`) are summed.
 
-    benches/thread_cpu.py [--seconds S] [--wait] [--top N]
+    benches/thread_cpu.py [--seconds S] [--wait] [--after S] [--top N]
 
 --wait first waits (up to 10 minutes) until a bridge process is running and
-using CPU, so the window starts inside the copy.
+using CPU, and --after S more seconds, so the window starts inside the copy
+(past its restart scan and the JIT warm-up of freshly started brokers).
 """
 
 import argparse
@@ -26,6 +32,8 @@ PROCESSES = {
     "kafka": lambda cmd: any(a.startswith("-Dbridge.component=kafka") for a in cmd),
     "namesrv": lambda cmd: any(a.startswith("-Dbridge.component=namesrv") for a in cmd),
     "broker": lambda cmd: any(a.startswith("-Dbridge.component=broker") for a in cmd),
+    # The benchmark harness (benches/pipeline.rs), which counts the copies.
+    "harness": lambda cmd: cmd and os.path.basename(cmd[0]).startswith("pipeline-"),
 }
 
 
@@ -53,6 +61,29 @@ def ticks(path):
     with open(path) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])
+
+
+def run_queue_wait(pid):
+    """Seconds the process's threads spent runnable, waiting for a core."""
+    waited = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                waited += int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return waited / 1e9
+
+
+def machine_times():
+    """(total, idle, iowait, steal) jiffies over all cores, from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    return sum(fields[:8]), fields[3], fields[4], fields[7]
 
 
 def thread_ticks(pid):
@@ -98,17 +129,26 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--wait", action="store_true")
+    parser.add_argument("--after", type=float, default=0.0)
     parser.add_argument("--top", type=int, default=8)
     args = parser.parse_args()
     if args.wait:
         wait_for_busy_bridge()
+        time.sleep(args.after)
     processes = find_processes()
     if not processes:
         sys.exit("neither the bridge nor a broker of scripts/brokers.sh is running")
+    waits = {label: sum(run_queue_wait(p) for p in pids) for label, pids in processes.items()}
+    machine = machine_times()
     start, began = snapshot(processes), time.monotonic()
     time.sleep(args.seconds)
     end, wall = snapshot(processes), time.monotonic() - began
-    print(f"CPU over {wall:.1f} s of wall time (1.00 = one core busy all the window)")
+    machine = [b - a for a, b in zip(machine, machine_times())]
+    for label, pids in processes.items():
+        waits[label] = sum(run_queue_wait(p) for p in pids) - waits[label]
+    total = max(machine[0], 1)
+    print(f"CPU over {wall:.1f} s of wall time (1.00 = one core busy all the window); "
+          f"machine: idle {machine[1] / total:.0%}, I/O wait {machine[2] / total:.0%}, steal {machine[3] / total:.0%}")
     for label in PROCESSES:
         per_name = {}
         for pid, threads in end.get(label, {}).items():
@@ -121,7 +161,7 @@ def main():
         total = sum(per_name.values()) / TICKS / wall
         busiest = sorted(per_name.items(), key=lambda item: -item[1])[: args.top]
         parts = ", ".join(f"{name} {used / TICKS / wall:.2f}" for name, used in busiest if used)
-        print(f"{label}: {total:.2f} cores; {parts}")
+        print(f"{label}: {total:.2f} cores, waited for a core {waits[label] / wall:.2f}; {parts}")
 
 
 if __name__ == "__main__":

@@ -76,6 +76,8 @@ pub(super) struct Dispatcher {
     held: HashMap<String, HeldRecords>,
     /// Partitions waiting for a full queue buffer.
     parked: HashMap<PartitionId, ParkedPartition>,
+    /// What the parked records behind them weigh (`record_bytes`).
+    parked_bytes: u64,
     pub sender_context: SenderShared,
     pub sender_tasks: Vec<JoinHandle<()>>,
     pub settings: BridgeSettings,
@@ -127,6 +129,7 @@ impl Dispatcher {
             stash: VecDeque::new(),
             held: HashMap::new(),
             parked: HashMap::new(),
+            parked_bytes: 0,
             sender_context: parts.sender_context,
             sender_tasks: parts.sender_tasks,
             settings: parts.settings,

@@ -2,16 +2,22 @@
 //! that must wait for it.
 //!
 //! When a record's queue buffer is full (its broker slow or down), the
-//! record is parked with its partition, the partition is paused, and the
-//! dispatcher goes on with every other partition. Later records of a parked
-//! partition queue behind it, unmapped, so that the partition's records
-//! still enter the pipeline in offset order: the checkpoint never sees a
-//! gap, and a key's records never overtake each other. Parked records are
-//! not in flight yet, so a rebalance or a stop simply drops them; the
-//! committed offset is not past them, and the next owner reads them again.
+//! record is parked with its partition, and the dispatcher goes on with
+//! every other partition. Later records of a parked partition queue behind
+//! it, unmapped, so that the partition's records still enter the pipeline
+//! in offset order: the checkpoint never sees a gap, and a key's records
+//! never overtake each other. Parked records are not in flight yet, so a
+//! rebalance or a stop simply drops them; the committed offset is not past
+//! them, and the next owner reads them again.
 //!
-//! What a paused partition still delivers is bounded by librdkafka's
-//! prefetch, which is already taken out of the in-flight cap.
+//! A buffer is full for a moment all the time while a backlog is copied, so
+//! parking alone does not pause Kafka: a pause drops librdkafka's prefetch
+//! of the partition and costs a fetch on resume. The partition pauses once
+//! its parked records reach the bound of records a limiter may hold
+//! (`queue_buffer_records`, or a quarter of the in-flight cap over all
+//! parked partitions), which a slow or dead queue soon does. What a paused
+//! partition still delivers is bounded by librdkafka's prefetch, which is
+//! already taken out of the in-flight cap.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -41,6 +47,8 @@ pub(super) struct ParkedPartition {
     /// Set while the tail is being dispatched, so that those records are
     /// not parked behind themselves.
     draining: bool,
+    /// Whether its Kafka partition is paused for it.
+    paused: bool,
     /// The queue the head waits for (for the log), and since when.
     queue: String,
     since: Instant,
@@ -63,13 +71,29 @@ impl Dispatcher {
         }
         if record.offset > parked.last_offset {
             parked.last_offset = record.offset;
+            self.parked_bytes += super::record_bytes(&record);
             parked.tail.push_back(record);
+            self.pause_if_parked_full(id);
         }
         None
     }
 
-    /// Parks `envelope`, whose queue buffer is full, and pauses its
-    /// partition until the queue takes it.
+    /// Pauses `id` once the records parked reach the bound.
+    fn pause_if_parked_full(&mut self, id: &PartitionId) {
+        let (records_bound, bytes_bound) = self.hold_bounds();
+        let total_bytes = self.parked_bytes;
+        let Some(parked) = self.parked.get_mut(id) else {
+            return;
+        };
+        if !parked.paused && (parked.tail.len() >= records_bound || total_bytes >= bytes_bound) {
+            parked.paused = true;
+            tracing::debug!(partition = %id, queue = %parked.queue, "parked records reached the bound; partition paused");
+            consumer::set_partitions_paused(&self.consumer, std::slice::from_ref(id), true);
+        }
+    }
+
+    /// Parks `envelope`, whose queue buffer is full, until the queue takes
+    /// it; its partition's later records wait behind it.
     pub(super) fn park(
         &mut self,
         sender: &mpsc::Sender<Envelope>,
@@ -89,8 +113,7 @@ impl Dispatcher {
             .get(&*id.topic)
             .and_then(|m| m.queues.get(queue))
             .map_or_else(|| format!("queue {queue}"), describe);
-        tracing::debug!(partition = %id, offset = envelope.offset, %queue, "queue buffer full; partition parked, the others go on");
-        consumer::set_partitions_paused(&self.consumer, std::slice::from_ref(&id), true);
+        tracing::trace!(partition = %id, offset = envelope.offset, %queue, "queue buffer full; partition parked, the others go on");
         self.parked.insert(
             id,
             ParkedPartition {
@@ -98,6 +121,7 @@ impl Dispatcher {
                 head: Some((sender.clone(), envelope)),
                 tail: VecDeque::new(),
                 draining: false,
+                paused: false,
                 queue,
                 since: Instant::now(),
                 mapping: mapping.to_string(),
@@ -106,7 +130,7 @@ impl Dispatcher {
     }
 
     /// Hands parked records to their queues where there is room now. With
-    /// `resume`, a partition with nothing parked any more is resumed; the
+    /// `resume`, a partition paused for records parked no more is resumed; the
     /// waits that pause every partition pass false and resume them all at
     /// their end.
     pub(super) async fn drain_parked(
@@ -128,7 +152,7 @@ impl Dispatcher {
 
     /// Moves `id`'s head into its queue if it has room, then dispatches
     /// the tail until it is empty or meets a full queue. Returns whether
-    /// the partition is free again.
+    /// the partition is free again and was paused for its parked records.
     async fn drain_partition(
         &mut self,
         id: &PartitionId,
@@ -162,34 +186,46 @@ impl Dispatcher {
                 return Ok(false);
             }
             let Some(record) = parked.tail.pop_front() else {
-                self.unpark(id);
-                return Ok(true);
+                return Ok(self.unpark(id));
             };
             parked.draining = true;
+            self.parked_bytes = self
+                .parked_bytes
+                .saturating_sub(super::record_bytes(&record));
             self.dispatch(record, shutdown).await?;
         }
     }
 
-    fn unpark(&mut self, id: &PartitionId) {
-        if let Some(parked) = self.parked.remove(id) {
-            let waited = parked.since.elapsed();
-            count_throttled(&parked.mapping, LimiterKind::QueueBuffer, waited);
-            if waited >= Duration::from_secs(5) {
-                tracing::info!(partition = %id, queue = %parked.queue, waited_s = waited.as_secs(),
-                    "partition un-parked: its queue takes records again");
-            }
+    /// Ends `id`'s parking; returns whether its partition was paused for it.
+    fn unpark(&mut self, id: &PartitionId) -> bool {
+        let Some(parked) = self.parked.remove(id) else {
+            return false;
+        };
+        let waited = parked.since.elapsed();
+        count_throttled(&parked.mapping, LimiterKind::QueueBuffer, waited);
+        if waited >= Duration::from_secs(5) {
+            tracing::info!(partition = %id, queue = %parked.queue, waited_s = waited.as_secs(),
+                "partition un-parked: its queue takes records again");
         }
+        parked.paused
     }
 
     /// Drops the parked records of revoked partitions; they were never in
     /// flight, and the partition's next owner reads them again.
     pub(super) fn forget_parked(&mut self, gone: &std::collections::HashSet<PartitionId>) {
         self.parked.retain(|id, _| !gone.contains(id));
+        self.parked_bytes = self
+            .parked
+            .values()
+            .flat_map(|p| &p.tail)
+            .map(super::record_bytes)
+            .sum();
     }
 
+    /// Whether a partition must stay paused for its parked records.
     pub(super) fn is_parked(&self, topic: &str, partition: i32) -> bool {
         self.parked
-            .keys()
-            .any(|id| id.partition == partition && *id.topic == *topic)
+            .iter()
+            .any(|(id, p)| p.paused && id.partition == partition && *id.topic == *topic)
     }
 }

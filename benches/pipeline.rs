@@ -544,6 +544,21 @@ async fn naive_bridge(
     Ok(rate)
 }
 
+/// `topic`'s count once it has not changed for half a second (at most 10 s).
+async fn settled_count(bench: &Bench, topic: &str) -> Result<i64> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut count = bench.count(topic).await?;
+    let mut since = Instant::now();
+    while since.elapsed() < Duration::from_millis(500) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = bench.count(topic).await?;
+        if now != count {
+            (count, since) = (now, Instant::now());
+        }
+    }
+    Ok(count)
+}
+
 /// A `run` of the bridge binary; the log goes to a file.
 struct BridgeProcess {
     child: Child,
@@ -741,7 +756,10 @@ async fn restart_cost(
     )
     .await?;
     first.kill9();
-    let stored = bench.count(&rocketmq_topic).await?;
+    // The killed bridge's last sends may still become readable (stored,
+    // not yet dispatched to the consume queues): wait until the count
+    // settles, so that only the restarted bridge's copies stop the clock.
+    let stored = settled_count(bench, &rocketmq_topic).await?;
     let restarted = Instant::now();
     let mut second = BridgeProcess::start(bench, &config)?;
     while bench.count(&rocketmq_topic).await? <= stored {

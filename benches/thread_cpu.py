@@ -96,8 +96,10 @@ def thread_ticks(pid):
         try:
             with open(f"/proc/{pid}/task/{tid}/comm") as f:
                 name = f.read().strip()
-            threads[(tid, name)] = ticks(f"/proc/{pid}/task/{tid}/stat")
-        except (OSError, IndexError):
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                waited_ns = int(f.read().split()[1])
+            threads[(tid, name)] = (ticks(f"/proc/{pid}/task/{tid}/stat"), waited_ns)
+        except (OSError, IndexError, ValueError):
             continue  # the thread ended
     return threads
 
@@ -147,20 +149,27 @@ def main():
     for label, pids in processes.items():
         waits[label] = sum(run_queue_wait(p) for p in pids) - waits[label]
     total = max(machine[0], 1)
-    print(f"CPU over {wall:.1f} s of wall time (1.00 = one core busy all the window); "
+    print(f"CPU over {wall:.1f} s of wall time (1.00 = one core busy all the window; "
+          "per thread: used/waited for a core); "
           f"machine: idle {machine[1] / total:.0%}, I/O wait {machine[2] / total:.0%}, steal {machine[3] / total:.0%}")
     for label in PROCESSES:
         per_name = {}
         for pid, threads in end.get(label, {}).items():
-            for key, value in threads.items():
-                used = value - start[label].get(pid, {}).get(key, 0)
+            for key, (used, waited) in threads.items():
+                used0, waited0 = start[label].get(pid, {}).get(key, (0, 0))
                 name = re.sub(r"[-_ ]?\d+$", "", key[1]) or key[1]
-                per_name[name] = per_name.get(name, 0) + used
+                cpu, wait = per_name.get(name, (0, 0))
+                per_name[name] = (cpu + used - used0, wait + waited - waited0)
         if not per_name:
             continue
-        total = sum(per_name.values()) / TICKS / wall
-        busiest = sorted(per_name.items(), key=lambda item: -item[1])[: args.top]
-        parts = ", ".join(f"{name} {used / TICKS / wall:.2f}" for name, used in busiest if used)
+        total = sum(cpu for cpu, _ in per_name.values()) / TICKS / wall
+        busiest = sorted(per_name.items(), key=lambda item: -item[1][0])[: args.top]
+        # Per thread: cores used / cores' worth of time spent waiting for one.
+        parts = ", ".join(
+            f"{name} {cpu / TICKS / wall:.2f}/{wait / 1e9 / wall:.2f}"
+            for name, (cpu, wait) in busiest
+            if cpu
+        )
         print(f"{label}: {total:.2f} cores, waited for a core {waits[label] / wall:.2f}; {parts}")
 
 

@@ -6,9 +6,9 @@
 //! - a rate limiter that refuses a record holds back that record's topic
 //!   (later records of the topic queue behind it, up to a bound, then its
 //!   partitions pause); other topics go on;
-//! - a full queue buffer parks the record's partition (pauses it, and
-//!   keeps its later records in order behind it); other partitions go on
-//!   (see `parked`);
+//! - a full queue buffer parks the record's partition: its later records
+//!   wait in order behind it, and past a bound the partition pauses; other
+//!   partitions go on (see `parked`);
 //! - the in-flight byte cap makes it wait for the senders; if that lasts
 //!   over [`PAUSE_AFTER`], every partition pauses.
 //!

@@ -506,7 +506,7 @@ impl Dispatcher {
             Ok((sender, label, envelope, queue)) => {
                 self.wait_for_in_flight_room(envelope.footprint() as i64, &label, shutdown)
                     .await?;
-                self.hand_over(&sender, envelope, &label, queue)
+                self.hand_over(&sender, envelope, queue)
             }
             Err((rejection, id)) => {
                 self.checkpoints.dispatch(&id, record.offset);
@@ -605,7 +605,6 @@ impl Dispatcher {
         &mut self,
         sender: &mpsc::Sender<Envelope>,
         envelope: Envelope,
-        label: &str,
         queue: usize,
     ) -> Result<(), Stop> {
         match sender.try_reserve() {
@@ -614,7 +613,7 @@ impl Dispatcher {
                 Ok(())
             }
             Err(mpsc::error::TrySendError::Full(())) => {
-                self.park(sender, envelope, label, queue);
+                self.park(sender, envelope, queue);
                 Ok(())
             }
             Err(mpsc::error::TrySendError::Closed(())) => Err(Stop::Signal),

@@ -49,10 +49,10 @@ pub(super) struct ParkedPartition {
     draining: bool,
     /// Whether its Kafka partition is paused for it.
     paused: bool,
-    /// The queue the head waits for (for the log), and since when.
-    queue: String,
+    /// The index, in its mapping's plan, of the queue the head waits for
+    /// (for the log; a re-plan drains parked records first), and since when.
+    queue: usize,
     since: Instant,
-    mapping: String,
 }
 
 impl Dispatcher {
@@ -87,9 +87,18 @@ impl Dispatcher {
         };
         if !parked.paused && (parked.tail.len() >= records_bound || total_bytes >= bytes_bound) {
             parked.paused = true;
-            tracing::debug!(partition = %id, queue = %parked.queue, "parked records reached the bound; partition paused");
+            let queue = parked.queue;
+            tracing::debug!(partition = %id, queue = %self.queue_name(id, queue), "parked records reached the bound; partition paused");
             consumer::set_partitions_paused(&self.consumer, std::slice::from_ref(id), true);
         }
+    }
+
+    /// Queue `queue` of `id`'s mapping, as the logs name queues.
+    fn queue_name(&self, id: &PartitionId, queue: usize) -> String {
+        self.mappings
+            .get(&*id.topic)
+            .and_then(|m| m.queues.get(queue))
+            .map_or_else(|| format!("queue {queue}"), describe)
     }
 
     /// Parks `envelope`, whose queue buffer is full, until the queue takes
@@ -98,7 +107,6 @@ impl Dispatcher {
         &mut self,
         sender: &mpsc::Sender<Envelope>,
         envelope: Envelope,
-        mapping: &str,
         queue: usize,
     ) {
         let id = envelope.partition.clone();
@@ -108,12 +116,7 @@ impl Dispatcher {
             parked.draining = false;
             return;
         }
-        let queue = self
-            .mappings
-            .get(&*id.topic)
-            .and_then(|m| m.queues.get(queue))
-            .map_or_else(|| format!("queue {queue}"), describe);
-        tracing::trace!(partition = %id, offset = envelope.offset, %queue, "queue buffer full; partition parked, the others go on");
+        tracing::trace!(partition = %id, offset = envelope.offset, queue = %self.queue_name(&id, queue), "queue buffer full; partition parked, the others go on");
         self.parked.insert(
             id,
             ParkedPartition {
@@ -124,7 +127,6 @@ impl Dispatcher {
                 paused: false,
                 queue,
                 since: Instant::now(),
-                mapping: mapping.to_string(),
             },
         );
     }
@@ -202,9 +204,13 @@ impl Dispatcher {
             return false;
         };
         let waited = parked.since.elapsed();
-        count_throttled(&parked.mapping, LimiterKind::QueueBuffer, waited);
+        count_throttled(
+            &self.mapping_label(&id.topic),
+            LimiterKind::QueueBuffer,
+            waited,
+        );
         if waited >= Duration::from_secs(5) {
-            tracing::info!(partition = %id, queue = %parked.queue, waited_s = waited.as_secs(),
+            tracing::info!(partition = %id, queue = %self.queue_name(id, parked.queue), waited_s = waited.as_secs(),
                 "partition un-parked: its queue takes records again");
         }
         parked.paused

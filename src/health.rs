@@ -1,4 +1,5 @@
-//! The HTTP endpoint on `metrics.listen`: `/healthz` (the process runs and
+//! The HTTP endpoint on `metrics.listen`: `/` (the migration console page),
+//! `/healthz` (the process runs and
 //! its loops keep turning), `/readyz` (both clusters reachable and partitions assigned), `/status`
 //! (a JSON snapshot per mapping and partition) and `/metrics` (Prometheus
 //! text). The container `HEALTHCHECK` uses `/healthz`.
@@ -161,7 +162,7 @@ pub async fn serve(
     let listener = TcpListener::bind(addr).await.map_err(|e| {
         format!("cannot listen on metrics.listen {addr}: {e} (is another process using it? change metrics.listen)")
     })?;
-    tracing::info!(%addr, "serving /healthz, /readyz, /status and /metrics");
+    tracing::info!(%addr, "serving the console at /, and /healthz, /readyz, /status and /metrics");
     Ok(tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -212,6 +213,11 @@ async fn answer(mut stream: TcpStream, endpoints: Endpoints) {
     let head = String::from_utf8_lossy(&request);
     let path = head.split_whitespace().nth(1).unwrap_or("");
     let (status, content_type, body) = match path {
+        "/" | "/index.html" => (
+            "200 OK",
+            "text/html; charset=utf-8",
+            crate::console::PAGE.to_string(),
+        ),
         "/healthz" => {
             let (alive, body) = endpoints.readiness.liveness();
             let status = if alive {
@@ -241,7 +247,7 @@ async fn answer(mut stream: TcpStream, endpoints: Endpoints) {
         "/metrics" => (
             "200 OK",
             "text/plain; version=0.0.4",
-            endpoints.metrics.render(),
+            endpoints.metrics.render(&endpoints.status.limits()),
         ),
         _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
     };

@@ -11,6 +11,7 @@ pub mod already_stored;
 pub mod bridge;
 pub mod checkpoint;
 pub mod config;
+pub mod console;
 pub mod count_match;
 pub mod dead_letter;
 pub mod health;

@@ -121,7 +121,7 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         days: u32,
         /// The bridge must be fewer than this many records behind, over all partitions.
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, default_value_t = count_match::DEFAULT_MAX_LAG)]
         max_lag: u64,
         /// Time zone days are counted in (IANA name).
         #[arg(long, default_value = "UTC")]

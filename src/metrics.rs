@@ -5,10 +5,13 @@
 //! `_bytes`). Labels are the mapping, or topic and partition; their
 //! cardinality is bounded by the configuration.
 
+use std::fmt::Write as _;
 use std::time::Instant;
 
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::config::{LiveLimits, RateLimit};
 
 pub const RECORDS_CONSUMED: &str = "bridge_records_consumed_total";
 pub const BYTES_CONSUMED: &str = "bridge_bytes_consumed_total";
@@ -32,6 +35,9 @@ pub const SEND_LATENCY: &str = "bridge_send_latency_seconds";
 pub const THROTTLED: &str = "bridge_throttled_seconds";
 pub const BUILD_INFO: &str = "bridge_build_info";
 pub const UPTIME: &str = "bridge_uptime_seconds";
+pub const RATE_LIMIT_RECORDS: &str = "bridge_rate_limit_records_per_second";
+pub const RATE_LIMIT_BYTES: &str = "bridge_rate_limit_bytes_per_second";
+pub const IN_FLIGHT_BYTES_LIMIT: &str = "bridge_in_flight_bytes_limit";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -71,11 +77,76 @@ impl Metrics {
         self.started.elapsed()
     }
 
-    /// The exposition text for `/metrics`.
-    pub fn render(&self) -> String {
+    /// The exposition text for `/metrics`, with the limits in force.
+    pub fn render(&self, limits: &LiveLimits) -> String {
         metrics::gauge!(UPTIME).set(self.started.elapsed().as_secs_f64());
-        self.handle.render()
+        let mut text = self.handle.render();
+        text.push_str(&render_limits(limits));
+        text
     }
+}
+
+/// The limits as gauges. Rendered from the limits in force rather than
+/// recorded: a limit that SIGHUP removed must disappear, not keep its last
+/// value, and the recorder cannot forget a series.
+fn render_limits(limits: &LiveLimits) -> String {
+    let scoped: Vec<(String, &RateLimit)> =
+        std::iter::once((r#"scope="global""#.to_string(), &limits.global))
+            .chain(limits.per_mapping.iter().map(|(label, limit)| {
+                let labels = format!(r#"scope="mapping",mapping="{}""#, escape_label(label));
+                (labels, limit)
+            }))
+            .collect();
+    let mut text = String::new();
+    gauge_family(
+        &mut text,
+        RATE_LIMIT_RECORDS,
+        "The records-per-second limit in force, global or per mapping; absent when none is set.",
+        scoped
+            .iter()
+            .filter_map(|(labels, l)| Some((labels.as_str(), u64::from(l.messages_per_second?)))),
+    );
+    gauge_family(
+        &mut text,
+        RATE_LIMIT_BYTES,
+        "The bytes-per-second limit in force, global or per mapping; absent when none is set.",
+        scoped
+            .iter()
+            .filter_map(|(labels, l)| Some((labels.as_str(), l.bytes_per_second?.0))),
+    );
+    gauge_family(
+        &mut text,
+        IN_FLIGHT_BYTES_LIMIT,
+        "bridge.max_in_flight_bytes, the cap on bridge_in_flight_bytes.",
+        std::iter::once(("", limits.max_in_flight_bytes)),
+    );
+    text
+}
+
+/// One gauge family in the exposition format; `labels` are already escaped.
+fn gauge_family<'a>(
+    text: &mut String,
+    name: &str,
+    help: &str,
+    samples: impl Iterator<Item = (&'a str, u64)>,
+) {
+    let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} gauge");
+    for (labels, value) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(text, "{name} {value}");
+        } else {
+            let _ = writeln!(text, "{name}{{{labels}}} {value}");
+        }
+    }
+    text.push('\n');
+}
+
+/// A label value as the exposition format wants it.
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn describe() {
@@ -223,5 +294,42 @@ mod tests {
             "credentials"
         );
         assert_eq!(error_kind("something else"), "other");
+    }
+
+    #[test]
+    fn limits_render_as_gauges_only_where_set() {
+        let mut limits = LiveLimits {
+            global: RateLimit {
+                messages_per_second: Some(5000),
+                ..RateLimit::default()
+            },
+            max_in_flight_bytes: 1 << 20,
+            per_mapping: Default::default(),
+        };
+        limits.per_mapping.insert(
+            "orders".to_string(),
+            RateLimit {
+                bytes_per_second: Some(crate::config::ByteSize(2048)),
+                ..RateLimit::default()
+            },
+        );
+        let text = render_limits(&limits);
+        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+            .expect("exposition text");
+        let mut samples: Vec<String> = scrape
+            .samples
+            .iter()
+            .map(|s| format!("{} {:?} {:?}", s.metric, s.labels.get("mapping"), s.value))
+            .collect();
+        samples.sort();
+        assert_eq!(
+            samples,
+            [
+                "bridge_in_flight_bytes_limit None Gauge(1048576.0)",
+                "bridge_rate_limit_bytes_per_second Some(\"orders\") Gauge(2048.0)",
+                "bridge_rate_limit_records_per_second None Gauge(5000.0)",
+            ]
+        );
+        assert_eq!(escape_label("a\"b\\c\nd"), r#"a\"b\\c\nd"#);
     }
 }

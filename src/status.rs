@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::checkpoint::{PartitionId, PartitionProgress};
+use crate::config::{LiveLimits, RateLimit};
 
 /// How long a mapping must go unthrottled to count as no longer throttled.
 const THROTTLE_QUIET: Duration = Duration::from_secs(5);
@@ -31,12 +32,14 @@ struct BoardState {
     revoked: BTreeSet<PartitionId>,
     /// Progress samples, oldest first, spanning about `WINDOW`.
     samples: VecDeque<(Instant, Vec<PartitionProgress>)>,
-    limits: String,
+    limits: LiveLimits,
     in_flight_bytes: i64,
 }
 
 #[derive(Debug)]
 struct MappingState {
+    /// The label its rate limit is kept under (a regex mapping's, for its topics).
+    limit_label: String,
     kafka_topic: String,
     rocketmq_topic: String,
     failing_queues: usize,
@@ -67,20 +70,32 @@ impl StatusBoard {
     }
 
     /// Forgets the previous run's mappings (start-up is retried in-process).
-    pub fn reset(&self, limits: String) {
+    pub fn reset(&self, limits: &LiveLimits) {
         let mut state = self.lock();
         *state = BoardState::default();
-        state.limits = limits;
+        state.limits = limits.clone();
     }
 
-    pub fn set_limits(&self, limits: String) {
-        self.lock().limits = limits;
+    pub fn set_limits(&self, limits: &LiveLimits) {
+        self.lock().limits = limits.clone();
     }
 
-    pub fn add_mapping(&self, label: &str, kafka_topic: &str, rocketmq_topic: &str) {
+    /// The limits in force, for `/metrics`.
+    pub fn limits(&self) -> LiveLimits {
+        self.lock().limits.clone()
+    }
+
+    pub fn add_mapping(
+        &self,
+        label: &str,
+        limit_label: &str,
+        kafka_topic: &str,
+        rocketmq_topic: &str,
+    ) {
         self.lock().mappings.insert(
             label.to_string(),
             MappingState {
+                limit_label: limit_label.to_string(),
                 kafka_topic: kafka_topic.to_string(),
                 rocketmq_topic: rocketmq_topic.to_string(),
                 failing_queues: 0,
@@ -198,15 +213,20 @@ impl StatusBoard {
     /// The `/status` JSON document.
     pub fn render(&self, uptime: Duration) -> String {
         let state = self.lock();
+        let mappings: Vec<MappingStatus> = state
+            .mappings
+            .iter()
+            .map(|(label, mapping)| state.mapping_status(label, mapping))
+            .collect();
+        let failing_queues = state.mappings.values().map(|m| m.failing_queues).sum();
         let document = StatusDocument {
             uptime_seconds: uptime.as_secs(),
-            limits: &state.limits,
+            limits: state.limits.describe(),
+            global_rate_limit: LimitView::of(&state.limits.global),
             in_flight_bytes: state.in_flight_bytes.max(0),
-            mappings: state
-                .mappings
-                .iter()
-                .map(|(label, mapping)| state.mapping_status(label, mapping))
-                .collect(),
+            max_in_flight_bytes: state.limits.max_in_flight_bytes,
+            cutover: cutover_conditions(&mappings, failing_queues),
+            mappings,
         };
         serde_json::to_string_pretty(&document)
             .map(|mut text| {
@@ -279,6 +299,11 @@ impl BoardState {
             rocketmq_topic: &mapping.rocketmq_topic,
             state,
             throttled_by: mapping.throttle.as_ref().map(|t| t.limiter),
+            rate_limit: self
+                .limits
+                .per_mapping
+                .get(&mapping.limit_label)
+                .and_then(LimitView::of),
             partitions,
         }
     }
@@ -306,6 +331,64 @@ impl BoardState {
     }
 }
 
+/// The cutover conditions as this instance can tell them: its own lag and
+/// sends. Whether the days MATCH needs `verify`, which `run` does not do.
+fn cutover_conditions(mappings: &[MappingStatus], failing_queues: usize) -> Vec<LiveCondition> {
+    let max_lag = crate::count_match::DEFAULT_MAX_LAG;
+    let partitions = || {
+        mappings.iter().flat_map(|m| {
+            m.partitions
+                .iter()
+                .filter(|p| p.state != "revoked")
+                .map(move |p| (m.kafka_topic, p))
+        })
+    };
+    let total: Option<i64> = partitions().map(|(_, p)| p.lag).sum();
+    let worst = partitions()
+        .filter_map(|(topic, p)| Some((p.lag?, topic, p.partition)))
+        .max()
+        .filter(|(lag, _, _)| *lag > 0);
+    let lag = match total {
+        Some(total) => LiveCondition {
+            condition: format!("the bridge is less than {max_lag} records behind"),
+            value: match worst {
+                Some((lag, topic, partition)) => format!(
+                    "{total} records behind (most behind: {topic}/{partition} with {lag})"
+                ),
+                None => format!("{total} records behind"),
+            },
+            ok: Some(total.unsigned_abs() < max_lag),
+        },
+        None => LiveCondition {
+            condition: format!("the bridge is less than {max_lag} records behind"),
+            value: "not known yet: librdkafka's statistics bring the lag every few seconds"
+                .to_string(),
+            ok: None,
+        },
+    };
+    vec![
+        LiveCondition {
+            condition: "the last full days all MATCH".to_string(),
+            value: "not checked by `run`: run `kafka-rocketmq-bridge cutover-check`".to_string(),
+            ok: None,
+        },
+        lag,
+        LiveCondition {
+            condition: "RocketMQ takes every send".to_string(),
+            value: format!("{failing_queues} queues failing"),
+            ok: Some(failing_queues == 0),
+        },
+    ]
+}
+
+/// A cutover condition; `ok` is absent when this instance cannot tell.
+#[derive(Serialize)]
+struct LiveCondition {
+    condition: String,
+    value: String,
+    ok: Option<bool>,
+}
+
 /// Records stored per second between the oldest and latest samples.
 fn rate(
     oldest: Option<&(Instant, Vec<PartitionProgress>)>,
@@ -331,9 +414,32 @@ fn rate(
 #[derive(Serialize)]
 struct StatusDocument<'a> {
     uptime_seconds: u64,
-    limits: &'a str,
+    /// One line, as the log prints it.
+    limits: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    global_rate_limit: Option<LimitView>,
     in_flight_bytes: i64,
+    max_in_flight_bytes: u64,
     mappings: Vec<MappingStatus<'a>>,
+    cutover: Vec<LiveCondition>,
+}
+
+/// A rate limit as numbers, for the console; absent when nothing is set.
+#[derive(Serialize)]
+struct LimitView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    messages_per_second: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes_per_second: Option<u64>,
+}
+
+impl LimitView {
+    fn of(limit: &RateLimit) -> Option<Self> {
+        (!limit.is_unlimited()).then(|| LimitView {
+            messages_per_second: limit.messages_per_second,
+            bytes_per_second: limit.bytes_per_second.map(|b| b.0),
+        })
+    }
 }
 
 #[derive(Serialize)]
@@ -344,6 +450,8 @@ struct MappingStatus<'a> {
     state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     throttled_by: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate_limit: Option<LimitView>,
     partitions: Vec<PartitionStatus>,
 }
 
@@ -391,8 +499,23 @@ mod tests {
     #[test]
     fn renders_lag_state_and_revoked_partitions() {
         let board = StatusBoard::new();
-        board.reset("global 10 msg/s; in-flight cap 1024 B".to_string());
-        board.add_mapping("orders", "orders", "orders_rmq");
+        let mut limits = LiveLimits {
+            global: RateLimit {
+                messages_per_second: Some(10),
+                ..RateLimit::default()
+            },
+            max_in_flight_bytes: 1024,
+            per_mapping: Default::default(),
+        };
+        limits.per_mapping.insert(
+            "orders".to_string(),
+            RateLimit {
+                bytes_per_second: Some(crate::config::ByteSize(4096)),
+                ..RateLimit::default()
+            },
+        );
+        board.reset(&limits);
+        board.add_mapping("orders", "orders", "orders", "orders_rmq");
         board.offsets(PartitionId::new("orders", 0), 150, Some(90));
         board.sample(vec![progress(0, 100, 100)], 0);
         board.assigned(&[
@@ -410,7 +533,15 @@ mod tests {
         assert_eq!(board.throttled("orders", "global_messages"), None);
         let json: serde_json::Value =
             serde_json::from_str(&board.render(Duration::from_secs(3))).unwrap();
+        assert_eq!(
+            json["limits"],
+            "global 10 msg/s; orders 4096 B/s; in-flight cap 1024 B"
+        );
+        assert_eq!(json["global_rate_limit"]["messages_per_second"], 10);
+        assert_eq!(json["max_in_flight_bytes"], 1024);
         let mapping = &json["mappings"][0];
+        assert_eq!(mapping["rate_limit"]["bytes_per_second"], 4096);
+        assert!(mapping["rate_limit"].get("messages_per_second").is_none());
         assert_eq!(mapping["state"], "paused-by-limit");
         assert_eq!(mapping["throttled_by"], "global_messages");
         assert_eq!(mapping["partitions"][0]["lag"], 50);
@@ -420,9 +551,21 @@ mod tests {
         assert_eq!(mapping["partitions"][2]["partition"], 2);
         assert_eq!(mapping["partitions"][2]["in_flight"], 0);
         assert_eq!(mapping["partitions"].as_array().map(Vec::len), Some(3));
+        // Partition 2 has no lag figure yet: the total is not known.
+        assert_eq!(json["cutover"][1]["ok"], serde_json::Value::Null);
+        board.offsets(PartitionId::new("orders", 2), 1500, Some(300));
         board.queue_failing("orders", true);
         let json: serde_json::Value =
             serde_json::from_str(&board.render(Duration::from_secs(3))).unwrap();
         assert_eq!(json["mappings"][0]["state"], "retrying");
+        let cutover = &json["cutover"];
+        assert_eq!(cutover[0]["ok"], serde_json::Value::Null);
+        assert_eq!(
+            cutover[1]["value"],
+            "1250 records behind (most behind: orders/2 with 1200)"
+        );
+        assert_eq!(cutover[1]["ok"], false);
+        assert_eq!(cutover[2]["value"], "1 queues failing");
+        assert_eq!(cutover[2]["ok"], false);
     }
 }

@@ -14,6 +14,7 @@ mod check;
 mod compacted;
 mod config_errors;
 mod config_never_panics;
+mod console;
 mod credentials;
 mod deploy_manifests;
 mod exactly_once;

@@ -375,7 +375,7 @@ impl Dispatcher {
             held.admission = Admission::default();
             held.retry_at = now;
         }
-        self.status.set_limits(limits.describe());
+        self.status.set_limits(&limits);
         tracing::info!(limits = %limits.describe(), "new limits applied");
     }
 

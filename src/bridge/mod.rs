@@ -115,7 +115,7 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
         readiness,
         status,
     } = controls;
-    status.reset(limits.borrow().describe());
+    status.reset(&limits.borrow());
     // Topics created later that match a regex are picked up at the next start.
     let config = kafka_source::resolve_regex_mappings(&config, Duration::from_secs(30))
         .await
@@ -191,7 +191,12 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
         );
         let rules = MappingRules::of(&mapping, &config.rocketmq);
         let label = mapping.label().to_string();
-        status.add_mapping(&label, &mapping.kafka_topic, &mapping.rocketmq_topic);
+        status.add_mapping(
+            &label,
+            mapping.limit_label(),
+            &mapping.kafka_topic,
+            &mapping.rocketmq_topic,
+        );
         mappings.insert(
             mapping.kafka_topic.clone(),
             MappingRuntime {

@@ -9,6 +9,9 @@ use super::days::DayRange;
 use super::{Progress, Verdict, VerifyError, VerifyRequest, kafka_scan, verify};
 use crate::config::BridgeConfig;
 
+/// `cutover-check --max-lag`'s default, which the console's conditions use too.
+pub const DEFAULT_MAX_LAG: u64 = 1000;
+
 /// One condition, with what was measured.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Condition {

@@ -26,7 +26,7 @@ use chrono::NaiveDate;
 use crate::config::{BridgeConfig, MappingConfig, RecordPolicy};
 use crate::mapping::{self, MappingRules, SourceRecord};
 use crate::rocketmq_reader::{ReadError, TopicReader, with_reader};
-pub use cutover::{Condition, CutoverReport, cutover_check};
+pub use cutover::{Condition, CutoverReport, DEFAULT_MAX_LAG, cutover_check};
 use days::DayRange;
 use digest::{BLOCK_OFFSETS, BlockId, DayTally, content_hash};
 pub use kafka_scan::group_offsets;

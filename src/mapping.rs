@@ -137,6 +137,9 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// Every [`Rejection::reason`].
+    pub const REASONS: [&str; 3] = ["empty_value", "oversized_body", "oversized_properties"];
+
     /// Stable label for logs, metrics and dead-letter headers.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -647,6 +650,17 @@ mod tests {
             Some("refund")
         );
         assert_eq!(roundtrip(&r, &rules).headers.len(), 2);
+    }
+
+    #[test]
+    fn every_reason_is_listed() {
+        let rejections = [
+            Rejection::EmptyValue,
+            Rejection::OversizedBody { size: 2, limit: 1 },
+            Rejection::OversizedProperties { size: 2, limit: 1 },
+        ];
+        let reasons: Vec<&str> = rejections.iter().map(Rejection::reason).collect();
+        assert_eq!(reasons, Rejection::REASONS);
     }
 
     #[test]

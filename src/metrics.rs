@@ -12,6 +12,7 @@ use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::config::{LiveLimits, RateLimit};
+use crate::mapping::Rejection;
 
 pub const RECORDS_CONSUMED: &str = "bridge_records_consumed_total";
 pub const BYTES_CONSUMED: &str = "bridge_bytes_consumed_total";
@@ -238,6 +239,48 @@ fn describe() {
     describe_gauge!(UPTIME, Unit::Seconds, "Seconds since the process started.");
 }
 
+/// Every `kind` label of [`SEND_ERRORS`], as [`error_kind`] names them.
+pub const SEND_ERROR_KINDS: [&str; 8] = [
+    "timeout",
+    "connection",
+    "broker_busy",
+    "broker_not_writable",
+    "not_send_ok",
+    "route",
+    "credentials",
+    "other",
+];
+
+/// Creates a mapping's counters at zero. A series born at its first
+/// increment has no earlier sample, so Prometheus's `rate()` and
+/// `increase()` would miss that first send error or skipped record, and a
+/// dashboard would have nothing to draw for a healthy bridge.
+pub fn register_mapping(mapping: &str) {
+    let mapping = mapping.to_string();
+    for name in [
+        RECORDS_PRODUCED,
+        BYTES_PRODUCED,
+        SEND_RETRIES,
+        RECORDS_ALREADY_STORED,
+        RECORDS_STORED_DESPITE_FAILURE,
+    ] {
+        metrics::counter!(name, "mapping" => mapping.clone()).increment(0);
+    }
+    for kind in SEND_ERROR_KINDS {
+        metrics::counter!(SEND_ERRORS, "mapping" => mapping.clone(), "kind" => kind).increment(0);
+    }
+    for reason in Rejection::REASONS {
+        for name in [
+            RECORDS_SKIPPED,
+            BYTES_SKIPPED,
+            RECORDS_DEAD_LETTERED,
+            BYTES_DEAD_LETTERED,
+        ] {
+            metrics::counter!(name, "mapping" => mapping.clone(), "reason" => reason).increment(0);
+        }
+    }
+}
+
 /// A coarse, bounded label for a send error.
 pub fn error_kind(text: &str) -> &'static str {
     let text = text.to_ascii_lowercase();
@@ -294,6 +337,17 @@ mod tests {
             "credentials"
         );
         assert_eq!(error_kind("something else"), "other");
+        let texts = [
+            "timeout",
+            "connect",
+            "busy",
+            "route",
+            "SERVICE_NOT_AVAILABLE",
+            "x",
+        ];
+        for text in texts {
+            assert!(SEND_ERROR_KINDS.contains(&error_kind(text)), "{text}");
+        }
     }
 
     #[test]

@@ -352,9 +352,9 @@ fn cutover_conditions(mappings: &[MappingStatus], failing_queues: usize) -> Vec<
         Some(total) => LiveCondition {
             condition: format!("the bridge is less than {max_lag} records behind"),
             value: match worst {
-                Some((lag, topic, partition)) => format!(
-                    "{total} records behind (most behind: {topic}/{partition} with {lag})"
-                ),
+                Some((lag, topic, partition)) => {
+                    format!("{total} records behind (most behind: {topic}/{partition} with {lag})")
+                }
                 None => format!("{total} records behind"),
             },
             ok: Some(total.unsigned_abs() < max_lag),

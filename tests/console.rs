@@ -106,7 +106,12 @@ async fn the_console_shows_the_live_figures_and_a_mapping_paused_by_its_limit() 
         .await
         .unwrap_or_else(|| panic!("/status never answered; log:\n{}", bridge.logs()));
     assert!(
-        settled(200, &http_get(port, "/status").map(|(_, b)| b).unwrap_or_default()),
+        settled(
+            200,
+            &http_get(port, "/status")
+                .map(|(_, b)| b)
+                .unwrap_or_default()
+        ),
         "the fast mapping never committed 500 records, or the slow one was never paused; log:\n{}",
         bridge.logs()
     );
@@ -118,11 +123,16 @@ async fn the_console_shows_the_live_figures_and_a_mapping_paused_by_its_limit() 
     });
     assert_eq!(shown["committed"]["fast"], 500, "{shown}");
     assert_eq!(shown["mappings"]["fast"]["state"], "running", "{shown}");
-    assert_eq!(shown["mappings"]["slow"]["state"], "paused-by-limit", "{shown}");
+    assert_eq!(
+        shown["mappings"]["slow"]["state"], "paused-by-limit",
+        "{shown}"
+    );
     assert_eq!(shown["mappings"]["slow"]["limit"], "20 msg/s", "{shown}");
     assert_eq!(shown["mappings"]["fast"]["limit"], "none", "{shown}");
     assert!(
-        shown["inFlight"].as_str().is_some_and(|t| t.ends_with("/ 64.0 MiB")),
+        shown["inFlight"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("/ 64.0 MiB")),
         "the in-flight cap (64 MiB by default): {shown}"
     );
     assert_eq!(shown["ready"], "ready", "{shown}");

@@ -191,6 +191,7 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
         );
         let rules = MappingRules::of(&mapping, &config.rocketmq);
         let label = mapping.label().to_string();
+        crate::metrics::register_mapping(&label);
         status.add_mapping(
             &label,
             mapping.limit_label(),

@@ -100,7 +100,12 @@ impl Browser {
 
     /// Runs `script` until `done` holds for its result, up to `deadline`;
     /// returns the last result either way.
-    pub fn wait_for(&self, script: &str, deadline: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    pub fn wait_for(
+        &self,
+        script: &str,
+        deadline: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let start = Instant::now();
         loop {
             let value = self.execute(script);

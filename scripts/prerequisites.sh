@@ -4,6 +4,10 @@
 #   require_build_tools        a C toolchain, pkg-config and OpenSSL's headers (the rdkafka
 #                              crate builds librdkafka with `ssl`), python3
 #   require_java_and_maven     Java 17 or newer and Maven, for the Apache brokers
+#   require_operator_tools     Prometheus and promtool, headless Chromium with chromedriver,
+#                              Node.js and npm: the tests of the alerts, the dashboard and
+#                              the console run them for real
+#   require_container_tools    podman, runc and debootstrap, to build and run the image
 
 prereq_log() { printf '[prerequisites] %s\n' "$*" >&2; }
 
@@ -57,4 +61,22 @@ require_java_and_maven() {
     [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
     [ "$(java_major)" -ge 17 ] 2>/dev/null ||
         { prereq_log "error: the brokers need Java 17 or newer; 'java -version' says $(java -version 2>&1 | head -n 1)"; exit 1; }
+}
+
+require_operator_tools() {
+    local missing=()
+    { [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ]; } || missing+=(prometheus)
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
+    [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+    command -v node >/dev/null || missing+=(nodejs)
+    command -v npm >/dev/null || missing+=(npm)
+    [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+}
+
+require_container_tools() {
+    local missing=()
+    command -v podman >/dev/null || missing+=(podman)
+    command -v runc >/dev/null || missing+=(runc)
+    command -v debootstrap >/dev/null || missing+=(debootstrap)
+    [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 }

@@ -34,6 +34,7 @@ step() { printf '\n==> %s\n' "$*"; }
 step "prerequisites"
 require_build_tools
 require_java_and_maven
+require_operator_tools
 "$HERE/brokers.sh" install
 
 step "toolchain: $(rustc --version)"

@@ -96,7 +96,10 @@ install_jars() {
     while kill -0 "$pid" 2>/dev/null; do
         sleep 5 & wait $! || true
         kill -0 "$pid" 2>/dev/null || break
-        log "  ... $((SECONDS - started))s, $(find "$CACHE_DIR/maven-repository" -name '*.jar' 2>/dev/null | wc -l) jars in the local Maven repository"
+        # Progress for a person watching; CI logs get the start and end lines only.
+        if [ -t 2 ] && [ -z "${CI:-}" ]; then
+            log "  ... $((SECONDS - started))s, $(find "$CACHE_DIR/maven-repository" -name '*.jar' 2>/dev/null | wc -l) jars in the local Maven repository"
+        fi
     done
     if ! wait "$pid"; then
         grep -E 'ERROR|Could not' "$mvn_log" | head -n 5 >&2 || true

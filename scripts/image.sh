@@ -117,11 +117,17 @@ rust_base() {
     # Not share/ (documentation): bin, lib, libexec and etc are the compiler.
     cp -a "$toolchain/bin" "$toolchain/lib" "$toolchain/libexec" "$toolchain/etc" "$context/toolchain/" 2>/dev/null ||
         cp -a "$toolchain/bin" "$toolchain/lib" "$context/toolchain/"
+    # This machine's own certificate authorities: behind a TLS-inspecting
+    # proxy, cargo in the builder stage reaches crates.io only with them.
+    mkdir -p "$context/local-ca"
+    cp /usr/local/share/ca-certificates/*.crt "$context/local-ca/" 2>/dev/null || true
     cat >"$context/Containerfile" <<'EOF'
 FROM docker.io/library/debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc g++ make pkg-config libssl-dev libc6-dev ca-certificates \
     && rm -rf /var/lib/apt/lists/*
+COPY local-ca/ /usr/local/share/ca-certificates/
+RUN update-ca-certificates
 COPY toolchain /usr/local/rust
 ENV CARGO_HOME=/usr/local/cargo PATH=/usr/local/rust/bin:/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 EOF

@@ -76,4 +76,6 @@ if [ $# -eq 0 ]; then
         "$HERE/bench.sh" --smoke
     step "soak, 2 minutes (scripts/soak.sh 2m)"
     "$HERE/soak.sh" 2m
+    step "the container image, runtime stage (scripts/image.sh --fast; scripts/image.sh builds it whole)"
+    "$HERE/image.sh" --fast
 fi

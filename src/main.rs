@@ -314,7 +314,7 @@ async fn dispatch(command: Command) -> ExitCode {
                     return ExitCode::from(EXIT_VERIFY_ERROR);
                 }
             };
-            let progress = count_match::Progress::on_terminal();
+            let progress = count_match::Progress::on_terminal(json);
             match count_match::cutover_check(&loaded, days, max_lag, &progress).await {
                 Ok(report) => {
                     if json {
@@ -348,7 +348,7 @@ async fn verify(
     request: &count_match::VerifyRequest,
     json: bool,
 ) -> ExitCode {
-    let progress = count_match::Progress::on_terminal();
+    let progress = count_match::Progress::on_terminal(json);
     match count_match::verify(config, request, &progress).await {
         Ok(report) => {
             if json {
@@ -377,7 +377,8 @@ async fn translate_offsets(
     json: bool,
 ) -> ExitCode {
     use kafka_rocketmq_bridge::offset_translation;
-    let translated = offset_translation::translate(config, group, rocketmq_group).await;
+    let progress = count_match::Progress::on_terminal(json);
+    let translated = offset_translation::translate(config, group, rocketmq_group, &progress).await;
     let applied = match translated {
         Ok(translation) if apply => offset_translation::apply(config, &translation)
             .await

@@ -19,7 +19,7 @@ use rocketmq_model::message::MessageQueue;
 
 use crate::config::{BridgeConfig, MappingConfig, is_legal_rocketmq_topic};
 use crate::count_match::kafka_scan::{group_offsets, timestamps_at, topic_partitions};
-use crate::count_match::{Coordinates, VerifyError};
+use crate::count_match::{Coordinates, Progress, VerifyError};
 use crate::rocketmq_reader::{TopicReader, with_reader};
 use crate::rocketmq_sink::with_admin;
 
@@ -96,6 +96,7 @@ pub async fn translate(
     config: &BridgeConfig,
     kafka_group: &str,
     rocketmq_group: &str,
+    progress: &Progress,
 ) -> Result<OffsetTranslation, VerifyError> {
     if !is_legal_rocketmq_topic(rocketmq_group) {
         return Err(VerifyError(format!(
@@ -113,13 +114,19 @@ pub async fn translate(
         queues: Vec::new(),
         notes: Vec::new(),
     };
-    with_reader(&config.rocketmq, &group, async |reader| {
+    let read = with_reader(&config.rocketmq, &group, async |reader| {
         for mapping in &config.mappings {
-            translate_mapping(&config, mapping, reader, &mut translation).await?;
+            progress.phase(format!(
+                "reading {} for group {kafka_group}'s position",
+                mapping.rocketmq_topic
+            ));
+            translate_mapping(&config, mapping, reader, &mut translation, progress).await?;
         }
         Ok::<_, VerifyError>(())
     })
-    .await?;
+    .await;
+    progress.finish();
+    read?;
     Ok(translation)
 }
 
@@ -128,6 +135,7 @@ async fn translate_mapping(
     mapping: &MappingConfig,
     reader: &TopicReader,
     translation: &mut OffsetTranslation,
+    progress: &Progress,
 ) -> Result<(), VerifyError> {
     let topic = &mapping.kafka_topic;
     let kafka = &config.kafka;
@@ -155,7 +163,8 @@ async fn translate_mapping(
         .await
         .map_err(|e| VerifyError(e.to_string()))?
     {
-        let found = translate_queue(reader, mapping, queue, earliest, &is_consumed).await?;
+        let found =
+            translate_queue(reader, mapping, queue, earliest, &is_consumed, progress).await?;
         translation.queues.push(found);
     }
     Ok(())
@@ -168,6 +177,7 @@ async fn translate_queue(
     queue: MessageQueue,
     earliest_unconsumed: Option<i64>,
     is_consumed: &impl Fn(i32, i64) -> bool,
+    progress: &Progress,
 ) -> Result<QueueOffset, VerifyError> {
     let failed = |e: crate::rocketmq_reader::ReadError| VerifyError(e.to_string());
     let (min, max) = reader.offsets(&queue).await.map_err(failed)?;
@@ -180,7 +190,16 @@ async fn translate_queue(
             .await
             .map_err(failed)?
             .clamp(min, max.max(min));
-        let read = |from| QueueScan::read(reader, &queue, from, max, kafka_topic, is_consumed);
+        let read = |from| {
+            QueueScan::read(
+                reader,
+                &queue,
+                (from, max),
+                kafka_topic,
+                is_consumed,
+                progress,
+            )
+        };
         scan = read(start).await?;
         // The time index is approximate: if the very first message read was
         // already unconsumed, earlier ones may be too. Read the whole queue.
@@ -216,14 +235,15 @@ impl QueueScan {
     async fn read(
         reader: &TopicReader,
         queue: &MessageQueue,
-        from: i64,
-        to: i64,
+        (from, to): (i64, i64),
         kafka_topic: &str,
         is_consumed: &impl Fn(i32, i64) -> bool,
+        progress: &Progress,
     ) -> Result<Self, VerifyError> {
         let mut scan = QueueScan::default();
         reader
             .scan_queue(queue, from, to, |message| {
+                progress.add(1);
                 scan.first_read.get_or_insert(message.queue_offset);
                 let record = message
                     .kafka_record()

@@ -1,5 +1,7 @@
-//! A one-line progress display on stderr while `verify` scans, only when
-//! stderr is a terminal: scripts and log collectors get nothing.
+//! A one-line progress display on stderr while `verify`, `cutover-check` and
+//! `translate-offsets` read, only for a person watching: never when stderr
+//! is not a terminal, under `--json`, or in CI (`CI` set), so scripts and
+//! log collectors get nothing.
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,9 +20,11 @@ struct Shared {
 }
 
 impl Progress {
-    /// A display that draws itself every 250 ms if stderr is a terminal.
-    pub fn on_terminal() -> Self {
-        if !std::io::stderr().is_terminal() {
+    /// A display that draws itself every 250 ms, if someone is watching:
+    /// stderr is a terminal, the output is not `--json`, and `CI` is unset.
+    pub fn on_terminal(json: bool) -> Self {
+        let in_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+        if json || in_ci || !std::io::stderr().is_terminal() {
             return Progress::hidden();
         }
         let shared = Arc::new(Shared {

@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod console;
 pub mod count_match;
+pub mod daily_verify;
 pub mod dead_letter;
 pub mod health;
 pub mod kafka_source;

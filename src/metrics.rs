@@ -36,6 +36,9 @@ pub const SEND_LATENCY: &str = "bridge_send_latency_seconds";
 pub const THROTTLED: &str = "bridge_throttled_seconds";
 pub const BUILD_INFO: &str = "bridge_build_info";
 pub const UPTIME: &str = "bridge_uptime_seconds";
+pub const VERIFY_VERDICT: &str = "bridge_verify_verdict";
+pub const VERIFY_RECORDS: &str = "bridge_verify_records";
+pub const VERIFY_LAST_RUN: &str = "bridge_verify_last_run_timestamp_seconds";
 pub const RATE_LIMIT_RECORDS: &str = "bridge_rate_limit_records_per_second";
 pub const RATE_LIMIT_BYTES: &str = "bridge_rate_limit_bytes_per_second";
 pub const IN_FLIGHT_BYTES_LIMIT: &str = "bridge_in_flight_bytes_limit";
@@ -234,6 +237,19 @@ fn describe() {
         THROTTLED,
         Unit::Seconds,
         "Waits imposed by a limiter, per mapping and limiter; the _sum is the time spent throttled."
+    );
+    describe_gauge!(
+        VERIFY_VERDICT,
+        "Daily count-match (bridge.daily_verify): 1 for the verdict of the mapping's day, 0 for the others."
+    );
+    describe_gauge!(
+        VERIFY_RECORDS,
+        "Daily count-match: records of the mapping's day the bridge copies (side kafka) and first copies found (side rocketmq)."
+    );
+    describe_gauge!(
+        VERIFY_LAST_RUN,
+        Unit::Seconds,
+        "Unix time of the last daily count-match report."
     );
     describe_gauge!(BUILD_INFO, "Always 1; the version is a label.");
     describe_gauge!(UPTIME, Unit::Seconds, "Seconds since the process started.");

@@ -11,11 +11,16 @@ use serde::Serialize;
 
 use crate::checkpoint::{PartitionId, PartitionProgress};
 use crate::config::{LiveLimits, RateLimit};
+use crate::count_match::Verdict;
 
 /// How long a mapping must go unthrottled to count as no longer throttled.
 const THROTTLE_QUIET: Duration = Duration::from_secs(5);
 /// The throughput window.
 const WINDOW: Duration = Duration::from_secs(60);
+/// Days of daily count-match results kept for `/status`.
+const VERIFIED_DAYS_KEPT: usize = 7;
+/// Days that must MATCH for the console's cutover condition, as `cutover-check --days`' default.
+const CUTOVER_DAYS: usize = 3;
 
 #[derive(Debug, Default)]
 pub struct StatusBoard {
@@ -34,6 +39,22 @@ struct BoardState {
     samples: VecDeque<(Instant, Vec<PartitionProgress>)>,
     limits: LiveLimits,
     in_flight_bytes: i64,
+    /// The daily count-match's last results, by (day, mapping).
+    verified: BTreeMap<(String, String), VerifiedDay>,
+}
+
+/// One mapping's day, as the daily count-match last found it.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifiedDay {
+    pub day: String,
+    pub mapping: String,
+    /// Records of the day the bridge copies.
+    pub kafka: u64,
+    /// First copies found in RocketMQ.
+    pub rocketmq: u64,
+    pub duplicates: u64,
+    pub verdict: Verdict,
+    pub checked_at: String,
 }
 
 #[derive(Debug)]
@@ -195,6 +216,19 @@ impl StatusBoard {
         }
     }
 
+    /// A day verified by the daily count-match; only the last days are kept.
+    pub fn day_verified(&self, result: VerifiedDay) {
+        let mut state = self.lock();
+        state
+            .verified
+            .insert((result.day.clone(), result.mapping.clone()), result);
+        let days: BTreeSet<String> = state.verified.keys().map(|(day, _)| day.clone()).collect();
+        if let Some(oldest_kept) = days.iter().rev().nth(VERIFIED_DAYS_KEPT - 1) {
+            let oldest_kept = oldest_kept.clone();
+            state.verified.retain(|(day, _), _| *day >= oldest_kept);
+        }
+    }
+
     /// Takes a progress sample; called every few seconds.
     pub fn sample(&self, progress: Vec<PartitionProgress>, in_flight_bytes: i64) {
         let mut state = self.lock();
@@ -219,14 +253,17 @@ impl StatusBoard {
             .map(|(label, mapping)| state.mapping_status(label, mapping))
             .collect();
         let failing_queues = state.mappings.values().map(|m| m.failing_queues).sum();
+        // Newest day first.
+        let daily_verify: Vec<&VerifiedDay> = state.verified.values().rev().collect();
         let document = StatusDocument {
             uptime_seconds: uptime.as_secs(),
             limits: state.limits.describe(),
             global_rate_limit: LimitView::of(&state.limits.global),
             in_flight_bytes: state.in_flight_bytes.max(0),
             max_in_flight_bytes: state.limits.max_in_flight_bytes,
-            cutover: cutover_conditions(&mappings, failing_queues),
+            cutover: cutover_conditions(&mappings, failing_queues, &daily_verify),
             mappings,
+            daily_verify,
         };
         serde_json::to_string_pretty(&document)
             .map(|mut text| {
@@ -331,9 +368,13 @@ impl BoardState {
     }
 }
 
-/// The cutover conditions as this instance can tell them: its own lag and
-/// sends. Whether the days MATCH needs `verify`, which `run` does not do.
-fn cutover_conditions(mappings: &[MappingStatus], failing_queues: usize) -> Vec<LiveCondition> {
+/// The cutover conditions as this instance can tell them: the daily
+/// count-match's last days, its own lag and its sends.
+fn cutover_conditions(
+    mappings: &[MappingStatus],
+    failing_queues: usize,
+    verified: &[&VerifiedDay],
+) -> Vec<LiveCondition> {
     let max_lag = crate::count_match::DEFAULT_MAX_LAG;
     let partitions = || {
         mappings.iter().flat_map(|m| {
@@ -367,11 +408,7 @@ fn cutover_conditions(mappings: &[MappingStatus], failing_queues: usize) -> Vec<
         },
     };
     vec![
-        LiveCondition {
-            condition: "the last full days all MATCH".to_string(),
-            value: "not checked by `run`: run `kafka-rocketmq-bridge cutover-check`".to_string(),
-            ok: None,
-        },
+        days_condition(verified),
         lag,
         LiveCondition {
             condition: "RocketMQ takes every send".to_string(),
@@ -379,6 +416,43 @@ fn cutover_conditions(mappings: &[MappingStatus], failing_queues: usize) -> Vec<
             ok: Some(failing_queues == 0),
         },
     ]
+}
+
+/// Whether the last days the daily count-match verified all MATCH.
+fn days_condition(verified: &[&VerifiedDay]) -> LiveCondition {
+    let condition = format!("the last {CUTOVER_DAYS} full days all MATCH");
+    let days: BTreeSet<&str> = verified.iter().map(|v| v.day.as_str()).collect();
+    let recent: Vec<&str> = days.into_iter().rev().take(CUTOVER_DAYS).collect();
+    if recent.is_empty() {
+        return LiveCondition {
+            condition,
+            value: "no daily count-match in this process (bridge.daily_verify): run `kafka-rocketmq-bridge cutover-check`"
+                .to_string(),
+            ok: None,
+        };
+    }
+    let rows = || verified.iter().filter(|v| recent.contains(&v.day.as_str()));
+    let count = |verdict| rows().filter(|v| v.verdict == verdict).count();
+    let (matched, mismatched) = (count(Verdict::Match), count(Verdict::Mismatch));
+    let value = format!(
+        "{} day(s) verified since start ({} to {}): {matched} MATCH, {mismatched} MISMATCH, {} INCOMPLETE",
+        recent.len(),
+        recent.last().unwrap_or(&""),
+        recent.first().unwrap_or(&""),
+        count(Verdict::Incomplete)
+    );
+    let ok = if mismatched > 0 {
+        Some(false)
+    } else if recent.len() == CUTOVER_DAYS && matched == rows().count() {
+        Some(true)
+    } else {
+        None
+    };
+    LiveCondition {
+        condition,
+        value,
+        ok,
+    }
 }
 
 /// A cutover condition; `ok` is absent when this instance cannot tell.
@@ -421,6 +495,8 @@ struct StatusDocument<'a> {
     in_flight_bytes: i64,
     max_in_flight_bytes: u64,
     mappings: Vec<MappingStatus<'a>>,
+    /// The daily count-match's last results, newest day first.
+    daily_verify: Vec<&'a VerifiedDay>,
     cutover: Vec<LiveCondition>,
 }
 
@@ -567,5 +643,49 @@ mod tests {
         assert_eq!(cutover[1]["ok"], false);
         assert_eq!(cutover[2]["value"], "1 queues failing");
         assert_eq!(cutover[2]["ok"], false);
+    }
+
+    fn verified(day: &str, verdict: Verdict) -> VerifiedDay {
+        VerifiedDay {
+            day: day.to_string(),
+            mapping: "orders".to_string(),
+            kafka: 10,
+            rocketmq: 10,
+            duplicates: 0,
+            verdict,
+            checked_at: "2026-12-02T01:30:00Z".to_string(),
+        }
+    }
+
+    #[test]
+    fn daily_results_keep_the_last_days_and_decide_the_days_condition() {
+        let board = StatusBoard::new();
+        let render = |board: &StatusBoard| -> serde_json::Value {
+            serde_json::from_str(&board.render(Duration::from_secs(1))).unwrap()
+        };
+        assert_eq!(render(&board)["cutover"][0]["ok"], serde_json::Value::Null);
+        for day in 1..=9 {
+            board.day_verified(verified(&format!("2026-11-{day:02}"), Verdict::Match));
+        }
+        let json = render(&board);
+        let days: Vec<&str> = json["daily_verify"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["day"].as_str().unwrap())
+            .collect();
+        assert_eq!(days.len(), VERIFIED_DAYS_KEPT);
+        assert_eq!((days[0], days[6]), ("2026-11-09", "2026-11-03"));
+        assert_eq!(json["daily_verify"][0]["verdict"], "MATCH");
+        assert_eq!(json["cutover"][0]["ok"], true);
+        assert_eq!(
+            json["cutover"][0]["value"],
+            "3 day(s) verified since start (2026-11-07 to 2026-11-09): 3 MATCH, 0 MISMATCH, 0 INCOMPLETE"
+        );
+        // Verified again (after a record appeared): the new verdict replaces the old.
+        board.day_verified(verified("2026-11-08", Verdict::Mismatch));
+        let json = render(&board);
+        assert_eq!(json["cutover"][0]["ok"], false);
+        assert_eq!(json["daily_verify"][1]["verdict"], "MISMATCH");
     }
 }

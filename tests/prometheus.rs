@@ -368,7 +368,9 @@ async fn a_real_prometheus_scrapes_the_bridge_and_every_alert_and_dashboard_quer
         );
     let file = config_file(&format!(
         "{text}metrics:\n  listen: \"127.0.0.1:{port}\"\n\
-         bridge:\n  rate_limit:\n    messages_per_second: 100000\n    bytes_per_second: 100MiB\n"
+         bridge:\n  rate_limit:\n    messages_per_second: 100000\n    bytes_per_second: 100MiB\n\
+         \x20 daily_verify:\n    at: \"{}\"\n",
+        (chrono::Utc::now() + chrono::Duration::seconds(20)).format("%H:%M:%S")
     ));
     create_topics(file.path(), 3, 3);
     let mut records = keyed_records("p", 3_000, 30);
@@ -406,6 +408,16 @@ async fn a_real_prometheus_scrapes_the_bridge_and_every_alert_and_dashboard_quer
     // Lag arrives with librdkafka's statistics; rate() needs a few scrapes.
     let lag = server.wait_for_series("bridge_consumer_lag_records", Duration::from_secs(30));
     assert!(!lag.is_empty(), "no lag series");
+    // The daily count-match ran (yesterday: no records, MATCH).
+    let verified = server.wait_for_series(
+        r#"bridge_verify_verdict{verdict="MATCH"} == 1"#,
+        Duration::from_secs(90),
+    );
+    assert!(
+        !verified.is_empty(),
+        "no daily count-match; log:\n{}",
+        bridge.logs()
+    );
     let scrapes = server.wait_for_series(
         r#"count_over_time(up{job="kafka-rocketmq-bridge"}[1m]) >= 10"#,
         Duration::from_secs(30),

@@ -16,6 +16,7 @@ mod config_errors;
 mod config_never_panics;
 mod console;
 mod credentials;
+mod daily_verify;
 mod deploy_manifests;
 mod exactly_once;
 mod grafana_dashboard;

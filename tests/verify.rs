@@ -7,10 +7,6 @@ use std::time::Duration;
 
 use crate::support::*;
 use chrono::{NaiveDate, Utc};
-use kafka_rocketmq_bridge::config::RocketMqConfig;
-use kafka_rocketmq_bridge::mapping::{self, MappingRules, SourceRecord};
-use kafka_rocketmq_bridge::rocketmq_sink::queue_sender::to_message;
-use kafka_rocketmq_bridge::rocketmq_sink::{RocketMqRuntime, fetch_queues, start_producer};
 use serde_json::Value;
 
 const DAY_MS: i64 = 86_400_000;
@@ -90,31 +86,6 @@ fn row_for(report: &Value, day: &str) -> Value {
         .into_iter()
         .find(|row| row["day"] == day)
         .unwrap_or_else(|| panic!("no row for {day}: {report:#}"))
-}
-
-/// Sends `record`, mapped as the bridge would, straight into `queue` of `topic`.
-async fn write_straight(name_server: &str, topic: &str, queue: usize, record: &SourceRecord) {
-    let runtime = RocketMqRuntime::start(1).expect("runtime");
-    let config: RocketMqConfig =
-        serde_yaml::from_str(&format!("name_server: \"{name_server}\"")).expect("config");
-    let mut producer = start_producer(runtime.client_runtime(), &config)
-        .await
-        .expect("producer");
-    let queues = fetch_queues(&mut producer, topic, name_server, Duration::from_secs(30))
-        .await
-        .expect("queues");
-    let rules = MappingRules {
-        tag: None,
-        tag_header: None,
-        max_message_size: 4 << 20,
-    };
-    let outgoing = mapping::map_record(record, &rules).expect("mappable");
-    producer
-        .send_to_queue(to_message(topic, &outgoing), queues[queue].clone())
-        .await
-        .expect("RocketMQ stored the message");
-    producer.shutdown().await;
-    runtime.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -260,6 +260,10 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
         Arc::clone(&checkpoints),
         Arc::clone(&status),
     );
+    let daily_verify = settings
+        .daily_verify
+        .clone()
+        .map(|schedule| crate::daily_verify::spawn(config.clone(), schedule, Arc::clone(&status)));
     let (replan_tx, replans) = mpsc::channel(16);
     let watcher = queue_watcher::spawn(
         Arc::clone(&sender_context.producer),
@@ -294,6 +298,9 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
     // Draining may take `shutdown_timeout`; the loops stop turning on purpose.
     readiness.forget_loops();
     watcher.abort();
+    if let Some(daily_verify) = daily_verify {
+        daily_verify.abort();
+    }
     let dead_letters = dispatcher.dead_letters.take();
     let sender_tasks = std::mem::take(&mut dispatcher.sender_tasks);
     drop(dispatcher);

@@ -5,6 +5,7 @@
 //! Everything else in the bridge receives a [`BridgeConfig`] that already
 //! passed validation, so no other module re-checks user input.
 
+mod daily_verify;
 mod env_subst;
 mod load;
 mod locate;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::{self, Visitor};
 
+pub use daily_verify::{DailyVerify, TimeOfDay, TimeZone};
 pub use load::{load_file, load_str};
 pub use regex_mappings::{TOPIC_PLACEHOLDER, expand_regex_mappings};
 pub use reload::{LiveLimits, reload_limits};
@@ -337,6 +339,9 @@ pub struct BridgeSettings {
     /// A limit over all mappings together. Reloaded on SIGHUP.
     #[serde(default)]
     pub rate_limit: RateLimit,
+    /// `run` verifies each closed day by itself at this time; off when absent.
+    #[serde(default)]
+    pub daily_verify: Option<DailyVerify>,
 }
 
 impl Default for BridgeSettings {
@@ -353,6 +358,7 @@ impl Default for BridgeSettings {
             exactly_once_restarts: true,
             restart_scan_window: default_restart_scan_window(),
             rate_limit: RateLimit::default(),
+            daily_verify: None,
         }
     }
 }

@@ -9,8 +9,8 @@
 //! already seen for its partition in the same queue is therefore a re-sent
 //! copy. This needs one number per queue and partition, whatever the size.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use chrono::NaiveDate;
 use rocketmq_model::common::message::message_ext::MessageExt;
@@ -93,7 +93,7 @@ pub async fn scan(
     range: &DayRange,
     since_store_ms: i64,
     progress: &Progress,
-    visit: impl FnMut(Seen<'_>),
+    visit: impl FnMut(Seen<'_>) + Send,
 ) -> Result<Vec<QueueScan>, VerifyError> {
     let queues = reader
         .queues(topic)
@@ -107,8 +107,10 @@ pub async fn scan(
     // A broker answers a pull with at most 32 messages from memory
     // (`maxTransferCountOnMessageInMemory`), so one queue at a time is
     // bound by round trips. All queues are read at once instead. Their
-    // futures share this task, so `visit` is only ever called by one.
-    let visit = RefCell::new(visit);
+    // futures share this task, so `visit` is only ever called by one; a
+    // mutex rather than a RefCell keeps the whole scan `Send`, so that it can
+    // run in a task of its own (the daily count-match inside `run`).
+    let visit = Mutex::new(visit);
     let scans = queues.iter().map(|queue| {
         let queue_scan = QueueReading {
             reader,
@@ -135,7 +137,7 @@ impl QueueReading<'_> {
     async fn read(
         self,
         since_store_ms: i64,
-        visit: &RefCell<impl FnMut(Seen<'_>)>,
+        visit: &Mutex<impl FnMut(Seen<'_>)>,
     ) -> Result<QueueScan, VerifyError> {
         let failed = |e: crate::rocketmq_reader::ReadError| VerifyError(e.to_string());
         let (reader, queue) = (self.reader, self.queue);
@@ -164,7 +166,7 @@ impl QueueReading<'_> {
                             return;
                         };
                         let duplicate_at = duplicate.then(|| position(queue, message));
-                        (visit.borrow_mut())(Seen::Copy {
+                        (visit.lock().unwrap_or_else(|p| p.into_inner()))(Seen::Copy {
                             day,
                             record: &record,
                             duplicate_at,
@@ -176,7 +178,11 @@ impl QueueReading<'_> {
                 let (stored, why) = seen;
                 if let Some(day) = self.range.day_of(stored) {
                     let at = position(queue, message);
-                    (visit.borrow_mut())(Seen::Foreign { day, at, why });
+                    (visit.lock().unwrap_or_else(|p| p.into_inner()))(Seen::Foreign {
+                        day,
+                        at,
+                        why,
+                    });
                 }
             })
             .await

@@ -1236,3 +1236,31 @@ pub async fn assert_ready_again(port: u16, bridge: &BridgeProcess) {
         bridge.logs()
     );
 }
+
+/// Sends `record`, mapped as the bridge would, straight into `queue` of `topic`.
+pub async fn write_straight(name_server: &str, topic: &str, queue: usize, record: &SourceRecord) {
+    use kafka_rocketmq_bridge::mapping::{self, MappingRules};
+    use kafka_rocketmq_bridge::rocketmq_sink::queue_sender::to_message;
+    use kafka_rocketmq_bridge::rocketmq_sink::{fetch_queues, start_producer};
+    let runtime = RocketMqRuntime::start(1).expect("runtime");
+    let config: RocketMqConfig =
+        serde_yaml::from_str(&format!("name_server: \"{name_server}\"")).expect("config");
+    let mut producer = start_producer(runtime.client_runtime(), &config)
+        .await
+        .expect("producer");
+    let queues = fetch_queues(&mut producer, topic, name_server, Duration::from_secs(30))
+        .await
+        .expect("queues");
+    let rules = MappingRules {
+        tag: None,
+        tag_header: None,
+        max_message_size: 4 << 20,
+    };
+    let outgoing = mapping::map_record(record, &rules).expect("mappable");
+    producer
+        .send_to_queue(to_message(topic, &outgoing), queues[queue].clone())
+        .await
+        .expect("RocketMQ stored the message");
+    producer.shutdown().await;
+    runtime.shutdown().await;
+}

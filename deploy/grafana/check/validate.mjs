@@ -28,6 +28,7 @@ const problems = [];
 const PLUGINS = {
   timeseries: { module: "TimeSeriesPanelCfg_types.gen", fieldConfig: true },
   stat: { module: "StatPanelCfg_types.gen", fieldConfig: false },
+  table: { module: "TablePanelCfg_types.gen", fieldConfig: true },
 };
 
 function typeCheck() {

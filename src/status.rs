@@ -253,8 +253,9 @@ impl StatusBoard {
             .map(|(label, mapping)| state.mapping_status(label, mapping))
             .collect();
         let failing_queues = state.mappings.values().map(|m| m.failing_queues).sum();
-        // Newest day first.
-        let daily_verify: Vec<&VerifiedDay> = state.verified.values().rev().collect();
+        // Newest day first, mappings in order.
+        let mut daily_verify: Vec<&VerifiedDay> = state.verified.values().collect();
+        daily_verify.sort_by(|a, b| b.day.cmp(&a.day).then_with(|| a.mapping.cmp(&b.mapping)));
         let document = StatusDocument {
             uptime_seconds: uptime.as_secs(),
             limits: state.limits.describe(),

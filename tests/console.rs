@@ -29,6 +29,7 @@ for (const table of document.querySelectorAll('#partitions table[data-mapping]')
 return {
   mappings, committed,
   cutover: [...document.querySelectorAll('#cutover tbody tr')].map(tr => tr.textContent),
+  daily: [...document.querySelectorAll('#daily tbody tr')].map(tr => tr.textContent),
   inFlight: document.getElementById('in-flight').textContent,
   ready: document.getElementById('ready').textContent,
   connection: document.getElementById('connection').textContent,
@@ -88,7 +89,11 @@ async fn the_console_shows_the_live_figures_and_a_mapping_paused_by_its_limit() 
             slow.1
         ),
     );
-    let file = config_file(&format!("{text}metrics:\n  listen: \"127.0.0.1:{port}\"\n"));
+    // The daily count-match, a few seconds ahead: its verdicts show on the page.
+    let at = (chrono::Utc::now() + chrono::Duration::seconds(5)).format("%H:%M:%S");
+    let file = config_file(&format!(
+        "{text}metrics:\n  listen: \"127.0.0.1:{port}\"\nbridge:\n  daily_verify:\n    at: \"{at}\"\n"
+    ));
     create_topics(file.path(), 3, 3);
     let producer = kafka_producer(&brokers.kafka);
     produce(&producer, &fast.0, &keyed_records("f", 500, 20)).await;
@@ -100,6 +105,9 @@ async fn the_console_shows_the_live_figures_and_a_mapping_paused_by_its_limit() 
         serde_json::from_str::<Value>(body).is_ok_and(|status| {
             committed_in_status(&status, "fast") == 500
                 && mapping_state(&status, "slow") == "paused-by-limit"
+                && status["daily_verify"]
+                    .as_array()
+                    .is_some_and(|days| days.len() == 2)
         })
     };
     wait_for_http(port, "/status", Duration::from_secs(120), settled)
@@ -112,7 +120,8 @@ async fn the_console_shows_the_live_figures_and_a_mapping_paused_by_its_limit() 
                 .map(|(_, b)| b)
                 .unwrap_or_default()
         ),
-        "the fast mapping never committed 500 records, or the slow one was never paused; log:\n{}",
+        "the fast mapping never committed 500 records, the slow one was never paused, \
+         or the daily count-match never ran; log:\n{}",
         bridge.logs()
     );
 
@@ -136,6 +145,20 @@ async fn the_console_shows_the_live_figures_and_a_mapping_paused_by_its_limit() 
         "the in-flight cap (64 MiB by default): {shown}"
     );
     assert_eq!(shown["ready"], "ready", "{shown}");
+    // Yesterday, for both mappings: no records, so MATCH with 0 on each side.
+    let yesterday = utc_day(yesterday_start_ms());
+    let daily: Vec<&str> = shown["daily"]
+        .as_array()
+        .map(|rows| rows.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        daily,
+        [
+            format!("{yesterday}fast00MATCH"),
+            format!("{yesterday}slow00MATCH")
+        ],
+        "{shown}"
+    );
     let cutover: Vec<&str> = shown["cutover"]
         .as_array()
         .map(|rows| rows.iter().filter_map(Value::as_str).collect())

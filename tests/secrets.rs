@@ -110,7 +110,12 @@ fn secrets_never_leak(source: Source) {
         bridge.logs()
     );
     let mut bodies = Vec::new();
-    for (path, expected_status) in [("/metrics", 200), ("/status", 200), ("/readyz", 503)] {
+    for (path, expected_status) in [
+        ("/", 200),
+        ("/metrics", 200),
+        ("/status", 200),
+        ("/readyz", 503),
+    ] {
         let (status, body) = http_get(port, path)
             .unwrap_or_else(|| panic!("no answer on {path}; log:\n{}", bridge.logs()));
         assert_eq!(status, expected_status, "{path}: {body}");
@@ -124,7 +129,9 @@ fn secrets_never_leak(source: Source) {
     for (path, body) in &bodies {
         assert_no_secret(path, body);
     }
-    assert!(bodies[2].1.contains("\"ready\":false"), "{}", bodies[2].1);
+    let readyz = &bodies[3];
+    assert_eq!(readyz.0, "/readyz");
+    assert!(readyz.1.contains("\"ready\":false"), "{}", readyz.1);
 
     let output = Command::new(binary())
         .args(["check", "--config", config_path, "--timeout", "2s"])

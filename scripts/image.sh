@@ -82,9 +82,16 @@ trap cleanup EXIT
 
 # ---- base images ------------------------------------------------------------
 
+# Bump when debian_base makes a different image: an older one is replaced.
+BASE_VERSION=2
+
 debian_base() {
-    local tag=docker.io/library/debian:bookworm-slim tarball=$CACHE_DIR/images/bookworm-minbase.tar
-    podman image exists "$tag" && return
+    local tag=docker.io/library/debian:bookworm-slim
+    local tarball=$CACHE_DIR/images/bookworm-minbase-v$BASE_VERSION.tar
+    if podman image exists "$tag" &&
+        [ "$(podman image inspect --format '{{ index .Config.Labels "org.kafka-rocketmq-bridge.base" }}' "$tag")" = "$BASE_VERSION" ]; then
+        return
+    fi
     if [ ! -f "$tarball" ]; then
         step "debootstrap --variant=minbase bookworm (once; cached in $tarball)"
         mkdir -p "$CACHE_DIR/images"
@@ -95,11 +102,21 @@ debian_base() {
         # package lists.
         rm -rf "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* \
             "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/log/*.log
+        # As the official image does: apt deletes the packages it downloaded,
+        # so that `apt-get install` in a Dockerfile leaves no .deb behind.
+        cat >"$rootfs/etc/apt/apt.conf.d/docker-clean" <<'EOF'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+EOF
         tar -C "$rootfs" -c . >"$tarball.tmp" && mv "$tarball.tmp" "$tarball"
         rm -rf "$rootfs"
     fi
     step "importing $tag from $tarball"
-    podman import "$tarball" "$tag" >/dev/null
+    podman import --change "LABEL org.kafka-rocketmq-bridge.base=$BASE_VERSION" "$tarball" "$tag" >/dev/null
+    # The builder image was made from the old base: make it again.
+    podman rmi -f docker.io/library/rust:1.95 >/dev/null 2>&1 || true
 }
 
 # rust:1.95 as the Dockerfile's builder stage expects it: Debian with a C

@@ -67,6 +67,7 @@ fn mapping_state(status: &Value, mapping: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_shows_the_live_figures_and_a_mapping_paused_by_its_limit() {
+    away_from_midnight().await;
     let brokers = brokers();
     let base = unique("console");
     let fast = (format!("{base}.fast"), format!("{base}_fast"));

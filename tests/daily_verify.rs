@@ -74,6 +74,7 @@ fn status_json(port: u16) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daily_count_match_runs_by_itself_and_turns_to_mismatch_after_tampering() {
+    away_from_midnight().await;
     let brokers = brokers();
     let base = unique("daily");
     let port = closed_port();

@@ -788,6 +788,21 @@ pub fn yesterday_start_ms() -> i64 {
     chrono::Utc::now().timestamp_millis() / DAY_MS * DAY_MS - DAY_MS
 }
 
+/// Waits out the last two minutes of a UTC day: the run the test schedules
+/// must fall on the same day as the records it counts as "yesterday".
+pub async fn away_from_midnight() {
+    let now = chrono::Utc::now();
+    let soon = now + chrono::Duration::minutes(2);
+    if soon.date_naive() != now.date_naive() {
+        let midnight = soon
+            .date_naive()
+            .and_hms_opt(0, 0, 1)
+            .expect("a time")
+            .and_utc();
+        tokio::time::sleep((midnight - now).to_std().unwrap_or_default()).await;
+    }
+}
+
 /// The UTC day (YYYY-MM-DD) holding `millis`.
 pub fn utc_day(millis: i64) -> String {
     chrono::DateTime::from_timestamp_millis(millis)

@@ -114,7 +114,7 @@ EOF
         rm -rf "$rootfs"
     fi
     step "importing $tag from $tarball"
-    podman import --change "LABEL org.kafka-rocketmq-bridge.base=$BASE_VERSION" "$tarball" "$tag" >/dev/null
+    podman import --quiet --change "LABEL org.kafka-rocketmq-bridge.base=$BASE_VERSION" "$tarball" "$tag" >/dev/null
     # The builder image was made from the old base: make it again.
     podman rmi -f docker.io/library/rust:1.95 >/dev/null 2>&1 || true
 }

@@ -403,8 +403,10 @@ fn cutover_conditions(
         },
         None => LiveCondition {
             condition: format!("the bridge is less than {max_lag} records behind"),
-            value: "not known yet: librdkafka's statistics bring the lag every few seconds"
-                .to_string(),
+            value: format!(
+                "not known yet for {} partition(s): no committed offset, or no statistics from librdkafka yet",
+                partitions().filter(|(_, p)| p.lag.is_none()).count()
+            ),
             ok: None,
         },
     };
@@ -436,7 +438,8 @@ fn days_condition(verified: &[&VerifiedDay]) -> LiveCondition {
     let count = |verdict| rows().filter(|v| v.verdict == verdict).count();
     let (matched, mismatched) = (count(Verdict::Match), count(Verdict::Mismatch));
     let value = format!(
-        "{} day(s) verified since start ({} to {}): {matched} MATCH, {mismatched} MISMATCH, {} INCOMPLETE",
+        "{} of {CUTOVER_DAYS} days verified since start ({} to {}); per mapping and day: \
+         {matched} MATCH, {mismatched} MISMATCH, {} INCOMPLETE",
         recent.len(),
         recent.last().unwrap_or(&""),
         recent.first().unwrap_or(&""),
@@ -681,7 +684,8 @@ mod tests {
         assert_eq!(json["cutover"][0]["ok"], true);
         assert_eq!(
             json["cutover"][0]["value"],
-            "3 day(s) verified since start (2026-11-07 to 2026-11-09): 3 MATCH, 0 MISMATCH, 0 INCOMPLETE"
+            "3 of 3 days verified since start (2026-11-07 to 2026-11-09); per mapping and day: \
+             3 MATCH, 0 MISMATCH, 0 INCOMPLETE"
         );
         // Verified again (after a record appeared): the new verdict replaces the old.
         board.day_verified(verified("2026-11-08", Verdict::Mismatch));

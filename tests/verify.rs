@@ -228,6 +228,21 @@ async fn duplicates_after_a_kill_still_match_and_are_counted() {
     reader
         .wait_for_all(&rocketmq_topic, total, Duration::from_secs(180))
         .await;
+    // The first instance may have copied everything before it died, and
+    // nothing was committed: the second re-sends all of it, so at least
+    // `before_kill` more than `total` must arrive before it is stopped.
+    let with_resent = reader
+        .wait_for_count(
+            &rocketmq_topic,
+            total as i64 + before_kill,
+            Duration::from_secs(180),
+        )
+        .await;
+    assert!(
+        with_resent >= total as i64 + before_kill,
+        "the second instance did not re-send what the first copied; log:\n{}",
+        second.logs()
+    );
     second.stop_gracefully(Duration::from_secs(30));
     // Counted after the stop: a queue can be complete while re-sends of
     // its records are still on their way.

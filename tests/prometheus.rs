@@ -5,7 +5,6 @@
 //! and dashboard's query with the series it should.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -161,7 +160,7 @@ impl PrometheusServer {
             _data: data,
         };
         let start = Instant::now();
-        while get(port, "/-/ready").is_none_or(|(status, _)| status != 200) {
+        while http_get(port, "/-/ready").is_none_or(|(status, _)| status != 200) {
             assert!(
                 start.elapsed() < Duration::from_secs(60),
                 "Prometheus never became ready"
@@ -174,7 +173,7 @@ impl PrometheusServer {
     /// `/api/v1/<path>`'s `data`.
     fn api(&self, path: &str) -> Value {
         let (status, body) =
-            get(self.port, &format!("/api/v1/{path}")).expect("Prometheus answers");
+            http_get(self.port, &format!("/api/v1/{path}")).expect("Prometheus answers");
         let answer: Value =
             serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
         assert_eq!(status, 200, "{path}: {body}");
@@ -216,22 +215,6 @@ impl Drop for PrometheusServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// GET over HTTP/1.0: Prometheus then answers without chunks and closes.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nhost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())?;
-    Some((status, body))
 }
 
 fn encode(text: &str) -> String {

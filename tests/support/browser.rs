@@ -2,7 +2,6 @@
 //! chromedriver by the W3C WebDriver protocol (plain JSON over HTTP, so no
 //! client crate). `scripts/prerequisites.sh` installs both.
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -154,71 +153,11 @@ impl Drop for Browser {
     }
 }
 
-/// One HTTP/1.1 request to chromedriver; the JSON answer.
+/// One request to chromedriver; the JSON answer.
 fn request(port: u16, method: &str, path: &str, body: Option<&Value>) -> Value {
-    let body = body.map(Value::to_string).unwrap_or_default();
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to chromedriver");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .expect("read timeout");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("send to chromedriver");
-    let response = read_response(&mut stream);
-    serde_json::from_str(&response)
-        .unwrap_or_else(|e| panic!("chromedriver answered non-JSON ({e}): {response}"))
-}
-
-/// The body of an HTTP response, by its content-length or chunks:
-/// chromedriver keeps the connection open whatever the request says.
-fn read_response(stream: &mut TcpStream) -> String {
-    let mut received = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    let head_end = loop {
-        if let Some(at) = received.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-        let n = stream.read(&mut chunk).expect("read chromedriver's answer");
-        assert!(n > 0, "chromedriver closed the connection mid-answer");
-        received.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&received[..head_end]).to_ascii_lowercase();
-    let length = head
-        .lines()
-        .find_map(|line| line.strip_prefix("content-length:"))
-        .and_then(|n| n.trim().parse::<usize>().ok());
-    let complete = |received: &[u8]| match length {
-        Some(length) => received.len() >= head_end + length,
-        None => received.ends_with(b"0\r\n\r\n"),
-    };
-    while !complete(&received) {
-        let n = stream.read(&mut chunk).expect("read chromedriver's answer");
-        if n == 0 {
-            break;
-        }
-        received.extend_from_slice(&chunk[..n]);
-    }
-    let body = String::from_utf8_lossy(&received[head_end..]).into_owned();
-    if length.is_none() && head.contains("transfer-encoding: chunked") {
-        dechunk(&body)
-    } else {
-        body
-    }
-}
-
-fn dechunk(mut chunked: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = chunked.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if size == 0 || rest.len() < size {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        chunked = rest[size..].trim_start_matches("\r\n");
-    }
-    out
+    let body = body.map(Value::to_string);
+    let (_, answer) = super::http::request(port, method, path, body.as_deref())
+        .unwrap_or_else(|| panic!("chromedriver did not answer {method} {path}"));
+    serde_json::from_str(&answer)
+        .unwrap_or_else(|e| panic!("chromedriver answered non-JSON ({e}): {answer}"))
 }

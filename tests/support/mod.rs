@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod fault_proxy;
+pub mod http;
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -569,22 +570,7 @@ pub fn assert_complete_and_ordered(
 
 /// GET `path` on 127.0.0.1:`port`: (status code, body), or None if nothing answers.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Some((status, body))
+    http::request(port, "GET", path, None)
 }
 
 /// Polls `path` until `done` holds for (status, body), or `deadline` passes.

@@ -161,6 +161,8 @@ build_full() {
     podman build --format docker --network host -t "$IMAGE" . >"$WORK/build.log" 2>&1 ||
         { tail -n 40 "$WORK/build.log"; fail "podman build"; }
     echo "built in $((SECONDS - started)) s"
+    # The builder stage stays behind as an untagged image of about 4 GB.
+    podman image prune --force >/dev/null
 }
 
 # The Dockerfile's last stage, its one `COPY --from=builder` of the binary

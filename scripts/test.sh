@@ -67,7 +67,7 @@ if [[ $broker_status == *stopped* ]]; then
 fi
 "$HERE/brokers.sh" status
 
-step "cargo test ($(df -P -B1 . | awk 'NR == 2 { printf "disk: %.0f GiB available, %d%% used as the RocketMQ broker counts it", $4 / 2^30, ($2 - $4) * 100 / $2 }'))"
+step "cargo test ($(df -P -B1 . | awk 'NR == 2 { printf "disk: %.0f GiB available, %d%% used as the RocketMQ broker counts it", $4 / 2^30, $3 * 100 / ($3 + $4) }'))"
 cargo test --locked "$@"
 
 if [ $# -eq 0 ]; then

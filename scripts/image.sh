@@ -3,7 +3,7 @@
 # runs on these machines), against brokers of its own that require
 # credentials:
 #
-#   scripts/image.sh          build the unchanged Dockerfile (its Rust stage
+#   scripts/image.sh          build the Dockerfile as shipped (its Rust stage
 #                             compiles the bridge inside the container: about
 #                             20 minutes from a cold cache), then check the image
 #   scripts/image.sh --fast   build only the Dockerfile's runtime stage, with the

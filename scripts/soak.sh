@@ -500,6 +500,12 @@ stop_bridge TERM
 [ "$STOP_CODE" = 0 ] || problem "the bridge exited $STOP_CODE after the final SIGTERM (expected 0)"
 grep -E "final commit done" "$BRIDGE_LOG" | tail -n 1 | cut -c1-300 || true
 
+# A name server restarted near the end knows no topic until the broker
+# registers again (every 30 s): verify, a new client, would find no route.
+topics_routed() { "$BIN/kafka-rocketmq-bridge" check --config "$CONFIG" --timeout 5s >/dev/null 2>&1 </dev/null; }
+wait_until "the name server to route the topics again" 90 topics_routed ||
+    problem "the name server did not route every topic within 90 s of the end"
+
 END_DAY=$(date -u +%F)
 step "kafka-rocketmq-bridge verify --from $START_DAY --to $END_DAY --json"
 verify_code=0

@@ -63,6 +63,12 @@ export CONTAINERS_CONF=$WORK/containers.conf
 podman() {
     command podman --runtime runc --cgroup-manager cgroupfs "$@" 2> >(grep -v 'unable to get systemd connection' >&2)
 }
+# A container's log, both streams, written before this returns: unfiltered
+# (the filter above runs on its own and may write late), and `podman logs`
+# adds no message of its own.
+container_log() {
+    command podman --runtime runc --cgroup-manager cgroupfs logs "$1"
+}
 
 export BRIDGE_KAFKA_PORT=${BRIDGE_IMAGE_KAFKA_PORT:-39092}
 export BRIDGE_NAMESRV_PORT=${BRIDGE_IMAGE_NAMESRV_PORT:-39876}
@@ -73,12 +79,22 @@ ROCKETMQ_SECRET="image-rocketmq-$RANDOM$RANDOM"
 export BRIDGE_KAFKA_AUTH_USER="bridge:$KAFKA_PASSWORD"
 export BRIDGE_BROKER_AUTH_USER="bridge:$ROCKETMQ_SECRET"
 
+# One at a time: podman 4.3 removes none of several names if one is missing.
+remove_containers() {
+    local name
+    for name in "$NAME" "$NAME-bad-config"; do
+        podman rm -f "$name" >/dev/null 2>&1 || true
+    done
+}
+
 cleanup() {
-    podman rm -f "$NAME" "$NAME-bad-config" >/dev/null 2>&1 || true
+    remove_containers
     "$HERE/brokers.sh" clean >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+# What a run that was killed before its cleanup left behind.
+remove_containers
 
 # ---- base images ------------------------------------------------------------
 
@@ -241,7 +257,7 @@ podman run -d --name "$NAME" --network host \
     -v "$SECRETS:/run/secrets/kafka-rocketmq-bridge:ro" \
     -e KAFKA_PASSWORD "$IMAGE" >/dev/null
 "$BIN/demo-traffic" --config "$WORK/host.yaml" compare --wait-seconds 120 ||
-    { podman logs "$NAME" 2>&1 | tail -n 40; fail "the container did not copy the records"; }
+    { container_log "$NAME" 2>&1 | tail -n 40; fail "the container did not copy the records"; }
 
 step "HEALTHCHECK (podman healthcheck run)"
 health=unknown
@@ -258,7 +274,7 @@ uid=$(podman exec "$NAME" id -u)
 echo "uid $uid"
 
 step "no secret in the container's logs"
-podman logs "$NAME" >"$WORK/container.log" 2>&1
+container_log "$NAME" >"$WORK/container.log" 2>&1
 for secret in "$KAFKA_PASSWORD" "$ROCKETMQ_SECRET"; do
     if grep -qF "$secret" "$WORK/container.log"; then fail "a secret appears in the container's log"; fi
 done
@@ -267,7 +283,7 @@ echo "none"
 step "SIGTERM (podman stop): drain, commit, exit 0"
 podman stop --time 60 "$NAME" >/dev/null
 code=$(podman inspect --format '{{.State.ExitCode}}' "$NAME")
-podman logs "$NAME" >"$WORK/container.log" 2>&1
+container_log "$NAME" >"$WORK/container.log" 2>&1
 [ "$code" = 0 ] || { tail -n 20 "$WORK/container.log"; fail "exit code $code after SIGTERM"; }
 grep -q "final commit done" "$WORK/container.log" || { tail -n 20 "$WORK/container.log"; fail "no final commit in the log"; }
 echo "exit 0, $(grep -c 'final commit done' "$WORK/container.log") final commit"
@@ -283,8 +299,7 @@ podman create --name "$NAME-bad-config" --network host \
     -v "$REPO/$BAD:/etc/kafka-rocketmq-bridge/bridge.yaml:ro" "$IMAGE" >/dev/null
 podman start "$NAME-bad-config" >/dev/null
 image_code=$(podman wait "$NAME-bad-config")
-command podman --runtime runc --cgroup-manager cgroupfs logs "$NAME-bad-config" \
-    2>"$WORK/image-error.txt" >/dev/null
+container_log "$NAME-bad-config" 2>"$WORK/image-error.txt" >/dev/null
 set -e
 [ "$image_code" != 0 ] || fail "the image accepted $BAD"
 [ "$image_code" = "$host_code" ] || fail "exit $image_code in the image, $host_code from the binary"

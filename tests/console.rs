@@ -37,29 +37,26 @@ return {
 };
 "#;
 
-fn status_json(port: u16) -> Value {
-    let (_, body) = http_get(port, "/status").expect("/status answers");
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("/status is not JSON ({e}): {body}"))
+/// `mapping`'s entry in `/status`.
+fn mapping_in_status<'a>(status: &'a Value, mapping: &str) -> Option<&'a Value> {
+    status["mappings"]
+        .as_array()?
+        .iter()
+        .find(|m| m["mapping"] == mapping)
 }
 
 /// The committed offsets of `mapping`'s partitions in `/status`, summed.
 fn committed_in_status(status: &Value, mapping: &str) -> i64 {
-    status["mappings"]
-        .as_array()
+    mapping_in_status(status, mapping)
+        .and_then(|m| m["partitions"].as_array())
         .into_iter()
         .flatten()
-        .filter(|m| m["mapping"] == mapping)
-        .flat_map(|m| m["partitions"].as_array().into_iter().flatten())
         .filter_map(|p| p["committed"].as_i64())
         .sum()
 }
 
 fn mapping_state(status: &Value, mapping: &str) -> String {
-    status["mappings"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|m| m["mapping"] == mapping)
+    mapping_in_status(status, mapping)
         .and_then(|m| m["state"].as_str())
         .unwrap_or("")
         .to_string()

@@ -67,11 +67,6 @@ async fn wait_for_verdict(port: u16, day: &str, verdict: &str, bridge: &BridgePr
     );
 }
 
-fn status_json(port: u16) -> Value {
-    let (_, body) = http_get(port, "/status").expect("/status answers");
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("/status is not JSON ({e}): {body}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daily_count_match_runs_by_itself_and_turns_to_mismatch_after_tampering() {
     away_from_midnight().await;

@@ -5,18 +5,15 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::support::printed;
+
 fn check(dashboard: &Path) -> (bool, String) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana/check/check.sh");
     let output = Command::new(script)
         .arg(dashboard)
         .output()
         .expect("run deploy/grafana/check/check.sh (needs node and npm)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    (output.status.success(), printed(&output))
 }
 
 #[test]

@@ -17,12 +17,6 @@ async fn measured_rate(reader: &Reader, topic: &str, window: Duration) -> f64 {
     rate
 }
 
-fn status_json(port: u16) -> serde_json::Value {
-    let (code, body) = http_get(port, "/status").expect("/status answers");
-    assert_eq!(code, 200, "{body}");
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("/status is not JSON ({e}): {body}"))
-}
-
 /// Waits until the bridge's log contains `text`.
 async fn wait_for_log(bridge: &BridgeProcess, text: &str, deadline: Duration) {
     let start = Instant::now();

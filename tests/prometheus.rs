@@ -37,12 +37,7 @@ fn promtool(args: &[&str], dir: &Path) -> (bool, String) {
         .current_dir(dir)
         .output()
         .expect("run promtool");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    (output.status.success(), printed(&output))
 }
 
 /// The alerting rules, as (name, expression).
@@ -194,6 +189,24 @@ impl PrometheusServer {
             if !result.is_empty() || start.elapsed() > deadline {
                 return result;
             }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// Waits up to 30 s for alert `name` to be in `state`; returns those
+    /// alerts. `context` goes into the failure message.
+    fn wait_for_alert(&self, name: &str, state: &str, context: &str) -> Vec<Value> {
+        let start = Instant::now();
+        loop {
+            let alerts = self.alerts(name, state);
+            if !alerts.is_empty() {
+                return alerts;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no {state} {name}: {}\n{context}",
+                self.api("alerts")
+            );
             std::thread::sleep(Duration::from_millis(500));
         }
     }
@@ -454,30 +467,12 @@ async fn a_real_prometheus_scrapes_the_bridge_and_every_alert_and_dashboard_quer
     );
 
     // Alerts for real: the skipped record fires BridgeRecordsNotCopied ...
-    let start = Instant::now();
-    while server.alerts("BridgeRecordsNotCopied", "firing").is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{}",
-            server.api("alerts")
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    let firing = server.alerts("BridgeRecordsNotCopied", "firing");
+    let firing = server.wait_for_alert("BridgeRecordsNotCopied", "firing", "");
     assert_eq!(firing[0]["labels"]["mapping"], "m", "{firing:?}");
     assert_eq!(firing[0]["labels"]["reason"], "empty_value", "{firing:?}");
     // ... and a killed bridge makes BridgeInstanceDown pending (it fires after 5 minutes).
     let logs = bridge.kill9();
-    let start = Instant::now();
-    while server.alerts("BridgeInstanceDown", "pending").is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{}\nbridge log:\n{logs}",
-            server.api("alerts")
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    let pending = server.alerts("BridgeInstanceDown", "pending");
+    let pending = server.wait_for_alert("BridgeInstanceDown", "pending", &logs);
     assert_eq!(
         pending[0]["labels"]["instance"],
         format!("127.0.0.1:{port}")

@@ -189,6 +189,11 @@ pub fn run(args: &[&str]) -> Output {
         .expect("run kafka-rocketmq-bridge")
 }
 
+/// Everything a command printed: its stdout, then its stderr.
+pub fn printed(output: &Output) -> String {
+    format!("{}{}", stdout(output), stderr(output))
+}
+
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -571,6 +576,13 @@ pub fn assert_complete_and_ordered(
 /// GET `path` on 127.0.0.1:`port`: (status code, body), or None if nothing answers.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     http::request(port, "GET", path, None)
+}
+
+/// `/status` of the bridge whose metrics port is `port`, parsed.
+pub fn status_json(port: u16) -> serde_json::Value {
+    let (code, body) = http_get(port, "/status").expect("/status answers");
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("/status is not JSON ({e}): {body}"))
 }
 
 /// Polls `path` until `done` holds for (status, body), or `deadline` passes.

@@ -42,13 +42,7 @@ async fn metrics_parse_and_counters_match_the_records_copied() {
     let file = config_file(&format!("{text}metrics:\n  listen: \"127.0.0.1:{port}\"\n"));
     create_topics(file.path(), 3, 3);
     let mut records = keyed_records("m", 3_000, 30);
-    records.push(TestRecord {
-        key: Some(b"t".to_vec()),
-        value: None,
-        headers: vec![],
-        partition: None,
-        timestamp: None,
-    });
+    records.push(TestRecord::tombstone(b"t"));
     produce(&kafka_producer(&brokers.kafka), &kafka_topic, &records).await;
 
     let mut bridge = BridgeProcess::start(file.path());

@@ -211,6 +211,13 @@ impl PrometheusServer {
         }
     }
 
+    /// Waits for `promql` to return series; fails with `what` and `context`
+    /// (a log, say) if it does not within `deadline`.
+    fn expect_series(&self, promql: &str, deadline: Duration, what: &str, context: &str) {
+        let series = self.wait_for_series(promql, deadline);
+        assert!(!series.is_empty(), "{what} (`{promql}`)\n{context}");
+    }
+
     /// The alerts in `state` (pending or firing) called `name`.
     fn alerts(&self, name: &str, state: &str) -> Vec<Value> {
         self.api("alerts")["alerts"]
@@ -370,55 +377,45 @@ async fn a_real_prometheus_scrapes_the_bridge_and_every_alert_and_dashboard_quer
     ));
     create_topics(file.path(), 3, 3);
     let mut records = keyed_records("p", 3_000, 30);
-    records.push(TestRecord {
-        key: Some(b"empty".to_vec()),
-        value: None,
-        headers: vec![],
-        partition: None,
-        timestamp: None,
-    });
+    records.push(TestRecord::tombstone(b"empty"));
     let bridge = BridgeProcess::start(file.path());
     let server = PrometheusServer::start(port);
     // Records only once Prometheus has scraped the counters at zero: an
     // increase needs a sample from before it.
-    let zero = server.wait_for_series(
+    server.expect_series(
         r#"bridge_records_skipped_total{mapping="m", reason="empty_value"} == 0"#,
         Duration::from_secs(60),
-    );
-    assert!(
-        !zero.is_empty(),
-        "the counters were never scraped at 0; log:\n{}",
-        bridge.logs()
+        "the counters were never scraped at 0",
+        &bridge.logs(),
     );
     produce(&kafka_producer(&brokers.kafka), &kafka_topic, &records).await;
 
-    let copied = server.wait_for_series(
+    server.expect_series(
         r#"bridge_records_produced_total{mapping="m"} == 3000"#,
         Duration::from_secs(120),
-    );
-    assert!(
-        !copied.is_empty(),
-        "Prometheus never saw the 3,000 records copied; log:\n{}",
-        bridge.logs()
+        "Prometheus never saw the 3,000 records copied",
+        &bridge.logs(),
     );
     // Lag arrives with librdkafka's statistics; rate() needs a few scrapes.
-    let lag = server.wait_for_series("bridge_consumer_lag_records", Duration::from_secs(30));
-    assert!(!lag.is_empty(), "no lag series");
+    server.expect_series(
+        "bridge_consumer_lag_records",
+        Duration::from_secs(30),
+        "no lag series",
+        "",
+    );
     // The daily count-match ran (yesterday: no records, MATCH).
-    let verified = server.wait_for_series(
+    server.expect_series(
         r#"bridge_verify_verdict{verdict="MATCH"} == 1"#,
         Duration::from_secs(90),
+        "no daily count-match",
+        &bridge.logs(),
     );
-    assert!(
-        !verified.is_empty(),
-        "no daily count-match; log:\n{}",
-        bridge.logs()
-    );
-    let scrapes = server.wait_for_series(
+    server.expect_series(
         r#"count_over_time(up{job="kafka-rocketmq-bridge"}[1m]) >= 10"#,
         Duration::from_secs(30),
+        "fewer than 10 scrapes",
+        "",
     );
-    assert!(!scrapes.is_empty(), "fewer than 10 scrapes");
 
     // Every rule evaluates without error against the real series.
     let groups = server.api("rules")["groups"].clone();

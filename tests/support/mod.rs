@@ -227,6 +227,19 @@ pub struct TestRecord {
     pub timestamp: Option<i64>,
 }
 
+impl TestRecord {
+    /// A record with `key` and no value (a tombstone), nothing else set.
+    pub fn tombstone(key: &[u8]) -> Self {
+        TestRecord {
+            key: Some(key.to_vec()),
+            value: None,
+            headers: vec![],
+            partition: None,
+            timestamp: None,
+        }
+    }
+}
+
 /// Keyed records with two headers, spread by key over the partitions.
 pub fn keyed_records(topic_tag: &str, count: usize, keys: usize) -> Vec<TestRecord> {
     (0..count)

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kafka_rocketmq_bridge::bridge::{self, RunOutcome};
-use kafka_rocketmq_bridge::{config, count_match, health, metrics, plan, status, topics};
+use kafka_rocketmq_bridge::{
+    config, count_match, dual_read, health, metrics, plan, results_match, status, topics,
+};
 use tokio::sync::watch;
 
 #[derive(Parser)]
@@ -60,6 +62,10 @@ enum Command {
         /// Only create topics on this side.
         #[arg(long, value_enum)]
         only: Option<SideArg>,
+        /// Also create the two dual-read ledger topics of this consumer group
+        /// on Kafka (dual-read.<group>.kafka and .rocketmq). Repeatable.
+        #[arg(long = "dual-read-group")]
+        dual_read_groups: Vec<String>,
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         timeout: Duration,
     },
@@ -89,6 +95,40 @@ enum Command {
         #[arg(long, default_value = "1h", value_parser = parse_duration)]
         slack: Duration,
         /// At most this many differing records listed per day.
+        #[arg(long, default_value_t = 20)]
+        max_listed: usize,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare what a dual-read consumer group did on each side, per day and topic,
+    /// from its two ledgers (docs/dual-read.md).
+    /// Exit code 0: no day mismatches; 1: a day mismatches; 2: the comparison could not run.
+    CompareResults {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The consumer group whose ledgers are compared.
+        #[arg(long)]
+        group: String,
+        /// First day, YYYY-MM-DD (default: the same as --to).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day, YYYY-MM-DD (default: yesterday, the last full day).
+        #[arg(long)]
+        to: Option<String>,
+        /// Time zone days are counted in (IANA name).
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+        /// The Kafka side's ledger topic (default: dual-read.<group>.kafka).
+        #[arg(long)]
+        kafka_ledger: Option<String>,
+        /// The RocketMQ side's ledger topic (default: dual-read.<group>.rocketmq).
+        #[arg(long)]
+        rocketmq_ledger: Option<String>,
+        /// Start reading the ledgers this long before the first day.
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        slack: Duration,
+        /// At most this many differing records listed per day and topic.
         #[arg(long, default_value_t = 20)]
         max_listed: usize,
         /// Print the report as JSON.
@@ -126,6 +166,10 @@ enum Command {
         /// Time zone days are counted in (IANA name).
         #[arg(long, default_value = "UTC")]
         timezone: String,
+        /// A dual-read consumer group whose results must MATCH on the same days
+        /// (compare-results, default ledger topics). Repeatable.
+        #[arg(long = "results-group")]
+        results_groups: Vec<String>,
         /// Print the conditions as JSON.
         #[arg(long)]
         json: bool,
@@ -225,6 +269,7 @@ async fn dispatch(command: Command) -> ExitCode {
             queues,
             cluster,
             only,
+            dual_read_groups,
             timeout,
         } => {
             let Some(config) = load(&config.config) else {
@@ -235,6 +280,7 @@ async fn dispatch(command: Command) -> ExitCode {
                 queues,
                 cluster,
                 only: only.map(Into::into),
+                ledger_groups: dual_read_groups,
                 timeout,
             };
             match topics::create_missing(&config, &request).await {
@@ -284,6 +330,45 @@ async fn dispatch(command: Command) -> ExitCode {
             };
             verify(&loaded, &request, json).await
         }
+        Command::CompareResults {
+            config,
+            group,
+            from,
+            to,
+            timezone,
+            kafka_ledger,
+            rocketmq_ledger,
+            slack,
+            max_listed,
+            json,
+        } => {
+            let Some(loaded) = load(&config.config) else {
+                return ExitCode::from(EXIT_VERIFY_ERROR);
+            };
+            let days =
+                match count_match::days::DayRange::parse(from.as_deref(), to.as_deref(), &timezone)
+                {
+                    Ok(days) => days,
+                    Err(error) => {
+                        eprintln!("error: {error}");
+                        return ExitCode::from(EXIT_VERIFY_ERROR);
+                    }
+                };
+            let ledger = |given: Option<String>, side| {
+                given.unwrap_or_else(|| dual_read::ledger_topic(&group, side))
+            };
+            let request = results_match::CompareRequest {
+                ledgers: [
+                    ledger(kafka_ledger, dual_read::Side::Kafka),
+                    ledger(rocketmq_ledger, dual_read::Side::Rocketmq),
+                ],
+                group,
+                days,
+                slack,
+                max_listed,
+            };
+            compare_results(&loaded, &request, json).await
+        }
         Command::TranslateOffsets {
             config,
             group,
@@ -302,6 +387,7 @@ async fn dispatch(command: Command) -> ExitCode {
             days,
             max_lag,
             timezone,
+            results_groups,
             json,
         } => {
             let Some(loaded) = load(&config.config) else {
@@ -315,7 +401,21 @@ async fn dispatch(command: Command) -> ExitCode {
                 }
             };
             let progress = count_match::Progress::on_terminal(json);
-            match count_match::cutover_check(&loaded, days, max_lag, &progress).await {
+            let checked = match count_match::cutover_check(&loaded, days, max_lag, &progress).await
+            {
+                Ok(report) => {
+                    results_match::add_results_conditions(
+                        &loaded,
+                        report,
+                        days,
+                        &results_groups,
+                        &progress,
+                    )
+                    .await
+                }
+                Err(error) => Err(error),
+            };
+            match checked {
                 Ok(report) => {
                     if json {
                         println!(
@@ -350,6 +450,32 @@ async fn verify(
 ) -> ExitCode {
     let progress = count_match::Progress::on_terminal(json);
     match count_match::verify(config, request, &progress).await {
+        Ok(report) => {
+            if json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{}", report.render());
+            }
+            if report.has_mismatch() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(EXIT_VERIFY_ERROR)
+        }
+    }
+}
+
+async fn compare_results(
+    config: &config::BridgeConfig,
+    request: &results_match::CompareRequest,
+    json: bool,
+) -> ExitCode {
+    let progress = count_match::Progress::on_terminal(json);
+    match results_match::compare(config, request, &progress).await {
         Ok(report) => {
             if json {
                 println!("{}", report.to_json());

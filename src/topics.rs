@@ -24,6 +24,8 @@ pub struct CreateRequest {
     pub cluster: String,
     /// Both sides when `None`.
     pub only: Option<Side>,
+    /// Dual-read consumer groups whose two ledger topics are created on Kafka.
+    pub ledger_groups: Vec<String>,
     pub timeout: Duration,
 }
 
@@ -65,13 +67,23 @@ async fn create_kafka(
     // no topic on a first write (auto.create.topics.enable=false, as in
     // production) would refuse every dead letter.
     let dead_letter = config.dead_letter_topics();
-    let topics = config.kafka_topics_and_dead_letters();
+    let ledgers: Vec<String> = request
+        .ledger_groups
+        .iter()
+        .flat_map(|group| {
+            crate::dual_read::Side::BOTH.map(|side| crate::dual_read::ledger_topic(group, side))
+        })
+        .collect();
+    let mut topics = config.kafka_topics_and_dead_letters();
+    topics.extend(ledgers.iter().cloned());
     let existing = kafka_source::partition_counts(&config.kafka, &topics, request.timeout).await?;
     let mut lines = Vec::new();
     let mut created = Vec::new();
     for (topic, partitions) in existing {
         let note = if dead_letter.contains(&topic) {
             " (a dead-letter topic)"
+        } else if ledgers.contains(&topic) {
+            " (a dual-read ledger)"
         } else {
             ""
         };

@@ -18,6 +18,7 @@ mod console;
 mod credentials;
 mod daily_verify;
 mod deploy_manifests;
+mod dual_read;
 mod exactly_once;
 mod grafana_dashboard;
 mod health;

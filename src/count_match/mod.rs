@@ -15,7 +15,7 @@ pub mod days;
 pub mod digest;
 pub(crate) mod kafka_scan;
 mod progress;
-mod report;
+pub(crate) mod report;
 pub(crate) mod rocketmq_scan;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -317,8 +317,8 @@ fn sum(counts: &BTreeMap<String, u64>) -> u64 {
     counts.values().sum()
 }
 
-/// Left-aligns the first two columns and right-aligns the numbers.
-fn align(rows: &[Vec<String>]) -> String {
+/// Right-aligns the numbers after the first two columns, left-aligns the rest.
+pub(crate) fn align(rows: &[Vec<String>]) -> String {
     let columns = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..columns)
         .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
@@ -329,10 +329,11 @@ fn align(rows: &[Vec<String>]) -> String {
             .iter()
             .enumerate()
             .map(|(c, cell)| {
-                if c < 2 || c + 2 >= columns {
-                    format!("{cell:<width$}", width = widths[c])
-                } else {
+                let number = c >= 2 && cell.parse::<f64>().is_ok();
+                if number {
                     format!("{cell:>width$}", width = widths[c])
+                } else {
+                    format!("{cell:<width$}", width = widths[c])
                 }
             })
             .collect();

@@ -31,6 +31,10 @@ use kafka_rocketmq_bridge::rocketmq_reader::TopicReader;
 use kafka_rocketmq_bridge::rocketmq_sink::queue_sender::{Envelope, build_batch, to_message};
 use kafka_rocketmq_bridge::rocketmq_sink::{self, RocketMqRuntime};
 
+// Not in benches/ itself, where cargo would take it for a bench target of its own.
+#[path = "pipeline/results_scan.rs"]
+mod results_scan;
+
 struct Args {
     smoke: bool,
     records: usize,
@@ -1267,6 +1271,10 @@ struct Results {
     /// `verify`'s reading speed per side, records/s.
     verify_kafka: Figure,
     verify_rocketmq: Figure,
+    /// `compare-results`' reading speed per ledger, entries/s.
+    results_kafka: Figure,
+    results_rocketmq: Figure,
+    results_entries: usize,
     /// CPU seconds per process during the last `partition` copy.
     cpu: CpuUse,
     latency: Option<(f64, f64, f64, f64)>,
@@ -1331,6 +1339,8 @@ async fn run_all(bench: &mut Bench) -> Result<String> {
         }
         bail!("--only-bridge: no report written");
     }
+    let ledgers = results_scan::fill(bench, records)?;
+    results.results_entries = ledgers.entries;
     for round in 1..=repeat {
         let source = source_ceiling(&bench.args.kafka, &backlog, records).await?;
         results.source.push(source);
@@ -1350,6 +1360,9 @@ async fn run_all(bench: &mut Bench) -> Result<String> {
         let (kafka_scan, rocketmq_scan) = verify_speed(bench, &partition.config)?;
         results.verify_kafka.push(kafka_scan);
         results.verify_rocketmq.push(rocketmq_scan);
+        let (kafka_ledger, rocketmq_ledger) = results_scan::speed(bench, &ledgers)?;
+        results.results_kafka.push(kafka_ledger);
+        results.results_rocketmq.push(rocketmq_ledger);
         let keyed = bridge_throughput(bench, &backlog, records, &KEY_HASH).await?;
         results.key_hash.push(keyed.rate);
         results.rss_key_hash.push(keyed.rss as f64);
@@ -1361,7 +1374,7 @@ async fn run_all(bench: &mut Bench) -> Result<String> {
         results.rss_arenas.push(arenas.rss as f64);
         let cpu = partition.cpu;
         bench.say(format!(
-            "round {round}: source ceiling {source:.0}/s, sink ceiling {sink:.0}/s (acknowledged at {:.0}/s; RocketMQ CPU {:.1} s), bridge partition {:.0}/s ({:.0} MiB peak RSS; CPU s: bridge {:.1}, Kafka broker {:.1}, RocketMQ {:.1}), key_hash {:.0}/s, client ids {:.0}/s, MALLOC_ARENA_MAX=2 {:.0}/s ({:.0} MiB peak RSS), verify reads Kafka {kafka_scan:.0}/s and RocketMQ {rocketmq_scan:.0}/s",
+            "round {round}: source ceiling {source:.0}/s, sink ceiling {sink:.0}/s (acknowledged at {:.0}/s; RocketMQ CPU {:.1} s), bridge partition {:.0}/s ({:.0} MiB peak RSS; CPU s: bridge {:.1}, Kafka broker {:.1}, RocketMQ {:.1}), key_hash {:.0}/s, client ids {:.0}/s, MALLOC_ARENA_MAX=2 {:.0}/s ({:.0} MiB peak RSS), verify reads Kafka {kafka_scan:.0}/s and RocketMQ {rocketmq_scan:.0}/s, compare-results reads the ledgers at {kafka_ledger:.0} and {rocketmq_ledger:.0} entries/s",
             sink_rates.acknowledged,
             sink_rates.broker_cpu,
             partition.rate,
@@ -1728,6 +1741,15 @@ fn render(bench: &Bench, r: &Results) -> String {
         r.verify_kafka.spread() / 2.0,
         r.verify_rocketmq.spread() / 2.0,
         verdict(kafka_scan.min(rocketmq_scan) >= 200_000.0)
+    );
+    let (kafka_ledger, rocketmq_ledger) = (r.results_kafka.median(), r.results_rocketmq.median());
+    let _ = writeln!(
+        out,
+        "| `compare-results` scans ≥ 200,000 ledger entries/s per side | Kafka side's ledger {kafka_ledger:.0}/s ±{:.0}%, RocketMQ side's {rocketmq_ledger:.0}/s ±{:.0}% ({} entries each, 500 per ledger record) | {} |",
+        r.results_kafka.spread() / 2.0,
+        r.results_rocketmq.spread() / 2.0,
+        r.results_entries,
+        verdict(kafka_ledger.min(rocketmq_ledger) >= 200_000.0)
     );
     if let Some((on, off)) = r.restart {
         let _ = writeln!(

@@ -22,6 +22,7 @@ mod dual_read;
 mod exactly_once;
 mod grafana_dashboard;
 mod health;
+mod java_client;
 mod kafka_cluster;
 mod kafka_restart;
 mod limits;

@@ -1,0 +1,225 @@
+//! The Java dual-read helper (clients/java), built with Maven and run
+//! against the real brokers as its example consumer: the same toy logic on
+//! each side gives MATCH; the example's `--bug` (the `amount` header read
+//! from the RocketMQ property instead of through `KafkaView`) gives MISMATCH
+//! naming exactly the record whose header was repeated.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use rdkafka::Message as _;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers as _;
+use serde_json::Value;
+
+use crate::support::*;
+
+const RECORDS: usize = 200;
+
+fn classpath() -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/java-client.sh");
+    let output = Command::new(script)
+        .output()
+        .expect("scripts/java-client.sh runs");
+    assert!(output.status.success(), "{}", printed(&output));
+    stdout(&output).trim().to_string()
+}
+
+fn example(classpath: &str, args: &[&str]) -> Output {
+    let output = Command::new("java")
+        .args([
+            "-Xmx256m",
+            "-cp",
+            classpath,
+            "org.kafkarocketmqbridge.dualread.example.DualReadExample",
+        ])
+        .args(args)
+        .output()
+        .expect("java runs");
+    assert!(
+        output.status.success(),
+        "DualReadExample {args:?}: {}",
+        printed(&output)
+    );
+    output
+}
+
+/// How many `amount` headers the Kafka record at `partition`/`offset` has.
+fn amount_headers(bootstrap: &str, topic: &str, partition: i32, offset: i64) -> usize {
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("amount-headers"))
+        .create()
+        .expect("consumer");
+    let mut list = rdkafka::TopicPartitionList::new();
+    list.add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset))
+        .expect("partition");
+    consumer.assign(&list).expect("assign");
+    let started = std::time::Instant::now();
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no record at {partition}/{offset}"
+        );
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let message = message.expect("record");
+            return message
+                .headers()
+                .map_or(0, |h| h.iter().filter(|h| h.key == "amount").count());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_java_helper_records_both_sides_and_a_misread_header_is_named() {
+    away_from_midnight().await;
+    let classpath = classpath();
+    let brokers = brokers();
+    let base = unique("javadr");
+    let (kafka_topic, rocketmq_topic) = (format!("{base}.in"), format!("{base}_out"));
+    let (good, buggy) = (format!("{base}-good"), format!("{base}-buggy"));
+    let file = config_file(&config_text(
+        &brokers.kafka,
+        &brokers.name_server,
+        &[(&kafka_topic, &rocketmq_topic)],
+    ));
+    let path = file.path().to_str().expect("UTF-8 path");
+    let created = run(&[
+        "create-topics",
+        "--config",
+        path,
+        "--partitions",
+        "3",
+        "--queues",
+        "3",
+        "--dual-read-group",
+        &good,
+        "--dual-read-group",
+        &buggy,
+    ]);
+    assert!(created.status.success(), "{}", printed(&created));
+    let records = RECORDS.to_string();
+    example(
+        &classpath,
+        &[
+            "produce",
+            "--bootstrap",
+            &brokers.kafka,
+            "--topic",
+            &kafka_topic,
+            "--records",
+            &records,
+            "--days-ago",
+            "1",
+        ],
+    );
+    let mut bridge = BridgeProcess::start(file.path());
+    let reader = Reader::new(&brokers.name_server).await;
+    let copied = reader
+        .wait_for_all(&rocketmq_topic, RECORDS, Duration::from_secs(120))
+        .await;
+    reader.close().await;
+    bridge.stop_gracefully(Duration::from_secs(30));
+    assert_eq!(copied.len(), RECORDS, "the bridge copied every record");
+
+    for (group, bug) in [(&good, false), (&buggy, true)] {
+        example(
+            &classpath,
+            &[
+                "consume",
+                "--side",
+                "kafka",
+                "--bootstrap",
+                &brokers.kafka,
+                "--topic",
+                &kafka_topic,
+                "--group",
+                group,
+                "--records",
+                &records,
+            ],
+        );
+        let mut args = vec![
+            "consume",
+            "--side",
+            "rocketmq",
+            "--bootstrap",
+            &brokers.kafka,
+            "--name-server",
+            &brokers.name_server,
+            "--rocketmq-topic",
+            &rocketmq_topic,
+            "--group",
+            group,
+            "--records",
+            &records,
+        ];
+        if bug {
+            args.push("--bug");
+        }
+        let output = example(&classpath, &args);
+        assert!(
+            stdout(&output).contains(&format!("handled {RECORDS} records")),
+            "{}",
+            printed(&output)
+        );
+    }
+
+    let day = utc_day(yesterday_start_ms());
+    let compare = |group: &str| {
+        let output = run(&[
+            "compare-results",
+            "--config",
+            path,
+            "--group",
+            group,
+            "--from",
+            &day,
+            "--to",
+            &day,
+            "--json",
+        ]);
+        let report: Value = serde_json::from_str(&stdout(&output))
+            .unwrap_or_else(|e| panic!("{e}: {}", printed(&output)));
+        (output.status.code(), report)
+    };
+    let (code, report) = compare(&good);
+    assert_eq!(
+        (code, report["rows"][0]["verdict"].as_str()),
+        (Some(0), Some("MATCH")),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["rows"][0]["same"].as_u64(),
+        Some(RECORDS as u64),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["rows"][0]["rocketmq"]["read"].as_u64(),
+        Some(RECORDS as u64),
+        "{report:#}"
+    );
+
+    let (code, report) = compare(&buggy);
+    assert_eq!(
+        (code, report["rows"][0]["verdict"].as_str()),
+        (Some(1), Some("MISMATCH")),
+        "{report:#}"
+    );
+    let differences = report["rows"][0]["differences"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(differences.len(), 1, "{report:#}");
+    assert_eq!(differences[0]["kind"], "results_differ", "{report:#}");
+    let (partition, offset) = (
+        differences[0]["partition"].as_i64().expect("partition") as i32,
+        differences[0]["offset"].as_i64().expect("offset"),
+    );
+    assert_eq!(
+        amount_headers(&brokers.kafka, &kafka_topic, partition, offset),
+        2,
+        "the named record is the one with two amount headers"
+    );
+}

@@ -8,6 +8,7 @@
 #                              Node.js and npm: the tests of the alerts, the dashboard and
 #                              the console run them for real
 #   require_container_tools    podman, runc and debootstrap, to build and run the image
+#   require_python_venv        python3 with venv and pip, for the Python dual-read example
 
 prereq_log() { printf '[prerequisites] %s\n' "$*" >&2; }
 
@@ -79,4 +80,10 @@ require_container_tools() {
     command -v runc >/dev/null || missing+=(runc)
     command -v debootstrap >/dev/null || missing+=(debootstrap)
     [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+}
+
+require_python_venv() {
+    command -v python3 >/dev/null || apt_install python3
+    # Debian's own python3 keeps venv's pip bootstrap in a separate package.
+    python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
 }

@@ -1,8 +1,11 @@
-//! The Java dual-read helper (clients/java), built with Maven and run
-//! against the real brokers as its example consumer: the same toy logic on
-//! each side gives MATCH; the example's `--bug` (the `amount` header read
-//! from the RocketMQ property instead of through `KafkaView`) gives MISMATCH
-//! naming exactly the record whose header was repeated.
+//! The dual-read helpers of other languages against the real brokers. The
+//! Java helper (clients/java), built with Maven, runs as its example
+//! consumer on each side: the same toy logic gives MATCH; the example's
+//! `--bug` (the `amount` header read from the RocketMQ property instead of
+//! through `KafkaView`) gives MISMATCH naming exactly the record whose header
+//! was repeated. The Python example (clients/python) writes the Kafka side of
+//! a third group, whose RocketMQ side the Java example writes: the two
+//! languages' ledgers MATCH.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -22,6 +25,15 @@ fn classpath() -> String {
     let output = Command::new(script)
         .output()
         .expect("scripts/java-client.sh runs");
+    assert!(output.status.success(), "{}", printed(&output));
+    stdout(&output).trim().to_string()
+}
+
+fn python() -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/python-client.sh");
+    let output = Command::new(script)
+        .output()
+        .expect("scripts/python-client.sh runs");
     assert!(output.status.success(), "{}", printed(&output));
     stdout(&output).trim().to_string()
 }
@@ -71,21 +83,93 @@ fn amount_headers(bootstrap: &str, topic: &str, partition: i32, offset: i64) -> 
     }
 }
 
+/// Which example consumer writes the Kafka side's ledger.
+#[derive(Clone, Copy, PartialEq)]
+enum KafkaSide {
+    Java,
+    Python,
+}
+
+/// Everything a consumer run needs to know about where the records are.
+struct Setup<'a> {
+    classpath: &'a str,
+    brokers: &'a TestBrokers,
+    kafka_topic: &'a str,
+    rocketmq_topic: &'a str,
+    records: String,
+}
+
+impl Setup<'_> {
+    fn consume_kafka(&self, group: &str, with: KafkaSide) {
+        let common = [
+            "--bootstrap",
+            &self.brokers.kafka,
+            "--topic",
+            self.kafka_topic,
+            "--group",
+            group,
+            "--records",
+            &self.records,
+        ];
+        if with == KafkaSide::Java {
+            let mut args = vec!["consume", "--side", "kafka"];
+            args.extend(common);
+            example(self.classpath, &args);
+            return;
+        }
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python/example_consumer.py");
+        let output = Command::new(python())
+            .arg(script)
+            .args(common)
+            .output()
+            .expect("python runs");
+        assert!(output.status.success(), "{}", printed(&output));
+    }
+
+    fn consume_rocketmq(&self, group: &str, bug: bool) {
+        let mut args = vec![
+            "consume",
+            "--side",
+            "rocketmq",
+            "--bootstrap",
+            &self.brokers.kafka,
+            "--name-server",
+            &self.brokers.name_server,
+            "--rocketmq-topic",
+            self.rocketmq_topic,
+            "--group",
+            group,
+            "--records",
+            &self.records,
+        ];
+        if bug {
+            args.push("--bug");
+        }
+        let output = example(self.classpath, &args);
+        assert!(
+            stdout(&output).contains(&format!("handled {RECORDS} records")),
+            "{}",
+            printed(&output)
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_java_helper_records_both_sides_and_a_misread_header_is_named() {
+async fn java_and_python_helpers_record_both_sides_and_a_misread_header_is_named() {
     away_from_midnight().await;
     let classpath = classpath();
     let brokers = brokers();
-    let base = unique("javadr");
+    let base = unique("clientsdr");
     let (kafka_topic, rocketmq_topic) = (format!("{base}.in"), format!("{base}_out"));
-    let (good, buggy) = (format!("{base}-good"), format!("{base}-buggy"));
+    let groups = ["java", "buggy", "python"].map(|g| format!("{base}-{g}"));
     let file = config_file(&config_text(
         &brokers.kafka,
         &brokers.name_server,
         &[(&kafka_topic, &rocketmq_topic)],
     ));
     let path = file.path().to_str().expect("UTF-8 path");
-    let created = run(&[
+    let mut create = vec![
         "create-topics",
         "--config",
         path,
@@ -93,13 +177,19 @@ async fn the_java_helper_records_both_sides_and_a_misread_header_is_named() {
         "3",
         "--queues",
         "3",
-        "--dual-read-group",
-        &good,
-        "--dual-read-group",
-        &buggy,
-    ]);
+    ];
+    for group in &groups {
+        create.extend(["--dual-read-group", group.as_str()]);
+    }
+    let created = run(&create);
     assert!(created.status.success(), "{}", printed(&created));
-    let records = RECORDS.to_string();
+    let setup = Setup {
+        classpath: &classpath,
+        brokers: &brokers,
+        kafka_topic: &kafka_topic,
+        rocketmq_topic: &rocketmq_topic,
+        records: RECORDS.to_string(),
+    };
     example(
         &classpath,
         &[
@@ -109,7 +199,7 @@ async fn the_java_helper_records_both_sides_and_a_misread_header_is_named() {
             "--topic",
             &kafka_topic,
             "--records",
-            &records,
+            &setup.records,
             "--days-ago",
             "1",
         ],
@@ -123,47 +213,13 @@ async fn the_java_helper_records_both_sides_and_a_misread_header_is_named() {
     bridge.stop_gracefully(Duration::from_secs(30));
     assert_eq!(copied.len(), RECORDS, "the bridge copied every record");
 
-    for (group, bug) in [(&good, false), (&buggy, true)] {
-        example(
-            &classpath,
-            &[
-                "consume",
-                "--side",
-                "kafka",
-                "--bootstrap",
-                &brokers.kafka,
-                "--topic",
-                &kafka_topic,
-                "--group",
-                group,
-                "--records",
-                &records,
-            ],
-        );
-        let mut args = vec![
-            "consume",
-            "--side",
-            "rocketmq",
-            "--bootstrap",
-            &brokers.kafka,
-            "--name-server",
-            &brokers.name_server,
-            "--rocketmq-topic",
-            &rocketmq_topic,
-            "--group",
-            group,
-            "--records",
-            &records,
-        ];
-        if bug {
-            args.push("--bug");
-        }
-        let output = example(&classpath, &args);
-        assert!(
-            stdout(&output).contains(&format!("handled {RECORDS} records")),
-            "{}",
-            printed(&output)
-        );
+    for (group, with, bug) in [
+        (&groups[0], KafkaSide::Java, false),
+        (&groups[1], KafkaSide::Java, true),
+        (&groups[2], KafkaSide::Python, false),
+    ] {
+        setup.consume_kafka(group, with);
+        setup.consume_rocketmq(group, bug);
     }
 
     let day = utc_day(yesterday_start_ms());
@@ -184,24 +240,26 @@ async fn the_java_helper_records_both_sides_and_a_misread_header_is_named() {
             .unwrap_or_else(|e| panic!("{e}: {}", printed(&output)));
         (output.status.code(), report)
     };
-    let (code, report) = compare(&good);
-    assert_eq!(
-        (code, report["rows"][0]["verdict"].as_str()),
-        (Some(0), Some("MATCH")),
-        "{report:#}"
-    );
-    assert_eq!(
-        report["rows"][0]["same"].as_u64(),
-        Some(RECORDS as u64),
-        "{report:#}"
-    );
-    assert_eq!(
-        report["rows"][0]["rocketmq"]["read"].as_u64(),
-        Some(RECORDS as u64),
-        "{report:#}"
-    );
+    for group in [&groups[0], &groups[2]] {
+        let (code, report) = compare(group);
+        assert_eq!(
+            (code, report["rows"][0]["verdict"].as_str()),
+            (Some(0), Some("MATCH")),
+            "{report:#}"
+        );
+        assert_eq!(
+            report["rows"][0]["same"].as_u64(),
+            Some(RECORDS as u64),
+            "{report:#}"
+        );
+        assert_eq!(
+            report["rows"][0]["rocketmq"]["read"].as_u64(),
+            Some(RECORDS as u64),
+            "{report:#}"
+        );
+    }
 
-    let (code, report) = compare(&buggy);
+    let (code, report) = compare(&groups[1]);
     assert_eq!(
         (code, report["rows"][0]["verdict"].as_str()),
         (Some(1), Some("MISMATCH")),

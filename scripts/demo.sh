@@ -4,6 +4,12 @@
 # on config/demo.yaml, and show with a small reader that RocketMQ holds the
 # same records in the same per-key order.
 #
+# `scripts/demo.sh --dual-read` runs the second phase instead: the Java
+# example consumer (clients/java) reads each side with the same toy logic and
+# writes its ledger, and `compare-results` says MATCH; then the RocketMQ side
+# runs with a deliberate bug (a header read wrongly) and `compare-results`
+# says MISMATCH, naming the record. See docs/dual-read.md.
+#
 # The brokers keep running afterwards; stop them with `scripts/brokers.sh stop`
 # (or `scripts/brokers.sh clean` to also delete their data).
 set -euo pipefail
@@ -14,6 +20,7 @@ cd "$REPO"
 CONFIG=config/demo.yaml
 RECORDS=${DEMO_RECORDS:-1000}
 LOG=${DEMO_LOG:-$REPO/.brokers/demo-bridge.log}
+mkdir -p "$(dirname "$LOG")"
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -27,6 +34,12 @@ step "starting local brokers (the first run downloads them from Maven Central: a
 step "building kafka-rocketmq-bridge"
 cargo build --locked --bins
 BIN=target/debug
+
+if [ "${1:-}" = --dual-read ]; then
+    # shellcheck source=scripts/demo_dual_read.sh
+    . "$HERE/demo_dual_read.sh"
+    exit 0
+fi
 
 step "creating the demo topics (4 partitions, 4 queues)"
 "$BIN/kafka-rocketmq-bridge" create-topics --config "$CONFIG" --partitions 4 --queues 4

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use kafka_rocketmq_bridge::dual_read::{LedgerWriter, Outcome, RecordId, Side};
+use kafka_rocketmq_bridge::dual_read::{LedgerError, LedgerWriter, Outcome, RecordId, Side};
 use kafka_rocketmq_bridge::rocketmq_reader::ReadMessage;
 use rdkafka::ClientConfig;
 use rdkafka::Message as _;
@@ -440,4 +440,48 @@ async fn compare_results_matches_names_differences_and_counts_what_it_cannot_use
     );
     assert_eq!(cutover["safe"], Value::Bool(false), "{cutover:#}");
     assert_eq!(output.status.code(), Some(1), "{}", printed(&output));
+}
+
+/// With Kafka unreachable, recording never holds the consumer up: entries
+/// are buffered and handed to librdkafka, and `flush` reports the failure
+/// within its timeout, telling the consumer not to commit.
+#[test]
+fn an_unreachable_ledger_does_not_block_the_consumer_and_flush_says_so() {
+    let bootstrap = format!("127.0.0.1:{}", closed_port());
+    let client = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("message.timeout.ms", "2000")
+        .clone();
+    let mut ledger = LedgerWriter::new(&client, "unreachable", Side::Kafka).expect("writer");
+    let started = std::time::Instant::now();
+    for offset in 0..5_000 {
+        let id = RecordId {
+            topic: "orders".into(),
+            partition: (offset % 4) as i32,
+            offset,
+            timestamp: 1_764_633_600_000,
+        };
+        ledger
+            .record(&id, &Outcome::processed(b"r"))
+            .expect("record never fails while the queue has room");
+    }
+    let recording = started.elapsed();
+    assert!(
+        recording < Duration::from_secs(2),
+        "5,000 entries took {recording:?} to record"
+    );
+    let started = std::time::Instant::now();
+    let error = ledger
+        .flush(Duration::from_secs(10))
+        .expect_err("nothing can be delivered");
+    assert!(
+        started.elapsed() < Duration::from_secs(11),
+        "flush took {:?}",
+        started.elapsed()
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains("do not commit") || text.contains("timed out"),
+        "{text}"
+    );
 }

@@ -479,9 +479,10 @@ fn an_unreachable_ledger_does_not_block_the_consumer_and_flush_says_so() {
         "flush took {:?}",
         started.elapsed()
     );
-    let text = error.to_string();
+    // Every batch timed out after message.timeout.ms, well within flush's 10 s.
     assert!(
-        text.contains("do not commit") || text.contains("timed out"),
-        "{text}"
+        matches!(error, LedgerError::Delivery { failed, .. } if failed > 0),
+        "{error}"
     );
+    assert!(error.to_string().contains("do not commit"), "{error}");
 }

@@ -32,6 +32,8 @@ use kafka_rocketmq_bridge::rocketmq_sink::queue_sender::{Envelope, build_batch, 
 use kafka_rocketmq_bridge::rocketmq_sink::{self, RocketMqRuntime};
 
 // Not in benches/ itself, where cargo would take it for a bench target of its own.
+#[path = "pipeline/daily_verify_cost.rs"]
+mod daily_verify_cost;
 #[path = "pipeline/results_scan.rs"]
 mod results_scan;
 
@@ -306,12 +308,15 @@ fn record_parts(i: usize, value_size: usize) -> (Vec<u8>, Vec<u8>, OwnedHeaders)
     (key, value, headers)
 }
 
-/// Produces `records` records; returns how long Kafka took to store them.
+/// Produces `records` records, their CreateTime spread over the day that
+/// starts at `day_start` (ms) when given; returns how long Kafka took to
+/// store them.
 async fn preload(
     bootstrap: &str,
     topic: &str,
     records: usize,
     value_size: usize,
+    day_start: Option<i64>,
 ) -> Result<Duration> {
     let producer = kafka_producer(bootstrap)?;
     let started = Instant::now();
@@ -322,6 +327,9 @@ async fn preload(
             .key(key.as_slice())
             .payload(value.as_slice())
             .headers(headers);
+        if let Some(start) = day_start {
+            record = record.timestamp(start + (i as i64 * 86_400_000) / records.max(1) as i64);
+        }
         loop {
             match producer.send_result(record) {
                 Ok(delivery) => break pending.push(delivery),
@@ -1177,6 +1185,18 @@ async fn fresh_backlog(
     records: usize,
     value_size: usize,
 ) -> Result<(String, Duration)> {
+    fresh_backlog_stamped(bench, partitions, records, value_size, None).await
+}
+
+/// A new topic of `records` records, stamped over the day starting at
+/// `day_start` when given.
+async fn fresh_backlog_stamped(
+    bench: &Bench,
+    partitions: u32,
+    records: usize,
+    value_size: usize,
+    day_start: Option<i64>,
+) -> Result<(String, Duration)> {
     let topic = unique("bench.in.");
     let config = bench.config(&topic, &unique("bench_unused_"), &PARTITION)?;
     let output = Command::new(&bench.args.bridge)
@@ -1187,7 +1207,7 @@ async fn fresh_backlog(
     if !output.status.success() {
         bail!("create-topics: {}", String::from_utf8_lossy(&output.stderr));
     }
-    let took = preload(&bench.args.kafka, &topic, records, value_size).await?;
+    let took = preload(&bench.args.kafka, &topic, records, value_size, day_start).await?;
     Ok((topic, took))
 }
 
@@ -1275,6 +1295,10 @@ struct Results {
     results_kafka: Figure,
     results_rocketmq: Figure,
     results_entries: usize,
+    /// The copy's rate with the daily count-match scanning beside it, as a
+    /// share of its rate without: paced (the default), and unpaced.
+    verify_beside_paced: Figure,
+    verify_beside_unpaced: Figure,
     /// CPU seconds per process during the last `partition` copy.
     cpu: CpuUse,
     latency: Option<(f64, f64, f64, f64)>,
@@ -1341,6 +1365,7 @@ async fn run_all(bench: &mut Bench) -> Result<String> {
     }
     let ledgers = results_scan::fill(bench, records)?;
     results.results_entries = ledgers.entries;
+    let stamped = daily_verify_cost::backlog(bench, records).await?;
     for round in 1..=repeat {
         let source = source_ceiling(&bench.args.kafka, &backlog, records).await?;
         results.source.push(source);
@@ -1363,6 +1388,20 @@ async fn run_all(bench: &mut Bench) -> Result<String> {
         let (kafka_ledger, rocketmq_ledger) = results_scan::speed(bench, &ledgers)?;
         results.results_kafka.push(kafka_ledger);
         results.results_rocketmq.push(rocketmq_ledger);
+        let beside = daily_verify_cost::measure(bench, &stamped, records).await?;
+        results
+            .verify_beside_paced
+            .push(beside.paced / beside.alone);
+        results
+            .verify_beside_unpaced
+            .push(beside.unpaced / beside.alone);
+        bench.say(format!(
+            "round {round}: copy of yesterday's records alone {:.0}/s, beside the daily count-match paced at {}/s {:.0}/s, unpaced {:.0}/s",
+            beside.alone,
+            daily_verify_cost::PACE,
+            beside.paced,
+            beside.unpaced
+        ));
         let keyed = bridge_throughput(bench, &backlog, records, &KEY_HASH).await?;
         results.key_hash.push(keyed.rate);
         results.rss_key_hash.push(keyed.rss as f64);
@@ -1750,6 +1789,19 @@ fn render(bench: &Bench, r: &Results) -> String {
         r.results_rocketmq.spread() / 2.0,
         r.results_entries,
         verdict(kafka_ledger.min(rocketmq_ledger) >= 200_000.0)
+    );
+    let (paced, unpaced) = (
+        r.verify_beside_paced.median(),
+        r.verify_beside_unpaced.median(),
+    );
+    let _ = writeln!(
+        out,
+        "| the daily count-match costs the copy ≤ 10% of its rate | {:.0}% of the rate alone with the scan paced at {}/s per side (the default `max_scan_rate`), ±{:.0}%; unpaced, {:.0}% | {} |",
+        paced * 100.0,
+        daily_verify_cost::PACE,
+        r.verify_beside_paced.spread() / 2.0,
+        unpaced * 100.0,
+        verdict(paced >= 0.9)
     );
     if let Some((on, off)) = r.restart {
         let _ = writeln!(

@@ -3,7 +3,8 @@
 //! `retry_interval` while that day is INCOMPLETE (the copy has not reached
 //! its end yet), until the next day's run. Each report is logged, its
 //! verdicts and counts become `bridge_verify_*` metrics, and the last days
-//! are kept for `/status` and the console.
+//! are kept for `/status` and the console. The scan is paced
+//! (`max_scan_rate`) so that the copy it runs beside keeps its rate.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,7 +115,8 @@ async fn verify_day(
         slack: SLACK,
         max_listed: MAX_LISTED,
     };
-    verify(config, &request, &Progress::hidden())
+    let paced = Progress::hidden().paced(schedule.scan_rate());
+    verify(config, &request, &paced)
         .await
         .map_err(|e| e.to_string())
 }
@@ -161,6 +163,7 @@ mod tests {
             at: TimeOfDay(chrono::NaiveTime::parse_from_str(at, "%H:%M").unwrap()),
             time_zone: TimeZone(zone.parse().unwrap()),
             retry_interval: crate::config::HumanDuration(Duration::from_secs(600)),
+            max_scan_rate: 1,
         }
     }
 

@@ -3,6 +3,7 @@
 //! (`"01:30"` in `"Europe/Paris"`), checked when the file is loaded.
 
 use std::fmt;
+use std::num::NonZeroU32;
 
 use chrono::NaiveTime;
 use chrono_tz::Tz;
@@ -23,6 +24,24 @@ pub struct DailyVerify {
     /// (the copy has not reached its end yet), until the next day's run.
     #[serde(default = "default_retry_interval")]
     pub retry_interval: HumanDuration,
+    /// Records per second each side's scan reads, at most, so that the
+    /// copy keeps its rate while the day is verified.
+    /// Checked to be at least 1 when the file is loaded.
+    #[serde(default = "default_max_scan_rate")]
+    pub max_scan_rate: u32,
+}
+
+impl DailyVerify {
+    pub fn scan_rate(&self) -> NonZeroU32 {
+        NonZeroU32::new(self.max_scan_rate).unwrap_or(NonZeroU32::MIN)
+    }
+}
+
+/// The copy's cost of it is measured by `scripts/bench.sh`.
+pub const DEFAULT_MAX_SCAN_RATE: u32 = 50_000;
+
+fn default_max_scan_rate() -> u32 {
+    DEFAULT_MAX_SCAN_RATE
 }
 
 fn default_retry_interval() -> HumanDuration {

@@ -24,7 +24,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::{self, Visitor};
 
-pub use daily_verify::{DailyVerify, TimeOfDay, TimeZone};
+pub use daily_verify::{DEFAULT_MAX_SCAN_RATE, DailyVerify, TimeOfDay, TimeZone};
 pub use load::{load_file, load_str};
 pub use regex_mappings::{TOPIC_PLACEHOLDER, expand_regex_mappings};
 pub use reload::{LiveLimits, reload_limits};

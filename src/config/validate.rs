@@ -84,6 +84,16 @@ fn validate_bridge(bridge: &BridgeSettings, problems: &mut Problems) {
         &[key("bridge"), key("rate_limit")],
         problems,
     );
+    if bridge
+        .daily_verify
+        .as_ref()
+        .is_some_and(|d| d.max_scan_rate == 0)
+    {
+        problems.push(
+            &[key("bridge"), key("daily_verify"), key("max_scan_rate")],
+            "must be at least 1: the records per second each side of the daily count-match reads",
+        );
+    }
 }
 
 /// Rates and bursts are positive and fit the limiter (32-bit cells).

@@ -108,6 +108,7 @@ async fn verify_day(
     day: NaiveDate,
 ) -> Result<VerifyReport, String> {
     let text = day.to_string();
+    tracing::info!(%day, rate = schedule.max_scan_rate, "daily count-match: verifying (records per second per side, at most)");
     let days = DayRange::parse(Some(&text), Some(&text), schedule.time_zone.0.name())?;
     let request = VerifyRequest {
         days,

@@ -19,6 +19,8 @@ pub struct Beside {
     pub alone: f64,
     pub paced: f64,
     pub unpaced: f64,
+    /// Count-match passes that started while the paced copy ran.
+    pub passes: usize,
 }
 
 /// A backlog of `records` records stamped over yesterday (UTC).
@@ -54,7 +56,8 @@ pub async fn measure(bench: &Bench, topic: &str, records: usize) -> Result<Besid
         bridge: daily_verify(PACE),
         ..PARTITION
     };
-    let paced = bridge_throughput(bench, topic, records, &paced).await?.rate;
+    let paced = bridge_throughput(bench, topic, records, &paced).await?;
+    let passes = paced.log.matches("daily count-match: verifying").count();
     let unpaced = Variant {
         bridge: daily_verify(u32::MAX),
         ..PARTITION
@@ -64,7 +67,8 @@ pub async fn measure(bench: &Bench, topic: &str, records: usize) -> Result<Besid
         .rate;
     Ok(Beside {
         alone,
-        paced,
+        paced: paced.rate,
         unpaced,
+        passes,
     })
 }

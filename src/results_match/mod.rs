@@ -252,10 +252,14 @@ impl<'a> LedgerReader<'a> {
     }
 
     fn explain(&self, error: VerifyError) -> VerifyError {
+        let flag = match self.side {
+            Side::Kafka => "--kafka-ledger",
+            Side::Rocketmq => "--rocketmq-ledger",
+        };
         VerifyError(format!(
             "cannot read the {} side's ledger `{}` of group `{}`: {}. \
-             Has a dual-read consumer of this group written entries, to this topic?",
-            self.side, self.topic, self.group, error.0
+             `create-topics --dual-read-group {}` creates the ledger topics; a ledger under another name goes in {flag}",
+            self.side, self.topic, self.group, error.0, self.group
         ))
     }
 }

@@ -9,6 +9,9 @@
 //!
 //! Run through `scripts/bench.sh`; `--smoke` shrinks everything to seconds.
 
+// The release build's layout of the nested async bodies needs more than 128.
+#![recursion_limit = "256"]
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

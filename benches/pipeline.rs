@@ -1308,6 +1308,8 @@ struct Results {
     verify_beside_unpaced: Figure,
     /// Count-match passes started during each paced copy.
     verify_beside_passes: Vec<usize>,
+    /// Bridge CPU seconds over the copy: alone, paced, unpaced.
+    verify_beside_cpu: [Figure; 3],
     /// CPU seconds per process during the last `partition` copy.
     cpu: CpuUse,
     latency: Option<(f64, f64, f64, f64)>,
@@ -1405,13 +1407,19 @@ async fn run_all(bench: &mut Bench) -> Result<String> {
             .verify_beside_unpaced
             .push(beside.unpaced / beside.alone);
         results.verify_beside_passes.push(beside.passes);
+        for (figure, seconds) in results.verify_beside_cpu.iter_mut().zip(beside.cpu) {
+            figure.push(seconds);
+        }
         bench.say(format!(
-            "round {round}: copy of yesterday's records alone {:.0}/s, beside the daily count-match paced at {}/s {:.0}/s ({} passes started), unpaced {:.0}/s",
+            "round {round}: copy of yesterday's records alone {:.0}/s, beside the daily count-match paced at {}/s {:.0}/s ({} passes started), unpaced {:.0}/s; bridge CPU s {:.1}, {:.1}, {:.1}",
             beside.alone,
             daily_verify_cost::PACE,
             beside.paced,
             beside.passes,
-            beside.unpaced
+            beside.unpaced,
+            beside.cpu[0],
+            beside.cpu[1],
+            beside.cpu[2]
         ));
         let keyed = bridge_throughput(bench, &backlog, records, &KEY_HASH).await?;
         results.key_hash.push(keyed.rate);
@@ -1807,12 +1815,15 @@ fn render(bench: &Bench, r: &Results) -> String {
     );
     let _ = writeln!(
         out,
-        "| the daily count-match costs the copy ≤ 10% of its rate | {:.0}% of the rate alone with the scan paced at {}/s per side (the default `max_scan_rate`), ±{:.0}%, count-match passes started during each paced copy: {:?}; unpaced, {:.0}% | {} |",
+        "| the daily count-match costs the copy ≤ 10% of its rate | {:.0}% of the rate alone with the scan paced at {}/s per side (the default `max_scan_rate`), ±{:.0}%, count-match passes started during each paced copy: {:?}; unpaced, {:.0}%. Bridge CPU over the copy: {:.1} s alone, {:.1} s paced, {:.1} s unpaced | {} |",
         paced * 100.0,
         daily_verify_cost::PACE,
         r.verify_beside_paced.spread() / 2.0,
         r.verify_beside_passes,
         unpaced * 100.0,
+        r.verify_beside_cpu[0].median(),
+        r.verify_beside_cpu[1].median(),
+        r.verify_beside_cpu[2].median(),
         verdict(paced >= 0.9 && r.verify_beside_passes.iter().all(|p| *p > 0))
     );
     if let Some((on, off)) = r.restart {

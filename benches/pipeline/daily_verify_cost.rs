@@ -21,6 +21,10 @@ pub struct Beside {
     pub unpaced: f64,
     /// Count-match passes that started while the paced copy ran.
     pub passes: usize,
+    /// The bridge process's CPU seconds over each copy (alone, paced,
+    /// unpaced): the differences are what the count-match used, which the
+    /// rates' run-to-run noise can hide.
+    pub cpu: [f64; 3],
 }
 
 /// A backlog of `records` records stamped over yesterday (UTC).
@@ -49,9 +53,7 @@ fn daily_verify(rate: u32) -> &'static str {
 }
 
 pub async fn measure(bench: &Bench, topic: &str, records: usize) -> Result<Beside> {
-    let alone = bridge_throughput(bench, topic, records, &PARTITION)
-        .await?
-        .rate;
+    let alone = bridge_throughput(bench, topic, records, &PARTITION).await?;
     let paced = Variant {
         bridge: daily_verify(PACE),
         ..PARTITION
@@ -62,13 +64,12 @@ pub async fn measure(bench: &Bench, topic: &str, records: usize) -> Result<Besid
         bridge: daily_verify(u32::MAX),
         ..PARTITION
     };
-    let unpaced = bridge_throughput(bench, topic, records, &unpaced)
-        .await?
-        .rate;
+    let unpaced = bridge_throughput(bench, topic, records, &unpaced).await?;
     Ok(Beside {
-        alone,
+        alone: alone.rate,
         paced: paced.rate,
-        unpaced,
+        unpaced: unpaced.rate,
         passes,
+        cpu: [alone.cpu.bridge, paced.cpu.bridge, unpaced.cpu.bridge],
     })
 }

@@ -465,13 +465,20 @@ fn refine(
             continue;
         };
         let in_row = |key: &&(NaiveDate, String, i32, i64)| key.0 == day && key.1 == row.topic;
+        // Only these blocks' records processed on both sides are counted
+        // here: `judge` already counted those of the blocks that agree.
+        let mut recount = BTreeSet::new();
         for (block, comparison) in block_comparisons(tallies, day, &row.topic) {
             if wanted.contains(&block) && !comparison.results_agree {
                 row.not_compared -= comparison.both_processed;
+                recount.insert((block.2, block.3));
             }
         }
         let records = located.iter().filter(|(key, _)| in_row(key));
-        for (_, sides) in records.clone() {
+        let recounted = records.clone().filter(|((_, _, partition, offset), _)| {
+            recount.contains(&(*partition, offset.div_euclid(BLOCK_OFFSETS)))
+        });
+        for (_, sides) in recounted {
             if let [Some(kafka), Some(rocketmq)] = sides
                 && let (Some(k), Some(r)) = (&kafka.result, &rocketmq.result)
             {
@@ -595,6 +602,46 @@ mod tests {
         assert_eq!(
             (row.verdict, row.only_kafka, row.same, row.not_compared),
             (Verdict::Mismatch, 1, 0, 2)
+        );
+    }
+
+    #[test]
+    fn records_of_an_agreeing_block_are_not_counted_twice() {
+        let days = DayRange::parse(Some("2026-11-28"), Some("2026-11-28"), "UTC").expect("days");
+        let topics = BTreeSet::from(["t".to_string()]);
+        let mut sides = tallies(&[1, 2], &[1, 2], days.from);
+        // Failed on the Kafka side only: the processed sets still agree.
+        sides[0].add(Some(days.from), "t", 0, 3, None);
+        let reached = BTreeMap::from([
+            (("t".to_string(), Side::Kafka), i64::MAX),
+            (("t".to_string(), Side::Rocketmq), i64::MAX),
+        ]);
+        let mut rows = judge(&days, &topics, &sides, &reached);
+        let wanted = blocks_to_locate(&rows, &sides);
+        assert_eq!(wanted.len(), 1);
+        let handled = |result: Option<&str>| {
+            Some(Handled {
+                timestamp: days.span().0,
+                result: result.map(str::to_string),
+                failure: result.is_none().then(|| "bad header".to_string()),
+            })
+        };
+        let at = |offset| (days.from, "t".to_string(), 0, offset);
+        let located = Located::from([
+            (at(1), [handled(Some("r")), handled(Some("r"))]),
+            (at(2), [handled(Some("r")), handled(Some("r"))]),
+            (at(3), [handled(None), None]),
+        ]);
+        refine(&mut rows, &sides, &wanted, &located, 10);
+        let row = &rows[0];
+        assert_eq!(
+            (row.verdict, row.same, row.only_kafka, row.differ),
+            (Verdict::Mismatch, 2, 1, 0)
+        );
+        assert_eq!(row.differences.len(), 1);
+        assert_eq!(
+            (row.differences[0].offset, &row.differences[0].kind),
+            (3, &DifferenceKind::OnlyKafka)
         );
     }
 }

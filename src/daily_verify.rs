@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{BridgeConfig, DailyVerify};
 use crate::count_match::days::DayRange;
-use crate::count_match::{Progress, Verdict, VerifyReport, VerifyRequest, verify};
+use crate::count_match::{DayVerdicts, Progress, Verdict, VerifyReport, VerifyRequest, verify};
 use crate::metrics::{VERIFY_LAST_RUN, VERIFY_RECORDS, VERIFY_VERDICT};
 use crate::status::{StatusBoard, VerifiedDay};
 

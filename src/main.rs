@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kafka_rocketmq_bridge::bridge::{self, RunOutcome};
+use kafka_rocketmq_bridge::count_match::DayVerdicts;
 use kafka_rocketmq_bridge::{
     config, count_match, dual_read, health, metrics, plan, results_match, status, topics,
 };
@@ -79,15 +80,8 @@ enum Command {
     Verify {
         #[command(flatten)]
         config: ConfigArg,
-        /// First day, YYYY-MM-DD (default: the same as --to).
-        #[arg(long)]
-        from: Option<String>,
-        /// Last day, YYYY-MM-DD (default: yesterday, the last full day).
-        #[arg(long)]
-        to: Option<String>,
-        /// Time zone days are counted in (IANA name).
-        #[arg(long, default_value = "UTC")]
-        timezone: String,
+        #[command(flatten)]
+        days: DaysArg,
         /// Only this mapping (its name, or the label of the regex mapping it came from).
         #[arg(long)]
         mapping: Option<String>,
@@ -110,15 +104,8 @@ enum Command {
         /// The consumer group whose ledgers are compared.
         #[arg(long)]
         group: String,
-        /// First day, YYYY-MM-DD (default: the same as --to).
-        #[arg(long)]
-        from: Option<String>,
-        /// Last day, YYYY-MM-DD (default: yesterday, the last full day).
-        #[arg(long)]
-        to: Option<String>,
-        /// Time zone days are counted in (IANA name).
-        #[arg(long, default_value = "UTC")]
-        timezone: String,
+        #[command(flatten)]
+        days: DaysArg,
         /// The Kafka side's ledger topic (default: dual-read.<group>.kafka).
         #[arg(long)]
         kafka_ledger: Option<String>,
@@ -189,6 +176,39 @@ impl From<SideArg> for topics::Side {
             SideArg::Rocketmq => topics::Side::RocketMq,
         }
     }
+}
+
+/// The days `verify` and `compare-results` judge.
+#[derive(Args)]
+struct DaysArg {
+    /// First day, YYYY-MM-DD (default: the same as --to).
+    #[arg(long)]
+    from: Option<String>,
+    /// Last day, YYYY-MM-DD (default: yesterday, the last full day).
+    #[arg(long)]
+    to: Option<String>,
+    /// Time zone days are counted in (IANA name).
+    #[arg(long, default_value = "UTC")]
+    timezone: String,
+}
+
+/// The config and the days, or the exit code of a command that cannot run
+/// with them (the error printed).
+fn load_with_days(
+    config: &ConfigArg,
+    days: &DaysArg,
+) -> Result<(config::BridgeConfig, count_match::days::DayRange), ExitCode> {
+    let loaded = load(&config.config).ok_or(ExitCode::from(EXIT_VERIFY_ERROR))?;
+    let range = count_match::days::DayRange::parse(
+        days.from.as_deref(),
+        days.to.as_deref(),
+        &days.timezone,
+    )
+    .map_err(|error| {
+        eprintln!("error: {error}");
+        ExitCode::from(EXIT_VERIFY_ERROR)
+    })?;
+    Ok((loaded, range))
 }
 
 #[derive(Args)]
@@ -302,26 +322,16 @@ async fn dispatch(command: Command) -> ExitCode {
         }
         Command::Verify {
             config,
-            from,
-            to,
-            timezone,
+            days,
             mapping,
             slack,
             max_listed,
             json,
         } => {
-            let Some(loaded) = load(&config.config) else {
-                return ExitCode::from(EXIT_VERIFY_ERROR);
+            let (loaded, days) = match load_with_days(&config, &days) {
+                Ok(loaded) => loaded,
+                Err(code) => return code,
             };
-            let days =
-                match count_match::days::DayRange::parse(from.as_deref(), to.as_deref(), &timezone)
-                {
-                    Ok(days) => days,
-                    Err(error) => {
-                        eprintln!("error: {error}");
-                        return ExitCode::from(EXIT_VERIFY_ERROR);
-                    }
-                };
             let request = count_match::VerifyRequest {
                 days,
                 mapping,
@@ -333,27 +343,17 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::CompareResults {
             config,
             group,
-            from,
-            to,
-            timezone,
+            days,
             kafka_ledger,
             rocketmq_ledger,
             slack,
             max_listed,
             json,
         } => {
-            let Some(loaded) = load(&config.config) else {
-                return ExitCode::from(EXIT_VERIFY_ERROR);
+            let (loaded, days) = match load_with_days(&config, &days) {
+                Ok(loaded) => loaded,
+                Err(code) => return code,
             };
-            let days =
-                match count_match::days::DayRange::parse(from.as_deref(), to.as_deref(), &timezone)
-                {
-                    Ok(days) => days,
-                    Err(error) => {
-                        eprintln!("error: {error}");
-                        return ExitCode::from(EXIT_VERIFY_ERROR);
-                    }
-                };
             let ledger = |given: Option<String>, side| {
                 given.unwrap_or_else(|| dual_read::ledger_topic(&group, side))
             };
@@ -449,24 +449,7 @@ async fn verify(
     json: bool,
 ) -> ExitCode {
     let progress = count_match::Progress::on_terminal(json);
-    match count_match::verify(config, request, &progress).await {
-        Ok(report) => {
-            if json {
-                println!("{}", report.to_json());
-            } else {
-                print!("{}", report.render());
-            }
-            if report.has_mismatch() {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            }
-        }
-        Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::from(EXIT_VERIFY_ERROR)
-        }
-    }
+    print_verdicts(count_match::verify(config, request, &progress).await, json)
 }
 
 async fn compare_results(
@@ -475,7 +458,19 @@ async fn compare_results(
     json: bool,
 ) -> ExitCode {
     let progress = count_match::Progress::on_terminal(json);
-    match results_match::compare(config, request, &progress).await {
+    print_verdicts(
+        results_match::compare(config, request, &progress).await,
+        json,
+    )
+}
+
+/// Prints a report as a table, or as JSON; exit code 0 when no day
+/// mismatches, 1 when one does, 2 when the report could not be made.
+fn print_verdicts(
+    report: Result<impl DayVerdicts, count_match::VerifyError>,
+    json: bool,
+) -> ExitCode {
+    match report {
         Ok(report) => {
             if json {
                 println!("{}", report.to_json());

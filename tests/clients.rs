@@ -14,27 +14,20 @@ use std::time::Duration;
 use rdkafka::Message as _;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers as _;
-use serde_json::Value;
 
 use crate::support::*;
 
 const RECORDS: usize = 200;
 
-fn classpath() -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/java-client.sh");
-    let output = Command::new(script)
+/// What a setup script in `scripts/` printed: a classpath, an interpreter.
+fn prepared_by(script: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(script);
+    let output = Command::new(&path)
         .output()
-        .expect("scripts/java-client.sh runs");
-    assert!(output.status.success(), "{}", printed(&output));
-    stdout(&output).trim().to_string()
-}
-
-fn python() -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/python-client.sh");
-    let output = Command::new(script)
-        .output()
-        .expect("scripts/python-client.sh runs");
-    assert!(output.status.success(), "{}", printed(&output));
+        .unwrap_or_else(|e| panic!("{} does not run: {e}", path.display()));
+    assert!(output.status.success(), "{script}: {}", printed(&output));
     stdout(&output).trim().to_string()
 }
 
@@ -119,7 +112,7 @@ impl Setup<'_> {
         }
         let script =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python/example_consumer.py");
-        let output = Command::new(python())
+        let output = Command::new(prepared_by("python-client.sh"))
             .arg(script)
             .args(common)
             .output()
@@ -158,7 +151,7 @@ impl Setup<'_> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn java_and_python_helpers_record_both_sides_and_a_misread_header_is_named() {
     away_from_midnight().await;
-    let classpath = classpath();
+    let classpath = prepared_by("java-client.sh");
     let brokers = brokers();
     let base = unique("clientsdr");
     let (kafka_topic, rocketmq_topic) = (format!("{base}.in"), format!("{base}_out"));
@@ -168,21 +161,7 @@ async fn java_and_python_helpers_record_both_sides_and_a_misread_header_is_named
         &brokers.name_server,
         &[(&kafka_topic, &rocketmq_topic)],
     ));
-    let path = file.path().to_str().expect("UTF-8 path");
-    let mut create = vec![
-        "create-topics",
-        "--config",
-        path,
-        "--partitions",
-        "3",
-        "--queues",
-        "3",
-    ];
-    for group in &groups {
-        create.extend(["--dual-read-group", group.as_str()]);
-    }
-    let created = run(&create);
-    assert!(created.status.success(), "{}", printed(&created));
+    create_topics_and_ledgers(file.path(), 3, 3, &groups);
     let setup = Setup {
         classpath: &classpath,
         brokers: &brokers,
@@ -223,23 +202,7 @@ async fn java_and_python_helpers_record_both_sides_and_a_misread_header_is_named
     }
 
     let day = utc_day(yesterday_start_ms());
-    let compare = |group: &str| {
-        let output = run(&[
-            "compare-results",
-            "--config",
-            path,
-            "--group",
-            group,
-            "--from",
-            &day,
-            "--to",
-            &day,
-            "--json",
-        ]);
-        let report: Value = serde_json::from_str(&stdout(&output))
-            .unwrap_or_else(|e| panic!("{e}: {}", printed(&output)));
-        (output.status.code(), report)
-    };
+    let compare = |group: &str| compare_results(file.path(), group, &day, &day);
     for group in [&groups[0], &groups[2]] {
         let (code, report) = compare(group);
         assert_eq!(

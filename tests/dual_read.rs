@@ -119,29 +119,6 @@ fn write_ledger(bootstrap: &str, group: &str, side: Side, handled: &[Handled]) {
     ledger.flush(Duration::from_secs(30)).expect("flush");
 }
 
-fn compare(config: &std::path::Path, group: &str, from: &str, to: &str) -> (i32, Value) {
-    let path = config.to_str().expect("UTF-8 path");
-    let output = run(&[
-        "compare-results",
-        "--config",
-        path,
-        "--group",
-        group,
-        "--from",
-        from,
-        "--to",
-        to,
-        "--json",
-    ]);
-    let report = serde_json::from_str(&stdout(&output)).unwrap_or_else(|e| {
-        panic!(
-            "compare-results printed no JSON ({e}):\n{}",
-            printed(&output)
-        )
-    });
-    (output.status.code().unwrap_or(-1), report)
-}
-
 fn verdicts(report: &Value) -> Vec<(String, String)> {
     report["rows"]
         .as_array()
@@ -177,25 +154,8 @@ async fn compare_results_matches_names_differences_and_counts_what_it_cannot_use
         &[(&kafka_topic, &rocketmq_topic)],
     ));
     let path = file.path().to_str().expect("UTF-8 path");
-    let mut create = vec![
-        "create-topics",
-        "--config",
-        path,
-        "--partitions",
-        "3",
-        "--queues",
-        "3",
-    ];
-    for group in &groups {
-        create.extend(["--dual-read-group", group.as_str()]);
-    }
-    let created = run(&create);
-    assert!(created.status.success(), "{}", printed(&created));
-    assert!(
-        stdout(&created).contains("(a dual-read ledger)"),
-        "{}",
-        printed(&created)
-    );
+    let created = create_topics_and_ledgers(file.path(), 3, 3, &groups);
+    assert!(created.contains("(a dual-read ledger)"), "{created}");
     produce(&kafka_producer(&brokers.kafka), &kafka_topic, &records).await;
     let mut bridge = BridgeProcess::start(file.path());
     let reader = Reader::new(&brokers.name_server).await;
@@ -217,14 +177,14 @@ async fn compare_results_matches_names_differences_and_counts_what_it_cannot_use
     // Same logic on both sides: MATCH every day.
     write_ledger(&brokers.kafka, &groups[0], Side::Kafka, &kafka_side);
     write_ledger(&brokers.kafka, &groups[0], Side::Rocketmq, &rocketmq_side);
-    let (code, report) = compare(file.path(), &groups[0], &days[0], &days[2]);
+    let (code, report) = compare_results(file.path(), &groups[0], &days[0], &days[2]);
     let matched: Vec<_> = days
         .iter()
         .map(|d| (d.clone(), "MATCH".to_string()))
         .collect();
     assert_eq!(
         (code, verdicts(&report)),
-        (0, matched.clone()),
+        (Some(0), matched.clone()),
         "{report:#}"
     );
     let row = &report["rows"][1];
@@ -258,13 +218,13 @@ async fn compare_results_matches_names_differences_and_counts_what_it_cannot_use
         .collect();
     write_ledger(&brokers.kafka, &groups[1], Side::Kafka, &kafka_side);
     write_ledger(&brokers.kafka, &groups[1], Side::Rocketmq, &buggy);
-    let (code, report) = compare(file.path(), &groups[1], &days[0], &days[2]);
+    let (code, report) = compare_results(file.path(), &groups[1], &days[0], &days[2]);
     let expected = vec![
         (days[0].clone(), "MATCH".to_string()),
         (days[1].clone(), "MISMATCH".to_string()),
         (days[2].clone(), "MATCH".to_string()),
     ];
-    assert_eq!((code, verdicts(&report)), (1, expected), "{report:#}");
+    assert_eq!((code, verdicts(&report)), (Some(1), expected), "{report:#}");
     let row = &report["rows"][1];
     let named: BTreeMap<i64, String> = row["differences"]
         .as_array()
@@ -373,8 +333,8 @@ async fn compare_results_matches_names_differences_and_counts_what_it_cannot_use
         )
         .await
         .expect("bad entries written");
-    let (code, report) = compare(file.path(), &groups[2], &days[0], &days[2]);
-    assert_eq!((code, verdicts(&report)), (0, matched), "{report:#}");
+    let (code, report) = compare_results(file.path(), &groups[2], &days[0], &days[2]);
+    assert_eq!((code, verdicts(&report)), (Some(0), matched), "{report:#}");
     let row = &report["rows"][2];
     assert_eq!(
         row["kafka"]["processed_more_than_once"].as_u64(),

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use super::days::DayRange;
-use super::{Progress, Verdict, VerifyError, VerifyRequest, kafka_scan, verify};
+use super::{DayVerdicts, Progress, Verdict, VerifyError, VerifyRequest, kafka_scan, verify};
 use crate::config::BridgeConfig;
 
 /// `cutover-check --max-lag`'s default, which the console's conditions use too.

@@ -32,7 +32,8 @@ use digest::{BLOCK_OFFSETS, BlockId, DayTally, content_hash};
 pub use kafka_scan::group_offsets;
 pub use progress::Progress;
 pub use report::{
-    Coordinates, DayRow, Difference, DuplicateCopy, PartitionSpan, ScanSpeed, Verdict, VerifyReport,
+    Coordinates, DayRow, DayVerdicts, Difference, DuplicateCopy, PartitionSpan, ScanSpeed, Verdict,
+    VerifyReport,
 };
 use rocketmq_scan::{QueueScan, Seen};
 

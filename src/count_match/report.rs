@@ -213,21 +213,33 @@ pub struct VerifyReport {
     pub scans: Vec<ScanSpeed>,
 }
 
-impl VerifyReport {
-    pub fn has_mismatch(&self) -> bool {
-        self.rows.iter().any(|r| r.verdict == Verdict::Mismatch)
+/// What `verify`'s and `compare-results`' reports share: one verdict per
+/// row, a rendering for people, and JSON for scripts.
+pub trait DayVerdicts: Serialize {
+    fn verdicts(&self) -> impl Iterator<Item = Verdict> + '_;
+
+    fn render(&self) -> String;
+
+    fn has_mismatch(&self) -> bool {
+        self.verdicts().any(|v| v == Verdict::Mismatch)
     }
 
-    pub fn count(&self, verdict: Verdict) -> usize {
-        self.rows.iter().filter(|r| r.verdict == verdict).count()
+    fn count(&self, verdict: Verdict) -> usize {
+        self.verdicts().filter(|v| *v == verdict).count()
     }
 
-    pub fn to_json(&self) -> String {
+    fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+}
+
+impl DayVerdicts for VerifyReport {
+    fn verdicts(&self) -> impl Iterator<Item = Verdict> + '_ {
+        self.rows.iter().map(|r| r.verdict)
     }
 
     /// The table, then the notes and differences of each row that has any.
-    pub fn render(&self) -> String {
+    fn render(&self) -> String {
         let header = [
             "MAPPING",
             "DAY",

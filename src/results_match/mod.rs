@@ -20,7 +20,9 @@ use chrono::NaiveDate;
 
 use crate::config::BridgeConfig;
 use crate::count_match::days::DayRange;
-use crate::count_match::{Condition, CutoverReport, Progress, Verdict, VerifyError, kafka_scan};
+use crate::count_match::{
+    Condition, CutoverReport, DayVerdicts, Progress, Verdict, VerifyError, kafka_scan,
+};
 use crate::dual_read::entry::{self, ReadEntry, Side};
 use crate::dual_read::ledger_topic;
 use report::ListedBadEntry;

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::tally::SideCounts;
 use crate::count_match::Verdict;
-use crate::count_match::report::align;
+use crate::count_match::report::{DayVerdicts, align};
 
 /// One record whose handling differs between the sides.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -111,20 +111,12 @@ pub struct ResultsReport {
     pub rows: Vec<ResultsRow>,
 }
 
-impl ResultsReport {
-    pub fn has_mismatch(&self) -> bool {
-        self.rows.iter().any(|r| r.verdict == Verdict::Mismatch)
+impl DayVerdicts for ResultsReport {
+    fn verdicts(&self) -> impl Iterator<Item = Verdict> + '_ {
+        self.rows.iter().map(|r| r.verdict)
     }
 
-    pub fn count(&self, verdict: Verdict) -> usize {
-        self.rows.iter().filter(|r| r.verdict == verdict).count()
-    }
-
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
-    }
-
-    pub fn render(&self) -> String {
+    fn render(&self) -> String {
         let mut out = format!(
             "Group {}, days {} to {} ({}). READ and PROCESSED count records; TWICE, records processed more than once.\n\n",
             self.group, self.from, self.to, self.time_zone
@@ -167,7 +159,9 @@ impl ResultsReport {
         );
         out
     }
+}
 
+impl ResultsReport {
     fn table(&self) -> Vec<Vec<String>> {
         let header = [
             "DAY",

@@ -157,13 +157,24 @@ pub fn binary() -> PathBuf {
 
 /// `create-topics` for the config at `config`, which must succeed.
 pub fn create_topics(config: impl AsRef<std::path::Path>, partitions: u32, queues: u32) {
+    create_topics_and_ledgers(config, partitions, queues, &[]);
+}
+
+/// `create-topics`, with the ledger topics of the dual-read `groups`, which
+/// must succeed; returns what it printed.
+pub fn create_topics_and_ledgers(
+    config: impl AsRef<std::path::Path>,
+    partitions: u32,
+    queues: u32,
+    groups: &[String],
+) -> String {
     let path = config
         .as_ref()
         .to_str()
         .expect("UTF-8 temp path")
         .to_string();
     let (partitions, queues) = (partitions.to_string(), queues.to_string());
-    let output = run(&[
+    let mut args = vec![
         "create-topics",
         "--config",
         &path,
@@ -171,13 +182,48 @@ pub fn create_topics(config: impl AsRef<std::path::Path>, partitions: u32, queue
         &partitions,
         "--queues",
         &queues,
-    ]);
+    ];
+    for group in groups {
+        args.extend(["--dual-read-group", group.as_str()]);
+    }
+    let output = run(&args);
     assert!(
         output.status.success(),
         "create-topics failed: {}{}",
         stdout(&output),
         stderr(&output)
     );
+    stdout(&output)
+}
+
+/// `compare-results --json` for `group` over the UTC days `from` to `to`:
+/// its exit code and report.
+pub fn compare_results(
+    config: &std::path::Path,
+    group: &str,
+    from: &str,
+    to: &str,
+) -> (Option<i32>, serde_json::Value) {
+    let path = config.to_str().expect("UTF-8 path");
+    let output = run(&[
+        "compare-results",
+        "--config",
+        path,
+        "--group",
+        group,
+        "--from",
+        from,
+        "--to",
+        to,
+        "--json",
+    ]);
+    let report = serde_json::from_str(&stdout(&output)).unwrap_or_else(|e| {
+        panic!(
+            "compare-results printed no JSON ({e}):\n{}",
+            printed(&output)
+        )
+    });
+    (output.status.code(), report)
 }
 
 /// Runs the binary to completion and returns its output.

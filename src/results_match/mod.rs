@@ -98,12 +98,19 @@ fn compare_blocking(
             reached.insert((topic.clone(), side), time);
         }
     }
-    let mut rows = judge(&request.days, &topics, &tallies, &reached);
-    let wanted = blocks_to_locate(&rows, &tallies);
+    let comparisons = Comparisons::of(&tallies);
+    let mut rows = judge(&request.days, &topics, &tallies, &comparisons, &reached);
+    let wanted = blocks_to_locate(&rows, &comparisons);
     if !wanted.is_empty() {
         progress.phase("naming the differences".to_string());
         let located = locate(config, mapped, request, &wanted, progress)?;
-        refine(&mut rows, &tallies, &wanted, &located, request.max_listed);
+        refine(
+            &mut rows,
+            &comparisons,
+            &wanted,
+            &located,
+            request.max_listed,
+        );
     }
     progress.finish();
     Ok(ResultsReport {
@@ -296,6 +303,7 @@ fn judge(
     days: &DayRange,
     topics: &BTreeSet<String>,
     tallies: &[SideTally; 2],
+    comparisons: &Comparisons,
     reached: &BTreeMap<(String, Side), i64>,
 ) -> Vec<ResultsRow> {
     let counts = [tallies[0].counts(), tallies[1].counts()];
@@ -319,7 +327,7 @@ fn judge(
                 differences: Vec::new(),
             };
             let mut disagree = false;
-            for comparison in block_comparisons(tallies, day, topic).values() {
+            for (_, comparison) in comparisons.of_day(day, topic) {
                 row.only_kafka += comparison.only_kafka;
                 row.only_rocketmq += comparison.only_rocketmq;
                 row.differ += comparison.status_differs;
@@ -371,37 +379,44 @@ fn millis_text(millis: i64) -> String {
     )
 }
 
-/// Each block of `day` and `topic` that either side has, compared.
-fn block_comparisons(
-    tallies: &[SideTally; 2],
-    day: NaiveDate,
-    topic: &str,
-) -> BTreeMap<BlockKey, BlockComparison> {
-    let keys: BTreeSet<&BlockKey> = tallies
-        .iter()
-        .flat_map(|t| t.blocks.keys())
-        .filter(|(d, t, _, _)| *d == day && t == topic)
-        .collect();
-    keys.into_iter()
-        .map(|key| {
-            let compared = compare_block(tallies[0].blocks.get(key), tallies[1].blocks.get(key));
-            (key.clone(), compared)
-        })
-        .collect()
+/// Every block either side has, compared once. Kept in key order, so one
+/// day and topic's blocks are one range of it.
+struct Comparisons(BTreeMap<BlockKey, BlockComparison>);
+
+impl Comparisons {
+    fn of(tallies: &[SideTally; 2]) -> Self {
+        let keys: BTreeSet<&BlockKey> = tallies.iter().flat_map(|t| t.blocks.keys()).collect();
+        let compared = keys.into_iter().map(|key| {
+            let comparison = compare_block(tallies[0].blocks.get(key), tallies[1].blocks.get(key));
+            (key.clone(), comparison)
+        });
+        Comparisons(compared.collect())
+    }
+
+    /// The blocks of `day` and `topic`.
+    fn of_day<'a>(
+        &'a self,
+        day: NaiveDate,
+        topic: &str,
+    ) -> impl Iterator<Item = (&'a BlockKey, &'a BlockComparison)> + 'a {
+        let first = (day, topic.to_string(), i32::MIN, i64::MIN);
+        let last = (day, topic.to_string(), i32::MAX, i64::MAX);
+        self.0.range(first..=last)
+    }
 }
 
 /// The first blocks of the mismatched rows that differ in any way.
-fn blocks_to_locate(rows: &[ResultsRow], tallies: &[SideTally; 2]) -> BTreeSet<BlockKey> {
+fn blocks_to_locate(rows: &[ResultsRow], comparisons: &Comparisons) -> BTreeSet<BlockKey> {
     rows.iter()
         .filter(|row| row.verdict == Verdict::Mismatch)
         .filter_map(|row| Some((row.day.parse::<NaiveDate>().ok()?, row.topic.as_str())))
         .flat_map(|(day, topic)| {
-            block_comparisons(tallies, day, topic)
-                .into_iter()
+            comparisons
+                .of_day(day, topic)
                 .filter(|(_, c)| {
                     !c.results_agree || c.only_kafka + c.only_rocketmq + c.status_differs > 0
                 })
-                .map(|(key, _)| key)
+                .map(|(key, _)| key.clone())
         })
         .take(MAX_LOCATED_BLOCKS)
         .collect()
@@ -457,7 +472,7 @@ fn locate(
 /// Exact counts and named differences for the located blocks.
 fn refine(
     rows: &mut [ResultsRow],
-    tallies: &[SideTally; 2],
+    comparisons: &Comparisons,
     wanted: &BTreeSet<BlockKey>,
     located: &Located,
     max_listed: usize,
@@ -470,8 +485,8 @@ fn refine(
         // Only these blocks' records processed on both sides are counted
         // here: `judge` already counted those of the blocks that agree.
         let mut recount = BTreeSet::new();
-        for (block, comparison) in block_comparisons(tallies, day, &row.topic) {
-            if wanted.contains(&block) && !comparison.results_agree {
+        for (block, comparison) in comparisons.of_day(day, &row.topic) {
+            if wanted.contains(block) && !comparison.results_agree {
                 row.not_compared -= comparison.both_processed;
                 recount.insert((block.2, block.3));
             }
@@ -557,14 +572,16 @@ mod tests {
         let end = days.bounds(days.from).1;
         let topics = BTreeSet::from(["t".to_string()]);
         let sides = tallies(&[1, 2, 3], &[1, 2, 3], days.from);
+        let compared = Comparisons::of(&sides);
         let reached = |kafka: i64, rocketmq: i64| {
             BTreeMap::from([
                 (("t".to_string(), Side::Kafka), kafka),
                 (("t".to_string(), Side::Rocketmq), rocketmq),
             ])
         };
-        let verdict =
-            |kafka, rocketmq| judge(&days, &topics, &sides, &reached(kafka, rocketmq))[0].verdict;
+        let verdict = |kafka, rocketmq| {
+            judge(&days, &topics, &sides, &compared, &reached(kafka, rocketmq))[0].verdict
+        };
         assert_eq!(verdict(i64::MAX, i64::MAX), Verdict::Match);
         assert_eq!(
             verdict(end, end),
@@ -581,7 +598,13 @@ mod tests {
             Verdict::Incomplete,
             "Kafka side behind"
         );
-        let rows = judge(&days, &topics, &sides, &reached(end - 1, i64::MAX));
+        let rows = judge(
+            &days,
+            &topics,
+            &sides,
+            &compared,
+            &reached(end - 1, i64::MAX),
+        );
         assert!(
             rows[0].notes[0].contains("kafka side's consumers"),
             "{:?}",
@@ -598,7 +621,8 @@ mod tests {
             (("t".to_string(), Side::Kafka), i64::MAX),
             (("t".to_string(), Side::Rocketmq), i64::MAX),
         ]);
-        let row = &judge(&days, &topics, &sides, &reached)[0];
+        let compared = Comparisons::of(&sides);
+        let row = &judge(&days, &topics, &sides, &compared, &reached)[0];
         // The tallies alone cannot tell whether the two records on both
         // sides agree: the second pass (refine) compares them one by one.
         assert_eq!(
@@ -618,8 +642,9 @@ mod tests {
             (("t".to_string(), Side::Kafka), i64::MAX),
             (("t".to_string(), Side::Rocketmq), i64::MAX),
         ]);
-        let mut rows = judge(&days, &topics, &sides, &reached);
-        let wanted = blocks_to_locate(&rows, &sides);
+        let compared = Comparisons::of(&sides);
+        let mut rows = judge(&days, &topics, &sides, &compared, &reached);
+        let wanted = blocks_to_locate(&rows, &compared);
         assert_eq!(wanted.len(), 1);
         let handled = |result: Option<&str>| {
             Some(Handled {
@@ -634,7 +659,7 @@ mod tests {
             (at(2), [handled(Some("r")), handled(Some("r"))]),
             (at(3), [handled(None), None]),
         ]);
-        refine(&mut rows, &sides, &wanted, &located, 10);
+        refine(&mut rows, &compared, &wanted, &located, 10);
         let row = &rows[0];
         assert_eq!(
             (row.verdict, row.same, row.only_kafka, row.differ),

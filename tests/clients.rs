@@ -156,10 +156,15 @@ async fn java_and_python_helpers_record_both_sides_and_a_misread_header_is_named
     let base = unique("clientsdr");
     let (kafka_topic, rocketmq_topic) = (format!("{base}.in"), format!("{base}_out"));
     let groups = ["java", "buggy", "python"].map(|g| format!("{base}-{g}"));
-    let file = config_file(&config_text(
+    // A metrics port of its own: other tests' bridges run at the same time.
+    let text = config_text(
         &brokers.kafka,
         &brokers.name_server,
         &[(&kafka_topic, &rocketmq_topic)],
+    );
+    let file = config_file(&format!(
+        "{text}metrics:\n  listen: \"127.0.0.1:{}\"\n",
+        closed_port()
     ));
     create_topics_and_ledgers(file.path(), 3, 3, &groups);
     let setup = Setup {

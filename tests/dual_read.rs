@@ -148,10 +148,15 @@ async fn compare_results_matches_names_differences_and_counts_what_it_cannot_use
         record.timestamp = Some(first + day * DAY_MS + (i % PER_DAY) as i64 * 60_000);
     }
     let groups = ["same", "buggy", "twice"].map(|g| format!("{base}-{g}"));
-    let file = config_file(&config_text(
+    // A metrics port of its own: other tests' bridges run at the same time.
+    let text = config_text(
         &brokers.kafka,
         &brokers.name_server,
         &[(&kafka_topic, &rocketmq_topic)],
+    );
+    let file = config_file(&format!(
+        "{text}metrics:\n  listen: \"127.0.0.1:{}\"\n",
+        closed_port()
     ));
     let path = file.path().to_str().expect("UTF-8 path");
     let created = create_topics_and_ledgers(file.path(), 3, 3, &groups);

@@ -37,6 +37,8 @@ use kafka_rocketmq_bridge::rocketmq_sink::{self, RocketMqRuntime};
 // Not in benches/ itself, where cargo would take it for a bench target of its own.
 #[path = "pipeline/daily_verify_cost.rs"]
 mod daily_verify_cost;
+#[path = "pipeline/restart.rs"]
+mod restart;
 #[path = "pipeline/results_scan.rs"]
 mod results_scan;
 
@@ -63,6 +65,8 @@ struct Args {
     ordering: String,
     /// Latency at this rate only, with and without a short Kafka fetch wait.
     only_latency: Option<f64>,
+    /// Pre-load and the kill -9 restarts only.
+    only_restart: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -84,6 +88,7 @@ fn parse_args() -> Result<Args> {
         kafka_yaml: String::new(),
         ordering: "partition".into(),
         only_latency: None,
+        only_restart: false,
     };
     let mut given = std::env::args().skip(1);
     while let Some(flag) = given.next() {
@@ -106,6 +111,7 @@ fn parse_args() -> Result<Args> {
             "--csv" => args.csv = value()?.into(),
             "--command" => args.command = value()?,
             "--only-bridge" => args.only_bridge = true,
+            "--only-restart" => args.only_restart = true,
             "--bridge-yaml" => args.bridge_yaml = value()?.replace("\\n", "\n"),
             "--kafka-yaml" => args.kafka_yaml = value()?.replace("\\n", "\n"),
             "--ordering" => args.ordering = value()?,
@@ -174,6 +180,8 @@ struct Variant {
     ordering: &'static str,
     /// Extra lines for `kafka.properties`.
     kafka: &'static str,
+    /// Extra lines for the `kafka` section itself.
+    kafka_keys: &'static str,
     rocketmq: &'static str,
     bridge: &'static str,
     /// Environment of the bridge process.
@@ -183,6 +191,7 @@ struct Variant {
 const PARTITION: Variant = Variant {
     ordering: "partition",
     kafka: "",
+    kafka_keys: "",
     rocketmq: "",
     bridge: "",
     env: &[],
@@ -205,12 +214,6 @@ const KEY_HASH: Variant = Variant {
 };
 const CLIENT_IDS: Variant = Variant {
     rocketmq: "  message_ids: client\n",
-    ..PARTITION
-};
-
-/// At-least-once restarts, for the restart-cost comparison.
-const AT_LEAST_ONCE: Variant = Variant {
-    bridge: "  exactly_once_restarts: false\n",
     ..PARTITION
 };
 
@@ -241,12 +244,13 @@ impl Bench {
         let Variant {
             ordering,
             kafka,
+            kafka_keys,
             rocketmq,
             bridge,
             env: _,
         } = variant;
         let text = format!(
-            "kafka:\n  bootstrap_servers: \"{}\"\n  group_id: \"{}\"\n  properties:\n    session.timeout.ms: 6000\n{kafka}\
+            "kafka:\n  bootstrap_servers: \"{}\"\n  group_id: \"{}\"\n{kafka_keys}  properties:\n    session.timeout.ms: 6000\n{kafka}\
              metrics:\n  listen: \"127.0.0.1:0\"\n\
              rocketmq:\n  name_server: \"{}\"\n{rocketmq}bridge:\n  commit_interval: 1s\n{bridge}\
              mappings:\n  - kafka_topic: \"{kafka_topic}\"\n    rocketmq_topic: \"{rocketmq_topic}\"\n    ordering: {ordering}\n",
@@ -740,131 +744,6 @@ fn mean_batch(log: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// A kill -9 halfway through a backlog, and the restart.
-#[derive(Debug, Clone, Copy, Default)]
-struct RestartCost {
-    /// From the restart to the first record stored after it.
-    resume_ms: f64,
-    /// The restart scan's own time, from its log lines.
-    scan_ms: f64,
-    /// Records the scan found already stored, and skipped.
-    skipped: f64,
-    /// Copies beyond one per record once the backlog is copied.
-    duplicates: f64,
-}
-
-/// Attempts of [`restart_attempt`] before giving up.
-const RESTART_ATTEMPTS: usize = 3;
-
-async fn restart_cost(
-    bench: &Bench,
-    kafka_topic: &str,
-    records: usize,
-    variant: &Variant,
-) -> Result<RestartCost> {
-    for _ in 0..RESTART_ATTEMPTS {
-        if let Some(cost) = restart_attempt(bench, kafka_topic, records, variant).await? {
-            return Ok(cost);
-        }
-        eprintln!(
-            "the killed bridge had stored the whole backlog before the kill took effect: \
-             nothing was left for the restart to copy; measuring again on a new target topic"
-        );
-    }
-    bail!(
-        "in {RESTART_ATTEMPTS} attempts the killed bridge always stored the whole backlog: use more records"
-    )
-}
-
-/// One kill -9 halfway and restart; None when the killed bridge had stored
-/// the whole backlog (readable lags acknowledged, so a kill at half readable
-/// can come after the last send), leaving the restart nothing to copy.
-async fn restart_attempt(
-    bench: &Bench,
-    kafka_topic: &str,
-    records: usize,
-    variant: &Variant,
-) -> Result<Option<RestartCost>> {
-    let rocketmq_topic = unique("bench_restart_");
-    let config = bench.config(kafka_topic, &rocketmq_topic, variant)?;
-    bench.create_topics(&config, bench.args.partitions, bench.args.queues)?;
-    let deadline = Duration::from_secs(900);
-    let mut first = BridgeProcess::start(bench, &config)?;
-    wait_for_copy(
-        bench,
-        &rocketmq_topic,
-        records as i64 / 2,
-        deadline,
-        &mut first,
-    )
-    .await?;
-    first.kill9();
-    // The killed bridge's last sends may still become readable (stored,
-    // not yet dispatched to the consume queues): wait until the count
-    // settles, so that only the restarted bridge's copies stop the clock.
-    let stored = settled_count(bench, &rocketmq_topic).await?;
-    if stored >= records as i64 {
-        return Ok(None);
-    }
-    let restarted = Instant::now();
-    let mut second = BridgeProcess::start(bench, &config)?;
-    while bench.count(&rocketmq_topic).await? <= stored {
-        if restarted.elapsed() > deadline || second.exited() {
-            bail!(
-                "the restarted bridge copied nothing; log {}",
-                second.log.display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let resume_ms = restarted.elapsed().as_secs_f64() * 1000.0;
-    wait_for_copy(
-        bench,
-        &rocketmq_topic,
-        records as i64,
-        deadline,
-        &mut second,
-    )
-    .await?;
-    // Re-sent copies count too, so the count reaches `records` early
-    // without the scan: wait until it stops growing.
-    let mut last = bench.count(&rocketmq_topic).await?;
-    let mut still_since = Instant::now();
-    while still_since.elapsed() < Duration::from_secs(2) {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let now = bench.count(&rocketmq_topic).await?;
-        if now != last {
-            (last, still_since) = (now, Instant::now());
-        }
-    }
-    let log = std::fs::read_to_string(&second.log).unwrap_or_default();
-    second.stop()?;
-    let (skipped, scan_ms) = restart_scans(&log);
-    Ok(Some(RestartCost {
-        resume_ms,
-        scan_ms,
-        skipped,
-        duplicates: (last - records as i64) as f64,
-    }))
-}
-
-/// Records skipped and milliseconds spent, summed over a log's restart scans.
-fn restart_scans(log: &str) -> (f64, f64) {
-    let field = |line: &str, name: &str| -> f64 {
-        line.split_whitespace()
-            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
-            .unwrap_or(0.0)
-    };
-    log.lines()
-        .filter(|line| line.contains("read the target queues' tails"))
-        .fold((0.0, 0.0), |(skipped, ms), line| {
-            (
-                skipped + field(line, "already_stored"),
-                ms + field(line, "took_ms"),
-            )
-        })
-}
-
 /// One bridge run over a backlog.
 struct Copy {
     rate: f64,
@@ -1319,8 +1198,8 @@ struct Results {
     /// Nanoseconds per id: (deterministic, client-generated).
     id_cost: (f64, f64),
     limit: Option<(u32, f64)>,
-    /// Kill -9 halfway and restart: (exactly-once restarts, at-least-once).
-    restart: Option<(RestartCost, RestartCost)>,
+    /// Kill -9 halfway and restart, with each kind of restart.
+    restart: Option<restart::Restarts>,
     scaling: BTreeMap<String, f64>,
 }
 
@@ -1352,6 +1231,10 @@ async fn run_all(bench: &mut Bench) -> Result<String> {
         results.preload.median()
     ));
 
+    if bench.args.only_restart {
+        restart::measure(bench, &backlog, records).await?;
+        bail!("--only-restart: no report written");
+    }
     if bench.args.only_bridge {
         for round in 1..=repeat {
             let variant = Variant {
@@ -1506,18 +1389,7 @@ async fn run_all(bench: &mut Bench) -> Result<String> {
         "msgId derivation: deterministic {deterministic:.0} ns/record, client {client:.0} ns/record"
     ));
 
-    let exactly_once = restart_cost(bench, &backlog, records, &PARTITION).await?;
-    let at_least_once = restart_cost(bench, &backlog, records, &AT_LEAST_ONCE).await?;
-    for (name, cost) in [
-        ("exactly-once", exactly_once),
-        ("at-least-once", at_least_once),
-    ] {
-        bench.say(format!(
-            "kill -9 halfway, restart ({name}): copying again after {:.0} ms (scan {:.0} ms, {:.0} records found stored and skipped), {:.0} duplicates at the end",
-            cost.resume_ms, cost.scan_ms, cost.skipped, cost.duplicates
-        ));
-    }
-    results.restart = Some((exactly_once, at_least_once));
+    results.restart = Some(restart::measure(bench, &backlog, records).await?);
 
     scaling(bench, &mut results).await?;
     let report = render(bench, &results);
@@ -1747,24 +1619,30 @@ fn render(bench: &Bench, r: &Results) -> String {
         "| bridge ≥ 20x the naive bridge | {naive_ratio:.0}x | {} |",
         verdict(naive_ratio >= 20.0)
     );
-    if let Some((rate, p50, p99, p999)) = r.latency {
+    if let (Some((rate, p50, p99, p999)), Some((k50, k99, k999))) = (r.latency, r.kafka_latency) {
         let _ = writeln!(
             out,
-            "| p99 end-to-end latency at 50% load ≤ 50 ms | p50 {p50:.0} ms, p99 {p99:.0} ms, p999 {p999:.0} ms at {rate:.0} records/s | {} |",
-            verdict(p99 <= 50.0)
+            "| p99 end-to-end latency at 50% load ≤ 50 ms, and ≤ Kafka alone's p99 + 10 ms | p50 {p50:.0} ms, p99 {p99:.0} ms, p999 {p999:.0} ms at {rate:.0} records/s; Kafka alone (produce to an rdkafka consumer, same load): p50 {k50:.0} ms, p99 {k99:.0} ms, p999 {k999:.0} ms | {} |",
+            verdict(p99 <= 50.0 && p99 <= k99 + 10.0)
         );
     }
     if let Some((rate, p50, p99, p999)) = r.light_latency {
         let _ = writeln!(
             out,
-            "| (for reference: latency at 10% load) | p50 {p50:.0} ms, p99 {p99:.0} ms, p999 {p999:.0} ms at {rate:.0} records/s | |"
+            "| p99 end-to-end latency at 10% load ≤ 50 ms | p50 {p50:.0} ms, p99 {p99:.0} ms, p999 {p999:.0} ms at {rate:.0} records/s | {} |",
+            verdict(p99 <= 50.0)
         );
     }
-    if let Some((k50, k99, k999)) = r.kafka_latency {
-        let _ = writeln!(
-            out,
-            "| (the floor: Kafka alone at 50% load, produce to an rdkafka consumer) | p50 {k50:.0} ms, p99 {k99:.0} ms, p999 {k999:.0} ms | |"
-        );
+    let cpu_us = r.cpu.bridge / args.records as f64 * 1e6;
+    let _ = writeln!(
+        out,
+        "| bridge CPU ≤ 2 µs per record | {cpu_us:.1} µs (the last `partition` copy: {:.1} s for {} records) | {} |",
+        r.cpu.bridge,
+        args.records,
+        verdict(cpu_us <= 2.0)
+    );
+    if let Some(restarts) = &r.restart {
+        let _ = writeln!(out, "{}", restarts.target_row(args.records, verdict));
     }
     let peak = mib(&r.rss_partition).max(mib(&r.rss_key_hash));
     let _ = writeln!(
@@ -1826,25 +1704,8 @@ fn render(bench: &Bench, r: &Results) -> String {
         r.verify_beside_cpu[2].median(),
         verdict(paced >= 0.9 && r.verify_beside_passes.iter().all(|p| *p > 0))
     );
-    if let Some((on, off)) = r.restart {
-        let _ = writeln!(
-            out,
-            "\n## Restart after kill -9 (one run each)\n\n\
-             The bridge killed with -9 halfway through the backlog, then restarted on the same group \
-             (`commit_interval: 1s`).\n\n\
-             | restarts | copying again after | restart scan | records found stored, skipped | duplicates at the end |\n\
-             | --- | --- | --- | --- | --- |"
-        );
-        for (name, cost) in [
-            ("exactly-once (`exactly_once_restarts: true`, default)", on),
-            ("at-least-once (`exactly_once_restarts: false`)", off),
-        ] {
-            let _ = writeln!(
-                out,
-                "| {name} | {:.0} ms | {:.0} ms | {:.0} | {:.0} |",
-                cost.resume_ms, cost.scan_ms, cost.skipped, cost.duplicates
-            );
-        }
+    if let Some(restarts) = &r.restart {
+        restarts.render(&mut out);
     }
     let _ = writeln!(
         out,

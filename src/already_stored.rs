@@ -53,6 +53,14 @@ impl OffsetRanges {
         self.0.first().is_some_and(|(start, _)| *start <= offset)
     }
 
+    /// The last offset of the run of consecutive offsets holding `offset`.
+    pub fn run_end(&self, offset: i64) -> Option<i64> {
+        self.0
+            .iter()
+            .find(|(start, end)| (*start..=*end).contains(&offset))
+            .map(|(_, end)| *end)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -96,6 +104,19 @@ impl AlreadyStored {
         self.scanned
             .get_mut(partition)
             .is_some_and(|stored| !stored.is_empty() && stored.take(offset))
+    }
+
+    /// The last offset of the run of stored records holding `offset`.
+    pub fn run_end(&self, partition: &PartitionId, offset: i64) -> Option<i64> {
+        self.scanned.get(partition)?.run_end(offset)
+    }
+
+    /// Forgets every stored offset up to `last`: the partition skipped them
+    /// without reading them.
+    pub fn take_through(&mut self, partition: &PartitionId, last: i64) {
+        if let Some(stored) = self.scanned.get_mut(partition) {
+            stored.take(last + 1);
+        }
     }
 
     /// Partitions given up: a later owner reads their queues again.
@@ -217,6 +238,23 @@ mod tests {
         assert!(ranges.take(30));
         assert!(!ranges.take(31));
         assert!(ranges.is_empty());
+    }
+
+    #[test]
+    fn a_run_ends_at_its_last_consecutive_offset() {
+        let ranges = OffsetRanges::from_offsets(vec![10, 11, 12, 20, 21, 30]);
+        assert_eq!(ranges.run_end(10), Some(12));
+        assert_eq!(ranges.run_end(12), Some(12));
+        assert_eq!(ranges.run_end(13), None);
+        assert_eq!(ranges.run_end(21), Some(21));
+        assert_eq!(ranges.run_end(30), Some(30));
+        let mut stored = AlreadyStored::default();
+        let id = PartitionId::new("t", 0);
+        stored.record(id.clone(), ranges);
+        assert_eq!(stored.run_end(&id, 11), Some(12));
+        stored.take_through(&id, 12);
+        assert!(!stored.take(&id, 12));
+        assert!(stored.take(&id, 20));
     }
 
     #[test]

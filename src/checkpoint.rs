@@ -158,6 +158,22 @@ impl Checkpoints {
         true
     }
 
+    /// Records that `first..=last`, found stored by a previous owner, are
+    /// done without entering the pipeline: the partition goes on after
+    /// `last`. Offsets already dispatched are not touched.
+    pub fn skip_stored(&self, partition: &PartitionId, first: i64, last: i64) {
+        let mut partitions = self.lock();
+        let checkpoint = partitions.entry(partition.clone()).or_default();
+        let from = checkpoint.next_offset.map_or(first, |next| next.max(first));
+        if from > last {
+            return;
+        }
+        checkpoint.next_offset = Some(last + 1);
+        checkpoint.acknowledged += (last - from + 1) as u64;
+        drop(partitions);
+        self.acknowledged.notify_all();
+    }
+
     /// Records that RocketMQ stored these offsets (or that they were
     /// skipped or dead-lettered on purpose). Unknown partitions (revoked
     /// meanwhile) are ignored.
@@ -304,6 +320,24 @@ mod tests {
         assert!(checkpoints.dispatch(&p, 9));
         checkpoints.acknowledge(&p, [5, 9]);
         assert_eq!(checkpoints.pending_commits(), vec![(p, 10)]);
+    }
+
+    #[test]
+    fn offsets_skipped_as_stored_move_the_commit_point_past_them() {
+        let checkpoints = Checkpoints::new();
+        let p = PartitionId::new("t", 3);
+        assert!(checkpoints.dispatch(&p, 100));
+        checkpoints.skip_stored(&p, 101, 5_000);
+        // Still waits for the record in flight before the skipped ones.
+        assert_eq!(checkpoints.pending_commits(), vec![(p.clone(), 100)]);
+        checkpoints.acknowledge(&p, [100]);
+        assert_eq!(checkpoints.pending_commits(), vec![(p.clone(), 5_001)]);
+        // A late copy of a skipped record out of librdkafka is a re-delivery.
+        assert!(checkpoints.is_redelivery(&p, 4_000));
+        assert!(!checkpoints.is_redelivery(&p, 5_001));
+        // A range already passed changes nothing.
+        checkpoints.skip_stored(&p, 200, 300);
+        assert_eq!(checkpoints.pending_commits(), vec![(p, 5_001)]);
     }
 
     #[test]

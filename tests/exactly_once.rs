@@ -190,3 +190,62 @@ async fn a_missing_fence_topic_is_reported_once_and_the_copy_goes_on() {
         warnings[0]
     );
 }
+
+/// A static member (`kafka.group_instance_id`) killed with -9 and started
+/// again takes its partitions back at once. With dynamic membership the
+/// coordinator would wait for the killed member's 45 s session to time out
+/// before assigning anything, so the deadline below could not be met.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_member_killed_and_restarted_resumes_before_its_session_times_out() {
+    let brokers = brokers();
+    let base = unique("static");
+    let (kafka_topic, rocketmq_topic) = (format!("{base}.in"), format!("{base}_out"));
+    let file = config_file(&format!(
+        "kafka:\n  bootstrap_servers: \"{}\"\n  group_id: \"{base}-group\"\n  group_instance_id: \"{base}-1\"\n  \
+         properties:\n    session.timeout.ms: \"45000\"\n\
+         rocketmq:\n  name_server: \"{}\"\nmetrics:\n  listen: \"127.0.0.1:{}\"\n\
+         bridge:\n  commit_interval: 5s\n\
+         mappings:\n  - kafka_topic: \"{kafka_topic}\"\n    rocketmq_topic: \"{rocketmq_topic}\"\n",
+        brokers.kafka,
+        brokers.name_server,
+        closed_port()
+    ));
+    create_topics(file.path(), 4, 4);
+    let producer = kafka_producer(&brokers.kafka);
+    let records = keyed_records("s", 20_000, 100);
+    let (before, after) = records.split_at(10_000);
+    produce(&producer, &kafka_topic, before).await;
+    let reader = Reader::new(&brokers.name_server).await;
+    let first = BridgeProcess::start(file.path());
+    let seen = reader
+        .wait_for_count(&rocketmq_topic, 5_000, Duration::from_secs(120))
+        .await;
+    assert!(seen >= 5_000, "the first run stalled: {}", first.logs());
+    first.kill9();
+    // Records only the restarted instance can copy.
+    produce(&producer, &kafka_topic, after).await;
+
+    let restarted = std::time::Instant::now();
+    let mut second = BridgeProcess::start(file.path());
+    let messages = reader
+        .wait_for_all(&rocketmq_topic, records.len(), Duration::from_secs(30))
+        .await;
+    let took = restarted.elapsed();
+    second.stop_gracefully(Duration::from_secs(30));
+    let logs = second.logs();
+    assert!(
+        messages.len() >= records.len(),
+        "{} of {} copies within {took:?} of the restart, under the 45 s session timeout: {logs}",
+        messages.len(),
+        records.len()
+    );
+    let messages = match reader.read(&rocketmq_topic).await {
+        later if later.len() >= messages.len() => later,
+        _ => messages,
+    };
+    reader.close().await;
+    let distinct: std::collections::BTreeSet<_> = messages.iter().map(coordinates).collect();
+    assert_eq!(distinct.len(), records.len(), "records missing: {logs}");
+    assert_eq!(messages.len(), records.len(), "duplicates: {logs}");
+    assert_ordered_by(&messages, |r| r.partition.to_string());
+}

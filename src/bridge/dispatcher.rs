@@ -457,6 +457,7 @@ impl Dispatcher {
         if self.already_stored.take(&id, record.offset) {
             self.checkpoints.dispatch(&id, record.offset);
             self.skip_already_stored(&id, record.offset);
+            self.seek_past_stored(&id, record.offset);
             return Ok(());
         }
         let Some(mapping) = self.mappings.get(&record.topic) else {
@@ -518,13 +519,17 @@ impl Dispatcher {
     /// A previous owner stored this record's copy: acknowledged, not sent.
     fn skip_already_stored(&mut self, id: &PartitionId, offset: i64) {
         self.checkpoints.acknowledge(id, [offset]);
+        self.count_already_stored(id, 1);
+    }
+
+    fn count_already_stored(&self, id: &PartitionId, records: u64) {
         self.counters
             .already_stored
-            .fetch_add(1, AtomicOrdering::Relaxed);
+            .fetch_add(records, AtomicOrdering::Relaxed);
         if let Some(mapping) = self.mappings.get(&*id.topic) {
-            mapping.consumed.increment(1);
+            mapping.consumed.increment(records);
             metrics::counter!(crate::metrics::RECORDS_ALREADY_STORED, "mapping" => mapping.label.clone())
-                .increment(1);
+                .increment(records);
         }
     }
 

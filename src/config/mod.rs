@@ -95,6 +95,11 @@ pub struct KafkaConfig {
     pub bootstrap_servers: String,
     #[serde(default = "default_group_id")]
     pub group_id: String,
+    /// Static group membership (librdkafka's `group.instance.id`) for the
+    /// bridge's group consumer only: a restarted instance with the same id
+    /// gets its partitions back at once instead of after the session timeout.
+    #[serde(default)]
+    pub group_instance_id: Option<String>,
     /// Passed verbatim to librdkafka (security.protocol, sasl.*, ssl.*, ...).
     /// After loading, also holds each `property_files` entry's contents, as
     /// [`PropertyValue::Secret`].
@@ -130,6 +135,7 @@ impl fmt::Debug for KafkaConfig {
         f.debug_struct("KafkaConfig")
             .field("bootstrap_servers", &self.bootstrap_servers)
             .field("group_id", &self.group_id)
+            .field("group_instance_id", &self.group_instance_id)
             .field("properties", &properties)
             .field("property_files", &self.property_files)
             .field("start_from", &self.start_from)

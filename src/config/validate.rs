@@ -20,6 +20,10 @@ const BRIDGE_OWNED_PROPERTIES: &[(&str, &str)] = &[
     // librdkafka's alias of bootstrap.servers: both set would race.
     ("metadata.broker.list", "use kafka.bootstrap_servers"),
     ("group.id", "use kafka.group_id"),
+    (
+        "group.instance.id",
+        "use kafka.group_instance_id, which only the bridge's group consumer takes",
+    ),
     ("auto.offset.reset", "use kafka.start_from"),
     (
         "enable.auto.commit",
@@ -145,6 +149,14 @@ fn validate_kafka(kafka: &KafkaConfig, problems: &mut Problems) {
     );
     if kafka.group_id.trim().is_empty() {
         problems.push(&[key("kafka"), key("group_id")], "must not be empty");
+    }
+    if let Some(id) = &kafka.group_instance_id
+        && id.trim().is_empty()
+    {
+        problems.push(
+            &[key("kafka"), key("group_instance_id")],
+            "must not be empty: give each instance its own stable name (for example \"${HOSTNAME}\"), or leave the key out",
+        );
     }
     for (name, hint) in BRIDGE_OWNED_PROPERTIES {
         for (section, present) in [

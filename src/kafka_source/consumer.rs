@@ -266,6 +266,12 @@ pub fn subscribe(
         _ => "earliest",
     };
     config.set("auto.offset.reset", reset);
+    if let Some(id) = &kafka.group_instance_id {
+        // Static membership: a restart under the same id takes its old
+        // place and partitions without a rebalance. Only this consumer
+        // joins the group, so the id goes on no other client.
+        config.set("group.instance.id", id);
+    }
     if !kafka
         .properties
         .contains_key("partition.assignment.strategy")
@@ -377,6 +383,17 @@ pub fn committed_offsets(
 /// Pauses or resumes every partition currently assigned.
 pub fn set_paused(consumer: &BridgeConsumer, paused: bool) {
     set_paused_where(consumer, paused, |_, _| true);
+}
+
+/// Moves `partition`'s next fetch to `offset`, without waiting: librdkafka
+/// drops what it prefetched from the old position.
+pub fn seek(consumer: &BridgeConsumer, partition: &PartitionId, offset: i64) -> KafkaResult<()> {
+    consumer.seek(
+        &partition.topic,
+        partition.partition,
+        Offset::Offset(offset),
+        Duration::ZERO,
+    )
 }
 
 /// Pauses or resumes the assigned partitions that `selected` picks, by

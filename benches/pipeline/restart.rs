@@ -27,7 +27,7 @@ const STATIC_MEMBER: Variant = Variant {
 };
 
 /// The target of issue 18: copying again within this long of the restart.
-pub const RESUME_TARGET_MS: f64 = 1000.0;
+const RESUME_TARGET_MS: f64 = 1000.0;
 
 /// The three restarts, one run each.
 #[derive(Debug, Clone, Copy)]

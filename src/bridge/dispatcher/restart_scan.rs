@@ -126,7 +126,7 @@ impl Dispatcher {
     /// when the run is long: a crash leaves up to `commit_interval` of
     /// copies past the commit, and reading them from Kafka only to skip them
     /// took longer than the scan that found them (87,000 records, about
-    /// 0.5 s, docs/benchmarks.md). Records of the run that arrive anyway
+    /// 0.5 s, benches/analysis.md). Records of the run that arrive anyway
     /// (prefetched, or kept while the scan ran) count as re-deliveries.
     pub(super) fn seek_past_stored(&mut self, id: &PartitionId, offset: i64) {
         let Some(last) = self.already_stored.run_end(id, offset) else {

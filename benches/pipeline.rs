@@ -31,7 +31,7 @@ use kafka_rocketmq_bridge::config::RocketMqConfig;
 use kafka_rocketmq_bridge::kafka_source::consumer::source_record;
 use kafka_rocketmq_bridge::mapping::{self, MappingRules};
 use kafka_rocketmq_bridge::rocketmq_reader::TopicReader;
-use kafka_rocketmq_bridge::rocketmq_sink::queue_sender::{Envelope, build_batch, to_message};
+use kafka_rocketmq_bridge::rocketmq_sink::encode::{Envelope, build_batch, to_message};
 use kafka_rocketmq_bridge::rocketmq_sink::{self, RocketMqRuntime};
 
 // Not in benches/ itself, where cargo would take it for a bench target of its own.

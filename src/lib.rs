@@ -17,6 +17,7 @@ pub mod daily_verify;
 pub mod dead_letter;
 pub mod dual_read;
 pub mod health;
+pub mod in_flight;
 pub mod kafka_source;
 pub mod mapping;
 pub mod message_id;

@@ -13,6 +13,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::config::{LiveLimits, RateLimit};
 use crate::mapping::Rejection;
+use crate::rocketmq_sink::send::SendErrorKind;
 
 pub const RECORDS_CONSUMED: &str = "bridge_records_consumed_total";
 pub const BYTES_CONSUMED: &str = "bridge_bytes_consumed_total";
@@ -255,18 +256,6 @@ fn describe() {
     describe_gauge!(UPTIME, Unit::Seconds, "Seconds since the process started.");
 }
 
-/// Every `kind` label of [`SEND_ERRORS`], as [`error_kind`] names them.
-pub const SEND_ERROR_KINDS: [&str; 8] = [
-    "timeout",
-    "connection",
-    "broker_busy",
-    "broker_not_writable",
-    "not_send_ok",
-    "route",
-    "credentials",
-    "other",
-];
-
 /// Creates a mapping's counters at zero. A series born at its first
 /// increment has no earlier sample, so Prometheus's `rate()` and
 /// `increase()` would miss that first send error or skipped record, and a
@@ -282,8 +271,9 @@ pub fn register_mapping(mapping: &str) {
     ] {
         metrics::counter!(name, "mapping" => mapping.clone()).increment(0);
     }
-    for kind in SEND_ERROR_KINDS {
-        metrics::counter!(SEND_ERRORS, "mapping" => mapping.clone(), "kind" => kind).increment(0);
+    for kind in SendErrorKind::ALL {
+        metrics::counter!(SEND_ERRORS, "mapping" => mapping.clone(), "kind" => kind.label())
+            .increment(0);
     }
     for reason in Rejection::REASONS {
         for name in [
@@ -297,74 +287,9 @@ pub fn register_mapping(mapping: &str) {
     }
 }
 
-/// A coarse, bounded label for a send error.
-pub fn error_kind(text: &str) -> &'static str {
-    let text = text.to_ascii_lowercase();
-    // Specific answers first: a stored-but-not-OK status names e.g.
-    // FlushDiskTimeout, and the broker's back-pressure reads
-    // "[TIMEOUT_CLEAN_QUEUE]broker busy"; neither is a request timeout.
-    if text.contains("refused the credentials") {
-        "credentials"
-    } else if text.contains("not as send_ok") {
-        "not_send_ok"
-    } else if text.contains("service_not_available") {
-        "broker_not_writable"
-    } else if text.contains("busy") || text.contains("flow control") {
-        "broker_busy"
-    } else if text.contains("no answer") || text.contains("timeout") || text.contains("timed out") {
-        "timeout"
-    } else if text.contains("connect") || text.contains("transport") || text.contains("broken pipe")
-    {
-        "connection"
-    } else if text.contains("route") || text.contains("topic") {
-        "route"
-    } else {
-        "other"
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn error_kinds_are_a_small_fixed_set() {
-        assert_eq!(error_kind("no answer within 5000ms"), "timeout");
-        assert_eq!(
-            error_kind(
-                "Broker operation failed (broker response code 14 SERVICE_NOT_AVAILABLE: the broker is not writable)"
-            ),
-            "broker_not_writable"
-        );
-        assert_eq!(
-            error_kind("transport.connection.failed: Connection refused"),
-            "connection"
-        );
-        assert_eq!(
-            error_kind("broker answered FlushDiskTimeout (stored, but not as SEND_OK)"),
-            "not_send_ok"
-        );
-        assert_eq!(
-            error_kind("[TIMEOUT_CLEAN_QUEUE]broker busy"),
-            "broker_busy"
-        );
-        assert_eq!(
-            error_kind("the broker refused the credentials (NO_PERMISSION, code 16): check ..."),
-            "credentials"
-        );
-        assert_eq!(error_kind("something else"), "other");
-        let texts = [
-            "timeout",
-            "connect",
-            "busy",
-            "route",
-            "SERVICE_NOT_AVAILABLE",
-            "x",
-        ];
-        for text in texts {
-            assert!(SEND_ERROR_KINDS.contains(&error_kind(text)), "{text}");
-        }
-    }
 
     #[test]
     fn limits_render_as_gauges_only_where_set() {

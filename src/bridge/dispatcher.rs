@@ -33,11 +33,13 @@ use crate::already_stored::AlreadyStored;
 use crate::checkpoint::{Checkpoints, PartitionId};
 use crate::config::{BridgeSettings, LiveLimits, MessageIds, RecordPolicy};
 use crate::dead_letter::DeadLetterWriter;
+use crate::in_flight::{InFlight, InFlightBudget};
 use crate::kafka_source::consumer::{self, BridgeConsumer};
 use crate::mapping::{self, Rejection, SourceRecord};
 use crate::message_id;
 use crate::rate_limit::{Admission, LimiterKind, RateLimits, Throttled};
-use crate::rocketmq_sink::queue_sender::{Envelope, SenderShared};
+use crate::rocketmq_sink::encode::Envelope;
+use crate::rocketmq_sink::queue_sender::{QueuedRecord, SenderShared};
 use crate::status::{StatusBoard, ThrottleChange};
 use parked::{PARKED_RETRY, ParkedPartition};
 pub(super) use restart_scan::RestartScan;
@@ -89,6 +91,8 @@ pub(super) struct Dispatcher {
     parked_bytes: u64,
     pub sender_context: SenderShared,
     pub sender_tasks: Vec<JoinHandle<()>>,
+    /// Bytes handed to the senders and not stored yet.
+    in_flight: Arc<InFlightBudget>,
     pub settings: BridgeSettings,
     pub message_ids: MessageIds,
     /// New queue lists from the watcher: (Kafka topic, queues).
@@ -115,6 +119,7 @@ pub(super) struct DispatcherParts {
     pub counters: Arc<DispatchCounters>,
     pub sender_context: SenderShared,
     pub sender_tasks: Vec<JoinHandle<()>>,
+    pub in_flight: Arc<InFlightBudget>,
     pub settings: BridgeSettings,
     /// librdkafka's prefetch budget, taken out of the in-flight cap.
     pub prefetch_bytes: u64,
@@ -141,6 +146,7 @@ impl Dispatcher {
             parked_bytes: 0,
             sender_context: parts.sender_context,
             sender_tasks: parts.sender_tasks,
+            in_flight: parts.in_flight,
             settings: parts.settings,
             message_ids: parts.message_ids,
             replans: parts.replans,
@@ -554,15 +560,15 @@ impl Dispatcher {
         label: &str,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Stop> {
-        let counters = Arc::clone(&self.sender_context.counters);
+        let budget = Arc::clone(&self.in_flight);
         let cap = i64::try_from(self.records_budget()).unwrap_or(i64::MAX);
         // Go on only once half the cap is free, so a full pipeline does not
         // stop and start for every record.
         let room = || {
-            let now = counters.in_flight_bytes.load(AtomicOrdering::Relaxed);
+            let now = budget.used();
             now <= 0 || (now + size <= cap && now <= cap / 2)
         };
-        let first = counters.in_flight_bytes.load(AtomicOrdering::Relaxed);
+        let first = budget.used();
         if first <= 0 || first + size <= cap {
             return Ok(());
         }
@@ -578,7 +584,7 @@ impl Dispatcher {
                 consumer::set_paused(&self.consumer, true);
             }
             tokio::select! {
-                _ = counters.space_freed.notified() => {}
+                _ = budget.freed() => {}
                 _ = tokio::time::sleep_until(unpolled_until.into()), if !paused => {}
                 received = self.consumer.recv(), if paused => {
                     if let Ok(message) = received {
@@ -621,7 +627,7 @@ impl Dispatcher {
     /// that sender's buffer is full.
     fn hand_over(
         &mut self,
-        sender: &mpsc::Sender<Envelope>,
+        sender: &mpsc::Sender<QueuedRecord>,
         envelope: Envelope,
         queue: usize,
     ) -> Result<(), Stop> {
@@ -639,18 +645,19 @@ impl Dispatcher {
     }
 
     /// Puts the record in flight, unless its partition was revoked while it
-    /// waited: checkpointed as dispatched, counted against the cap, sent.
-    fn put_in_flight(&mut self, permit: mpsc::Permit<'_, Envelope>, envelope: Envelope) {
+    /// waited: checkpointed as dispatched, counted against the cap until
+    /// its batch is stored, sent.
+    fn put_in_flight(&mut self, slot: mpsc::Permit<'_, QueuedRecord>, envelope: Envelope) {
         if self.revoked_while_waiting(&envelope.partition, envelope.offset) {
             return;
         }
         self.checkpoints
             .dispatch(&envelope.partition, envelope.offset);
-        self.sender_context
-            .counters
-            .in_flight_bytes
-            .fetch_add(envelope.footprint() as i64, AtomicOrdering::Relaxed);
-        permit.send(envelope);
+        let permit = self.in_flight.take(envelope.footprint());
+        slot.send(InFlight {
+            record: envelope,
+            permit,
+        });
     }
 
     /// Switches a mapping to a new queue list. Every record already routed

@@ -26,13 +26,15 @@ use crate::config::{
 };
 use crate::dead_letter::DeadLetterWriter;
 use crate::health::{Heartbeat, Readiness, stuck_after};
+use crate::in_flight::InFlightBudget;
 use crate::kafka_source::consumer::{self, BridgeConsumer};
 use crate::kafka_source::{self, start_position};
 use crate::mapping::{MappingRules, Rejection};
 use crate::rocketmq_sink::fence::Fence;
 use crate::rocketmq_sink::queue_sender::{
-    self, Envelope, SendCounters, SenderSettings, SenderShared, StoredCheck,
+    self, QueuedRecord, SendCounters, SenderSettings, SenderShared,
 };
+use crate::rocketmq_sink::stored_check::StoredCheck;
 use crate::rocketmq_sink::{self, RocketMqRuntime};
 use crate::router::QueueRouter;
 use crate::status::{StatusBoard, ThrottleChange};
@@ -87,7 +89,7 @@ struct MappingRuntime {
     router: QueueRouter,
     /// The target topic's queues, in the router's order.
     queues: Vec<MessageQueue>,
-    senders: Vec<mpsc::Sender<Envelope>>,
+    senders: Vec<mpsc::Sender<QueuedRecord>>,
     config: MappingConfig,
 }
 
@@ -248,8 +250,9 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
         readiness.heartbeat("committer", stuck_after(settings.commit_interval.0)),
     );
     let counters = Arc::new(DispatchCounters::default());
+    let in_flight = InFlightBudget::new();
     let gauges = spawn_gauges(
-        Arc::clone(&sender_context.counters),
+        Arc::clone(&in_flight),
         Arc::clone(&checkpoints),
         Arc::clone(&status),
         readiness.heartbeat("status sampler", stuck_after(GAUGE_INTERVAL)),
@@ -257,6 +260,7 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
     let reporter = spawn_reporter(
         Arc::clone(&counters),
         Arc::clone(&sender_context.counters),
+        Arc::clone(&in_flight),
         Arc::clone(&checkpoints),
         Arc::clone(&status),
     );
@@ -281,6 +285,7 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
         counters: Arc::clone(&counters),
         sender_context: sender_context.clone(),
         sender_tasks,
+        in_flight,
         settings: settings.clone(),
         prefetch_bytes,
         message_ids: config.rocketmq.message_ids,
@@ -373,7 +378,7 @@ fn start_senders(
     queues: Vec<MessageQueue>,
     settings: &BridgeSettings,
     tasks: &mut Vec<JoinHandle<()>>,
-) -> (QueueRouter, Vec<mpsc::Sender<Envelope>>) {
+) -> (QueueRouter, Vec<mpsc::Sender<QueuedRecord>>) {
     let router = QueueRouter::new(mapping.ordering, queues.len(), settings.max_batch_records);
     let mut senders = Vec::with_capacity(queues.len());
     let context = context.for_mapping(mapping.label());
@@ -419,7 +424,7 @@ const GAUGE_INTERVAL: Duration = Duration::from_secs(2);
 /// Every 2 s: refreshes the gauges the hot path does not own, samples
 /// progress for `/status`, and logs the end of throttles.
 fn spawn_gauges(
-    sent: Arc<SendCounters>,
+    in_flight: Arc<InFlightBudget>,
     checkpoints: Arc<Checkpoints>,
     status: Arc<StatusBoard>,
     heartbeat: Arc<Heartbeat>,
@@ -430,7 +435,7 @@ fn spawn_gauges(
             ticker.tick().await;
             heartbeat.beat();
             metrics::gauge!(crate::metrics::IN_FLIGHT_RECORDS).set(checkpoints.in_flight() as f64);
-            let bytes = sent.in_flight_bytes.load(AtomicOrdering::Relaxed).max(0);
+            let bytes = in_flight.used();
             metrics::gauge!(crate::metrics::IN_FLIGHT_BYTES).set(bytes as f64);
             let progress = checkpoints.progress();
             for row in &progress {
@@ -450,6 +455,7 @@ fn spawn_gauges(
 fn spawn_reporter(
     dispatch: Arc<DispatchCounters>,
     sent: Arc<SendCounters>,
+    in_flight: Arc<InFlightBudget>,
     checkpoints: Arc<Checkpoints>,
     status: Arc<StatusBoard>,
 ) -> JoinHandle<()> {
@@ -467,7 +473,7 @@ fn spawn_reporter(
                 already_stored = dispatch.already_stored.load(AtomicOrdering::Relaxed),
                 stored_despite_failure = sent.stored_despite_failure.load(AtomicOrdering::Relaxed),
                 in_flight = checkpoints.in_flight(),
-                in_flight_bytes = sent.in_flight_bytes.load(AtomicOrdering::Relaxed).max(0),
+                in_flight_bytes = in_flight.used(),
                 failed_send_attempts = sent.failed_attempts.load(AtomicOrdering::Relaxed),
                 throttled = %status.throttled_summary(),
                 "summary"

@@ -1312,7 +1312,7 @@ pub async fn assert_ready_again(port: u16, bridge: &BridgeProcess) {
 /// Sends `record`, mapped as the bridge would, straight into `queue` of `topic`.
 pub async fn write_straight(name_server: &str, topic: &str, queue: usize, record: &SourceRecord) {
     use kafka_rocketmq_bridge::mapping::{self, MappingRules};
-    use kafka_rocketmq_bridge::rocketmq_sink::queue_sender::to_message;
+    use kafka_rocketmq_bridge::rocketmq_sink::encode::to_message;
     use kafka_rocketmq_bridge::rocketmq_sink::{fetch_queues, start_producer};
     let runtime = RocketMqRuntime::start(1).expect("runtime");
     let config: RocketMqConfig =

@@ -29,7 +29,8 @@ use crate::checkpoint::PartitionId;
 use crate::kafka_source::consumer;
 use crate::mapping::SourceRecord;
 use crate::rate_limit::LimiterKind;
-use crate::rocketmq_sink::queue_sender::{Envelope, describe};
+use crate::rocketmq_sink::encode::Envelope;
+use crate::rocketmq_sink::queue_sender::{QueuedRecord, describe};
 
 /// How often parked partitions try their queue again. A queue sender takes
 /// up to a batch out of its buffer at a time, so a short retry keeps the
@@ -39,7 +40,7 @@ pub(super) const PARKED_RETRY: Duration = Duration::from_millis(5);
 /// One partition waiting for a full queue buffer.
 pub(super) struct ParkedPartition {
     /// The record whose queue was full, encoded, with that queue's sender.
-    head: Option<(mpsc::Sender<Envelope>, Envelope)>,
+    head: Option<(mpsc::Sender<QueuedRecord>, Envelope)>,
     /// The partition's later records, in offset order, not mapped yet.
     tail: VecDeque<SourceRecord>,
     /// The highest offset parked: a re-delivery after the pause is dropped.
@@ -105,7 +106,7 @@ impl Dispatcher {
     /// it; its partition's later records wait behind it.
     pub(super) fn park(
         &mut self,
-        sender: &mpsc::Sender<Envelope>,
+        sender: &mpsc::Sender<QueuedRecord>,
         envelope: Envelope,
         queue: usize,
     ) {

@@ -33,6 +33,9 @@ pub struct Readiness {
     pub route_failing: AtomicBool,
     /// Reading target queues back (exactly-once restarts) is failing.
     pub reads_failing: AtomicBool,
+    /// Start-up attempts that failed (a cluster down, a topic missing); the
+    /// service retries them.
+    pub failed_starts: AtomicUsize,
     /// The loops `/healthz` watches.
     loops: Mutex<Vec<Arc<Heartbeat>>>,
 }

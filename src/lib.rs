@@ -29,5 +29,7 @@ pub mod results_match;
 pub mod rocketmq_reader;
 pub mod rocketmq_sink;
 pub mod router;
+pub mod service;
+pub mod sink;
 pub mod status;
 pub mod topics;

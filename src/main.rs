@@ -10,12 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use kafka_rocketmq_bridge::bridge::{self, RunOutcome};
 use kafka_rocketmq_bridge::count_match::DayVerdicts;
 use kafka_rocketmq_bridge::{
-    config, count_match, dual_read, health, metrics, plan, results_match, status, topics,
+    config, count_match, dual_read, health, metrics, plan, results_match, service, status, topics,
 };
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 #[derive(Parser)]
 #[command(
@@ -552,117 +551,40 @@ async fn run(config: config::BridgeConfig, path: PathBuf) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let (limits_tx, limits_rx) = watch::channel(config::LiveLimits::of(&config));
-    tokio::spawn(reload_on_sighup(path, config.clone(), limits_tx));
-    let code = run_bridge(config, readiness, status, limits_rx).await;
+    let (stop_requests, stop_received) = mpsc::channel(4);
+    let (reload_requests, reload_received) = mpsc::channel(4);
+    service::forward_signals(stop_requests, reload_requests);
+    let (reloader, limits) = service::Reloader::new(path, config.clone());
+    tokio::spawn(reloader.reload_on_requests(reload_received));
+    let (stop, stopping) = watch::channel(false);
+    tokio::spawn(async move {
+        service::stop_on_requests(stop_received, stop).await;
+        // At once: dropping the consumer would wait for in-flight records.
+        std::process::exit(i32::from(EXIT_SECOND_SIGNAL));
+    });
+    let exit = service::run_until_stopped(
+        config,
+        stopping,
+        limits,
+        readiness,
+        status,
+        service::StartRetry::default(),
+    )
+    .await;
     health.abort();
-    code
+    exit_code(exit)
 }
 
-async fn run_bridge(
-    config: config::BridgeConfig,
-    readiness: Arc<health::Readiness>,
-    status: Arc<status::StatusBoard>,
-    limits: watch::Receiver<config::LiveLimits>,
-) -> ExitCode {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(watch_signals(stop_tx));
-    let mut backoff = Duration::from_secs(1);
-    loop {
-        let controls = bridge::Controls {
-            shutdown: stop_rx.clone(),
-            limits: limits.clone(),
-            readiness: Arc::clone(&readiness),
-            status: Arc::clone(&status),
-        };
-        match bridge::run(config.clone(), controls).await {
-            Ok(RunOutcome::Stopped(summary)) => {
-                tracing::info!(?summary, "stopped");
-                return ExitCode::SUCCESS;
-            }
-            Ok(RunOutcome::RecordFailed { summary, reason }) => {
-                tracing::error!(?summary, "stopped by a record policy");
-                eprintln!("error: {reason}");
-                return ExitCode::from(EXIT_RECORD_FAILED);
-            }
-            Err(error) => {
-                // Clusters can be down at start-up too; keep trying rather than exit.
-                tracing::error!(%error, retry_in_s = backoff.as_secs(), "cannot start the bridge; retrying");
-                let mut stop = stop_rx.clone();
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = stop.wait_for(|stopping| *stopping) => return ExitCode::SUCCESS,
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-            }
+fn exit_code(exit: service::ServiceExit) -> ExitCode {
+    match exit {
+        service::ServiceExit::Stopped(summary) => {
+            tracing::info!(?summary, "stopped");
+            ExitCode::SUCCESS
         }
-    }
-}
-
-/// First SIGTERM/SIGINT: stop fetching, drain, commit, exit 0. Second: exit at once.
-async fn watch_signals(stop: watch::Sender<bool>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop the bridge with SIGKILL");
-        return;
-    };
-    let mut received = 0;
-    loop {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        received += 1;
-        if received == 1 {
-            tracing::info!(
-                "signal received: draining and committing (send another to exit at once)"
-            );
-            let _ = stop.send(true);
-        } else {
-            tracing::warn!("second signal: exiting now without committing unacknowledged records");
-            std::process::exit(i32::from(EXIT_SECOND_SIGNAL));
-        }
-    }
-}
-
-/// SIGHUP: re-reads the config file and applies new limits at once. A file
-/// that does not load, or that changes anything else, is refused with one
-/// log line; the running config stays.
-async fn reload_on_sighup(
-    path: PathBuf,
-    mut running: config::BridgeConfig,
-    limits: watch::Sender<config::LiveLimits>,
-) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-        tracing::error!("cannot install the SIGHUP handler; limits cannot be reloaded");
-        return;
-    };
-    while hangups.recv().await.is_some() {
-        let file = path.display();
-        let reloaded = match config::load_file(&path) {
-            Ok(reloaded) => reloaded,
-            Err(error) => {
-                let error = error.to_string().replace('\n', "; ");
-                tracing::error!(%file, %error, "SIGHUP: the config file does not load; keeping the running config");
-                continue;
-            }
-        };
-        match config::reload_limits(&running, &reloaded) {
-            Ok(new) if new == *limits.borrow() => {
-                tracing::info!(%file, "SIGHUP: config reloaded; the limits did not change");
-            }
-            Ok(new) => {
-                tracing::info!(%file, limits = %new.describe(), "SIGHUP: config reloaded; applying the new limits");
-                running = reloaded;
-                limits.send_replace(new);
-            }
-            Err(refusal) => {
-                tracing::error!(%file, "SIGHUP: change refused, keeping the running config: {refusal}");
-            }
+        service::ServiceExit::RecordFailed { summary, reason } => {
+            tracing::error!(?summary, "stopped by a record policy");
+            eprintln!("error: {reason}");
+            ExitCode::from(EXIT_RECORD_FAILED)
         }
     }
 }

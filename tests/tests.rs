@@ -38,6 +38,7 @@ mod regex_mappings;
 mod rocketmq_cluster;
 mod scale_out;
 mod secrets;
+mod service;
 mod start_position;
 mod transactions;
 mod translate_offsets;

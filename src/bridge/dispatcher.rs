@@ -28,7 +28,9 @@ use rocketmq_model::message::MessageQueue;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::{DispatchCounters, MappingRuntime, Stop, policy_field, start_senders};
+use super::{
+    DispatchCounters, MappingRuntime, QueuedRecord, SenderParts, Stop, policy_field, start_senders,
+};
 use crate::already_stored::AlreadyStored;
 use crate::checkpoint::{Checkpoints, PartitionId};
 use crate::config::{BridgeSettings, LiveLimits, MessageIds, RecordPolicy};
@@ -39,7 +41,6 @@ use crate::mapping::{self, Rejection, SourceRecord};
 use crate::message_id;
 use crate::rate_limit::{Admission, LimiterKind, RateLimits, Throttled};
 use crate::rocketmq_sink::encode::Envelope;
-use crate::rocketmq_sink::queue_sender::{QueuedRecord, SenderShared};
 use crate::status::{StatusBoard, ThrottleChange};
 use parked::{PARKED_RETRY, ParkedPartition};
 pub(super) use restart_scan::RestartScan;
@@ -89,7 +90,7 @@ pub(super) struct Dispatcher {
     parked: HashMap<PartitionId, ParkedPartition>,
     /// What the parked records behind them weigh (`record_bytes`).
     parked_bytes: u64,
-    pub sender_context: SenderShared,
+    pub sender_parts: SenderParts,
     pub sender_tasks: Vec<JoinHandle<()>>,
     /// Bytes handed to the senders and not stored yet.
     in_flight: Arc<InFlightBudget>,
@@ -117,7 +118,7 @@ pub(super) struct DispatcherParts {
     pub mappings: HashMap<String, MappingRuntime>,
     pub dead_letters: Option<DeadLetterWriter>,
     pub counters: Arc<DispatchCounters>,
-    pub sender_context: SenderShared,
+    pub sender_parts: SenderParts,
     pub sender_tasks: Vec<JoinHandle<()>>,
     pub in_flight: Arc<InFlightBudget>,
     pub settings: BridgeSettings,
@@ -144,7 +145,7 @@ impl Dispatcher {
             held: HashMap::new(),
             parked: HashMap::new(),
             parked_bytes: 0,
-            sender_context: parts.sender_context,
+            sender_parts: parts.sender_parts,
             sender_tasks: parts.sender_tasks,
             in_flight: parts.in_flight,
             settings: parts.settings,
@@ -689,7 +690,7 @@ impl Dispatcher {
         }
         if let Some(mapping) = self.mappings.get_mut(topic) {
             let (router, senders) = start_senders(
-                &self.sender_context,
+                &self.sender_parts,
                 &mapping.config,
                 queues.clone(),
                 &self.settings,

@@ -30,13 +30,13 @@ use crate::in_flight::InFlightBudget;
 use crate::kafka_source::consumer::{self, BridgeConsumer};
 use crate::kafka_source::{self, start_position};
 use crate::mapping::{MappingRules, Rejection};
+use crate::rocketmq_sink::encode::BatchEntry;
 use crate::rocketmq_sink::fence::Fence;
-use crate::rocketmq_sink::queue_sender::{
-    self, QueuedRecord, SendCounters, SenderSettings, SenderShared,
-};
+use crate::rocketmq_sink::queue_lane::QueueLanes;
 use crate::rocketmq_sink::stored_check::StoredCheck;
 use crate::rocketmq_sink::{self, RocketMqRuntime};
 use crate::router::QueueRouter;
+use crate::sink::sender::{self, Queued, SendCounters, SenderSettings, SenderShared};
 use crate::status::{StatusBoard, ThrottleChange};
 use dispatcher::{Dispatcher, DispatcherParts, RestartScan};
 
@@ -150,25 +150,29 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
         &config.rocketmq.fence_topic,
         config.rocketmq.send_timeout.0,
     ));
-    let sender_context = SenderShared {
-        readiness: Arc::clone(&readiness),
-        status: Arc::clone(&status),
-        producer,
-        checkpoints: Arc::clone(&checkpoints),
-        counters: Arc::new(SendCounters::default()),
-        settings: SenderSettings {
-            max_batch_records: settings.max_batch_records,
-            max_batch_bytes: batch_bytes,
-            send_timeout: config.rocketmq.send_timeout.0,
-            max_backoff: settings.max_retry_backoff.0,
+    let sender_parts = SenderParts {
+        shared: SenderShared {
+            readiness: Arc::clone(&readiness),
+            status: Arc::clone(&status),
+            checkpoints: Arc::clone(&checkpoints),
+            counters: Arc::new(SendCounters::default()),
+            settings: SenderSettings {
+                max_batch_records: settings.max_batch_records,
+                max_batch_bytes: batch_bytes,
+                max_backoff: settings.max_retry_backoff.0,
+            },
         },
-        stored_check: settings.exactly_once_restarts.then(|| {
-            Arc::new(StoredCheck {
-                rocketmq: config.rocketmq.clone(),
-                window: settings.restart_scan_window.0,
-                fence: Arc::clone(&fence),
-            })
-        }),
+        lanes: QueueLanes {
+            producer,
+            send_timeout: config.rocketmq.send_timeout.0,
+            stored_check: settings.exactly_once_restarts.then(|| {
+                Arc::new(StoredCheck {
+                    rocketmq: config.rocketmq.clone(),
+                    window: settings.restart_scan_window.0,
+                    fence: Arc::clone(&fence),
+                })
+            }),
+        },
     };
     let mut sender_tasks = Vec::new();
     let mut mappings = HashMap::new();
@@ -181,7 +185,7 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
             missing: Default::default(),
         });
         let (router, senders) = start_senders(
-            &sender_context,
+            &sender_parts,
             &mapping,
             queues.clone(),
             settings,
@@ -259,7 +263,7 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
     );
     let reporter = spawn_reporter(
         Arc::clone(&counters),
-        Arc::clone(&sender_context.counters),
+        Arc::clone(&sender_parts.shared.counters),
         Arc::clone(&in_flight),
         Arc::clone(&checkpoints),
         Arc::clone(&status),
@@ -270,7 +274,7 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
         .map(|schedule| crate::daily_verify::spawn(config.clone(), schedule, Arc::clone(&status)));
     let (replan_tx, replans) = mpsc::channel(16);
     let watcher = queue_watcher::spawn(
-        Arc::clone(&sender_context.producer),
+        Arc::clone(&sender_parts.lanes.producer),
         Arc::clone(&readiness),
         config.rocketmq.name_server.clone(),
         watched,
@@ -283,7 +287,7 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
         mappings,
         dead_letters,
         counters: Arc::clone(&counters),
-        sender_context: sender_context.clone(),
+        sender_parts: sender_parts.clone(),
         sender_tasks,
         in_flight,
         settings: settings.clone(),
@@ -326,20 +330,22 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
     drop(consumer);
     // A clone shares the producer's client instance; shutting it down lets
     // the runtime stop at once instead of waiting out its own timeout.
-    let mut producer = (*sender_context.producer).clone();
+    let mut producer = (*sender_parts.lanes.producer).clone();
     producer.shutdown().await;
     runtime.shutdown().await;
 
     let summary = RunSummary {
         consumed: counters.consumed.load(AtomicOrdering::Relaxed),
-        produced: sender_context
+        produced: sender_parts
+            .shared
             .counters
             .records
             .load(AtomicOrdering::Relaxed),
         skipped: counters.skipped.load(AtomicOrdering::Relaxed),
         dead_lettered: counters.dead_lettered.load(AtomicOrdering::Relaxed),
         already_stored: counters.already_stored.load(AtomicOrdering::Relaxed),
-        batches: sender_context
+        batches: sender_parts
+            .shared
             .counters
             .batches
             .load(AtomicOrdering::Relaxed),
@@ -371,9 +377,20 @@ fn with_bounded_prefetch(kafka: &KafkaConfig, max_in_flight_bytes: u64) -> (Kafk
     (kafka, kbytes * 1024)
 }
 
+/// What a queue's channel carries.
+type QueuedRecord = Queued<BatchEntry>;
+
+/// What starting a mapping's senders takes: the shared sender's parts, and
+/// the sink's lanes.
+#[derive(Clone)]
+struct SenderParts {
+    shared: SenderShared,
+    lanes: QueueLanes,
+}
+
 /// One sender task per queue; returns the router over them and their channels.
 fn start_senders(
-    context: &SenderShared,
+    parts: &SenderParts,
     mapping: &MappingConfig,
     queues: Vec<MessageQueue>,
     settings: &BridgeSettings,
@@ -381,10 +398,10 @@ fn start_senders(
 ) -> (QueueRouter, Vec<mpsc::Sender<QueuedRecord>>) {
     let router = QueueRouter::new(mapping.ordering, queues.len(), settings.max_batch_records);
     let mut senders = Vec::with_capacity(queues.len());
-    let context = context.for_mapping(mapping.label());
+    let context = parts.shared.for_mapping(mapping.label());
     for queue in queues {
         let (tx, rx) = mpsc::channel(settings.queue_buffer_records);
-        tasks.push(queue_sender::spawn(context.clone(), queue, rx));
+        tasks.push(sender::spawn(context.clone(), parts.lanes.lane(queue), rx));
         senders.push(tx);
     }
     (router, senders)

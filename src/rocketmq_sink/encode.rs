@@ -12,22 +12,31 @@ use rocketmq_model::common::message::{MessageConst, MessageTrait};
 use crate::checkpoint::PartitionId;
 use crate::mapping::OutgoingMessage;
 use crate::message_id::UNIQ_KEY;
+use crate::sink::{Entry, Record};
 
-/// A mapped record on its way to one queue, already encoded as its entry
-/// of a RocketMQ batch body: one allocation per record, encoded once
-/// however often its batch is retried.
+/// A record's entry of a RocketMQ batch body ([`encode_batch_entry`]'s
+/// output), with its UNIQ_KEY fixed at encoding, so every retry carries the
+/// same id: one allocation per record.
 #[derive(Debug)]
-pub struct Envelope {
-    pub partition: PartitionId,
-    pub offset: i64,
-    /// [`encode_batch_entry`]'s output, with this record's UNIQ_KEY (fixed
-    /// here, so every retry carries the same id).
-    entry: Box<[u8]>,
-    /// The Kafka record timestamp, for the end-to-end latency.
-    pub timestamp_ms: Option<i64>,
+pub struct BatchEntry(Box<[u8]>);
+
+impl Entry for BatchEntry {
+    fn size(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The entry with the allocator's overhead, and its copy in the batch
+    /// body while that is sent.
+    fn footprint(&self) -> usize {
+        const PER_ALLOCATION: usize = 16;
+        PER_ALLOCATION + 2 * self.0.len()
+    }
 }
 
-impl Envelope {
+/// A mapped record on its way to one RocketMQ queue.
+pub type Envelope = Record<BatchEntry>;
+
+impl Record<BatchEntry> {
     pub fn new(
         partition: PartitionId,
         offset: i64,
@@ -35,26 +44,12 @@ impl Envelope {
         message_id: &str,
         timestamp_ms: Option<i64>,
     ) -> Self {
-        Envelope {
+        Record {
             partition,
             offset,
-            entry: encode_batch_entry(message, message_id),
             timestamp_ms,
+            entry: BatchEntry(encode_batch_entry(message, message_id)),
         }
-    }
-
-    /// Bytes this record adds to a batch body.
-    pub fn size(&self) -> usize {
-        self.entry.len()
-    }
-
-    /// Bytes of memory this record holds from the hand-over until it is
-    /// stored, as counted against the in-flight cap: the envelope, its
-    /// encoded entry with the allocator's overhead, and the entry's copy in
-    /// the batch body while that is sent.
-    pub fn footprint(&self) -> usize {
-        const PER_ALLOCATION: usize = 16;
-        std::mem::size_of::<Envelope>() + PER_ALLOCATION + 2 * self.entry.len()
     }
 }
 
@@ -73,7 +68,7 @@ pub fn build_batch<'a>(
     topic: &str,
     batch: impl IntoIterator<Item = &'a Envelope>,
 ) -> Result<MessageBatch, String> {
-    let entries: Vec<&[u8]> = batch.into_iter().map(|e| &*e.entry).collect();
+    let entries: Vec<&[u8]> = batch.into_iter().map(|e| &*e.entry.0).collect();
     if entries.is_empty() {
         return Err("cannot build an empty batch".to_string());
     }

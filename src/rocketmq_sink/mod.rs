@@ -1,16 +1,17 @@
 //! The RocketMQ sink: the client runtime, the producer, one in-order sender
 //! per target queue, and the admin calls used by `check` and `create-topics`.
 //!
-//! A sender's parts: `encode` (a record as its batch entry, once), `send`
-//! (one send, and its typed failure), `queue_sender` (batching and the retry
-//! loop) and `stored_check` (what of a failed send is stored anyway).
+//! A queue is a lane of the shared sender (`sink::sender`, which batches and
+//! retries); its parts here: `encode` (a record as its batch entry, once),
+//! `send` (one send, and its typed failure), `queue_lane` (the lane) and
+//! `stored_check` (what of a failed send is stored anyway).
 
 mod admin;
 mod client;
 pub mod encode;
 pub mod fence;
 mod producer;
-pub mod queue_sender;
+pub mod queue_lane;
 pub mod send;
 pub mod stored_check;
 

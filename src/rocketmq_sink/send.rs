@@ -148,7 +148,7 @@ fn of_error_code(code: &str) -> Option<SendErrorKind> {
 }
 
 impl SendFailure {
-    pub fn kind(&self) -> SendErrorKind {
+    pub fn error_kind(&self) -> SendErrorKind {
         match self {
             SendFailure::NoAnswer(_) => SendErrorKind::Timeout,
             SendFailure::Client { kind, .. } => *kind,
@@ -239,11 +239,11 @@ mod tests {
             .collect();
         assert_eq!(stored, ["timeout", "connection", "not_send_ok", "other"]);
         assert_eq!(
-            SendFailure::NoAnswer(Duration::from_secs(3)).kind(),
+            SendFailure::NoAnswer(Duration::from_secs(3)).error_kind(),
             SendErrorKind::Timeout
         );
         assert_eq!(
-            SendFailure::NotSendOk(SendStatus::FlushDiskTimeout).kind(),
+            SendFailure::NotSendOk(SendStatus::FlushDiskTimeout).error_kind(),
             SendErrorKind::NotSendOk
         );
     }

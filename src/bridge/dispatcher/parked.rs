@@ -24,13 +24,14 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
+use super::super::QueuedRecord;
 use super::{Dispatcher, Stop, count_throttled};
 use crate::checkpoint::PartitionId;
 use crate::kafka_source::consumer;
 use crate::mapping::SourceRecord;
 use crate::rate_limit::LimiterKind;
 use crate::rocketmq_sink::encode::Envelope;
-use crate::rocketmq_sink::queue_sender::{QueuedRecord, describe};
+use crate::rocketmq_sink::queue_lane::describe;
 
 /// How often parked partitions try their queue again. A queue sender takes
 /// up to a batch out of its buffer at a time, so a short retry keeps the

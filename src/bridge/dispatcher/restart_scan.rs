@@ -74,7 +74,7 @@ impl Dispatcher {
             let Some(outcome) = self.polling_while(attempt, shutdown).await else {
                 return Err(Stop::Signal);
             };
-            let readiness = &self.sender_context.readiness;
+            let readiness = &self.sender_parts.shared.readiness;
             readiness
                 .reads_failing
                 .store(outcome.is_err(), std::sync::atomic::Ordering::Relaxed);

@@ -505,6 +505,7 @@ fn bench_envelope(topic: &str, i: usize, value_size: usize) -> Envelope {
         tag: None,
         tag_header: None,
         max_message_size: 4 << 20,
+        loop_prevention: false,
     };
     let message =
         mapping::map_record(&record, &rules).unwrap_or_else(|_| mapping::OutgoingMessage {
@@ -538,6 +539,7 @@ async fn naive_bridge(
         tag: None,
         tag_header: None,
         max_message_size: 4 << 20,
+        loop_prevention: false,
     };
     let mut copied = 0usize;
     let mut started = None;

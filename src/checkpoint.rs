@@ -11,25 +11,46 @@ use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// A Kafka topic and partition.
+/// An ordered lane of a source, whose offsets are checkpointed: a Kafka
+/// topic and partition, or a RocketMQ queue (topic, broker name, queue id)
+/// for the way back. Offsets count per lane in both systems.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PartitionId {
     pub topic: Arc<str>,
+    /// The RocketMQ broker holding the queue; `None` for Kafka.
+    pub broker: Option<Arc<str>>,
+    /// The Kafka partition, or the RocketMQ queue id.
     pub partition: i32,
 }
 
 impl PartitionId {
+    /// A Kafka partition.
     pub fn new(topic: &str, partition: i32) -> Self {
         PartitionId {
             topic: Arc::from(topic),
+            broker: None,
             partition,
+        }
+    }
+
+    /// A RocketMQ queue.
+    pub fn queue(topic: &str, broker: &str, queue_id: i32) -> Self {
+        PartitionId {
+            topic: Arc::from(topic),
+            broker: Some(Arc::from(broker)),
+            partition: queue_id,
         }
     }
 }
 
+/// `topic/partition` for Kafka, `topic@broker#queue` for RocketMQ, as the
+/// logs write each system's lanes.
 impl fmt::Display for PartitionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.topic, self.partition)
+        match &self.broker {
+            None => write!(f, "{}/{}", self.topic, self.partition),
+            Some(broker) => write!(f, "{}@{}#{}", self.topic, broker, self.partition),
+        }
     }
 }
 
@@ -288,6 +309,26 @@ impl Checkpoints {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_queue_of_one_broker_is_not_the_same_queue_id_elsewhere() {
+        let kafka = PartitionId::new("orders", 3);
+        let queue_a = PartitionId::queue("orders", "broker-a", 3);
+        let queue_b = PartitionId::queue("orders", "broker-b", 3);
+        assert_ne!(kafka, queue_a);
+        assert_ne!(queue_a, queue_b);
+        assert_eq!(kafka.to_string(), "orders/3");
+        assert_eq!(queue_b.to_string(), "orders@broker-b#3");
+        let checkpoints = Checkpoints::new();
+        assert!(checkpoints.dispatch(&queue_a, 0));
+        assert!(checkpoints.dispatch(&queue_b, 0));
+        checkpoints.acknowledge(&queue_b, [0]);
+        // Only the acknowledged queue moves past its first offset.
+        assert_eq!(
+            checkpoints.pending_commits(),
+            vec![(queue_a, 0), (queue_b, 1)]
+        );
+    }
 
     #[test]
     fn commit_point_waits_for_the_oldest_unacknowledged_offset() {

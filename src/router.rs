@@ -1,8 +1,13 @@
-//! Queue routing: which queue of the target topic each record goes to.
+//! Lane routing: which queue of the target topic each record goes to, or,
+//! on the way back, which Kafka partition.
 //!
-//! Order comes from here, not from retries: every record of one Kafka
-//! partition (`partition` mode) or of one key (`key_hash` mode) lands on one
-//! queue, and each queue is written by one sender, in order.
+//! Order comes from here, not from retries: every record of one source
+//! partition or queue (`partition` mode) or of one key (`key_hash` mode)
+//! lands on one lane, and each lane is written by one sender, in order. Keys
+//! are hashed the way the target system's own clients do, so producers that
+//! switch over keep each key on the same lane: Java's `String.hashCode` like
+//! RocketMQ's `SelectMessageQueueByHash`, and murmur2 like Kafka's default
+//! partitioner.
 
 use crate::config::Ordering;
 
@@ -10,6 +15,7 @@ use crate::config::Ordering;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueRouter {
     ordering: Ordering,
+    key_hash: KeyHash,
     queue_count: usize,
     /// In `none` mode, consecutive runs of this many offsets share a queue,
     /// so records still batch well.
@@ -21,8 +27,19 @@ impl QueueRouter {
     pub fn new(ordering: Ordering, queue_count: usize, spread_run: usize) -> Self {
         QueueRouter {
             ordering,
+            key_hash: KeyHash::RocketMq,
             queue_count: queue_count.max(1),
             spread_run: spread_run.max(1) as i64,
+        }
+    }
+
+    /// Routes to the `partitions` of a Kafka topic, keys as Kafka's default
+    /// partitioner places them; the "partition" routed from is the source
+    /// queue's index.
+    pub fn to_kafka(ordering: Ordering, partitions: usize, spread_run: usize) -> Self {
+        QueueRouter {
+            key_hash: KeyHash::Kafka,
+            ..QueueRouter::new(ordering, partitions, spread_run)
         }
     }
 
@@ -33,9 +50,10 @@ impl QueueRouter {
     /// The queue index (into the topic's queues sorted by broker and queue id).
     pub fn route(&self, partition: i32, offset: i64, key: Option<&[u8]>) -> usize {
         match (self.ordering, key) {
-            (Ordering::KeyHash, Some(key)) => {
-                select_by_hash(java_hash_of_key(key), self.queue_count)
-            }
+            (Ordering::KeyHash, Some(key)) => match self.key_hash {
+                KeyHash::RocketMq => select_by_hash(java_hash_of_key(key), self.queue_count),
+                KeyHash::Kafka => kafka_partition_of_key(key, self.queue_count),
+            },
             (Ordering::Partition | Ordering::KeyHash, _) => {
                 partition_queue(partition, self.queue_count)
             }
@@ -46,6 +64,13 @@ impl QueueRouter {
             }
         }
     }
+}
+
+/// Whose client's key placement a router follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyHash {
+    RocketMq,
+    Kafka,
 }
 
 fn partition_queue(partition: i32, queue_count: usize) -> usize {
@@ -73,6 +98,41 @@ fn java_string_hash(units: impl Iterator<Item = u16>) -> i32 {
     units.fold(0i32, |hash, unit| {
         hash.wrapping_mul(31).wrapping_add(i32::from(unit))
     })
+}
+
+/// Kafka's default partitioner for a keyed record:
+/// `toPositive(murmur2(key)) % partitions`.
+pub fn kafka_partition_of_key(key: &[u8], partitions: usize) -> usize {
+    let positive = (murmur2(key) & 0x7fff_ffff) as usize;
+    positive % partitions.max(1)
+}
+
+/// Kafka's `Utils.murmur2`: MurmurHash2, 32 bits, seed `0x9747b28c`, over
+/// little-endian 4-byte words.
+pub fn murmur2(data: &[u8]) -> i32 {
+    const SEED: u32 = 0x9747_b28c;
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    let mut hash = SEED ^ data.len() as u32;
+    let mut words = data.chunks_exact(4);
+    for word in &mut words {
+        let mut k = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        hash = hash.wrapping_mul(M) ^ k;
+    }
+    let tail = words.remainder();
+    if !tail.is_empty() {
+        for (index, byte) in tail.iter().enumerate().rev() {
+            hash ^= u32::from(*byte) << (8 * index);
+        }
+        hash = hash.wrapping_mul(M);
+    }
+    hash ^= hash >> 13;
+    hash = hash.wrapping_mul(M);
+    hash ^= hash >> 15;
+    hash as i32
 }
 
 #[cfg(test)]
@@ -120,6 +180,36 @@ mod tests {
             router.route(5, 100, Some(b"hello")),
             select_by_hash(99_162_322, 8)
         );
+    }
+
+    /// Kafka's own `UtilsTest.testMurmur2` vectors.
+    #[test]
+    fn murmur2_matches_the_java_client() {
+        let cases: [(&[u8], i32); 6] = [
+            (b"21", -973_932_308),
+            (b"foobar", -790_332_482),
+            (b"a-little-bit-long-string", -985_981_536),
+            (b"a-little-bit-longer-string", -1_486_304_829),
+            (
+                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58_897_971,
+            ),
+            (b"abc", 479_470_107),
+        ];
+        for (key, hash) in cases {
+            assert_eq!(murmur2(key), hash, "{}", String::from_utf8_lossy(key));
+        }
+        // (-790332482 & 0x7fffffff) % 50
+        assert_eq!(kafka_partition_of_key(b"foobar", 50), 16);
+    }
+
+    #[test]
+    fn to_kafka_places_keys_like_kafka_and_queues_mod_p() {
+        let router = QueueRouter::to_kafka(Ordering::KeyHash, 50, 64);
+        assert_eq!(router.route(3, 0, Some(b"foobar")), 16);
+        assert_eq!(router.route(53, 0, None), 3);
+        let by_queue = QueueRouter::to_kafka(Ordering::Partition, 4, 64);
+        assert_eq!(by_queue.route(6, 0, Some(b"foobar")), 2);
     }
 
     #[test]

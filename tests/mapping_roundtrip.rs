@@ -117,6 +117,7 @@ fn rules() -> impl Strategy<Value = MappingRules> {
             tag,
             tag_header,
             max_message_size: 4 << 20,
+            loop_prevention: false,
         })
 }
 
@@ -199,6 +200,7 @@ fn a_null_header_before_a_plain_one_of_the_same_name_keeps_its_place() {
         tag: None,
         tag_header: None,
         max_message_size: 4 << 20,
+        loop_prevention: false,
     };
     let message = mapping::map_record(&record, &rules).expect("mappable");
     assert!(

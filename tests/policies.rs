@@ -10,6 +10,15 @@ fn scenario(
     policy: &str,
     max_message_size: &str,
 ) -> (tempfile::NamedTempFile, String, String, String) {
+    scenario_with(policy, max_message_size, "")
+}
+
+/// [`scenario`] with `mapping_lines` added to the mapping.
+fn scenario_with(
+    policy: &str,
+    max_message_size: &str,
+    mapping_lines: &str,
+) -> (tempfile::NamedTempFile, String, String, String) {
     let brokers = brokers();
     let base = unique("policy");
     let (kafka_topic, rocketmq_topic, dlq) = (
@@ -22,7 +31,7 @@ fn scenario(
          rocketmq:\n  name_server: \"{}\"\n  max_message_size: \"{max_message_size}\"\n\
          mappings:\n  - kafka_topic: \"{kafka_topic}\"\n    rocketmq_topic: \"{rocketmq_topic}\"\n\
          \x20   on_empty_value: {policy}\n    on_oversized_body: {policy}\n    on_oversized_properties: {policy}\n\
-         \x20   dead_letter_topic: \"{dlq}\"\n\
+         \x20   dead_letter_topic: \"{dlq}\"\n{mapping_lines}\
          metrics:\n  listen: \"127.0.0.1:{}\"\n",
         brokers.kafka,
         unique("group"),
@@ -282,4 +291,104 @@ async fn binary_keys_and_headers_round_trip_through_the_encoding() {
     }
     assert_eq!(back.len(), 3);
     reader.close().await;
+}
+
+/// The headers the way back gives a copy of `queue_offset` in `kafka_topic`.
+fn reverse_copy_headers(kafka_topic: &str, queue_offset: i64) -> Vec<(String, Option<Vec<u8>>)> {
+    use kafka_rocketmq_bridge::config::MessageIds;
+    use kafka_rocketmq_bridge::mapping::reverse::{self, ReverseRules, RocketMqMessage};
+    let message = RocketMqMessage {
+        topic: "orders".into(),
+        broker: "broker-a".into(),
+        queue_id: 0,
+        queue_offset,
+        msg_id: None,
+        keys: None,
+        tags: None,
+        born_timestamp_ms: 1,
+        store_timestamp_ms: 2,
+        body: b"copied back".to_vec(),
+        properties: vec![],
+    };
+    let rules = ReverseRules {
+        kafka_topic: kafka_topic.to_string(),
+        max_record_bytes: 1 << 20,
+        forward_ids: MessageIds::Deterministic,
+    };
+    let record = reverse::map_message(&message, &rules).expect("a plain message is copied");
+    record
+        .headers
+        .iter()
+        .map(|(name, value)| (name.to_string(), Some(value.to_vec())))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loop_prevention_keeps_the_bridges_copies_back_and_dead_letters_forged_provenance() {
+    use kafka_rocketmq_bridge::mapping::reverse::ROCKETMQ_QUEUE_OFFSET;
+    let (file, kafka_topic, rocketmq_topic, dlq) = scenario_with(
+        "fail",
+        "4MiB",
+        "    loop_prevention: true\n    on_suspect_provenance: dead_letter\n",
+    );
+    let brokers = brokers();
+    let copy = reverse_copy_headers(&kafka_topic, 9);
+    // The same provenance with another offset: its copy id no longer matches.
+    let forged: Vec<_> = copy
+        .iter()
+        .map(|(name, value)| match name.as_str() {
+            ROCKETMQ_QUEUE_OFFSET => (name.clone(), Some(b"10".to_vec())),
+            _ => (name.clone(), value.clone()),
+        })
+        .collect();
+    let clock = yesterday_start_ms() + 3_600_000;
+    let record = |value: &[u8], headers: Vec<(String, Option<Vec<u8>>)>| TestRecord {
+        key: Some(b"k".to_vec()),
+        value: Some(value.to_vec()),
+        headers,
+        partition: Some(0),
+        timestamp: Some(clock),
+    };
+    let records = vec![
+        record(b"first", vec![]),
+        record(b"copied back", copy),
+        record(b"forged", forged),
+        record(b"last", vec![]),
+    ];
+    produce(&kafka_producer(&brokers.kafka), &kafka_topic, &records).await;
+    let mut bridge = BridgeProcess::start(file.path());
+    let reader = Reader::new(&brokers.name_server).await;
+    assert_eq!(
+        reader
+            .wait_for_count(&rocketmq_topic, 2, Duration::from_secs(120))
+            .await,
+        2,
+        "{}",
+        bridge.logs()
+    );
+    let letters = read_dead_letters(&brokers.kafka, &dlq, 1).await;
+    assert_eq!(letters, vec![("suspect_provenance".to_string(), 2)]);
+    bridge.stop_gracefully(Duration::from_secs(30));
+    let logs = bridge.logs();
+    assert!(logs.contains("skipped: 1"), "{logs}");
+    assert!(logs.contains("dead_lettered: 1"), "{logs}");
+    assert!(
+        logs.contains(&format!("record={kafka_topic}/0@2")) && logs.contains("ROCKETMQ_COPY_ID"),
+        "the forged record is logged with its coordinates and why:\n{logs}"
+    );
+    let offsets: std::collections::BTreeSet<i64> = reader
+        .read(&rocketmq_topic)
+        .await
+        .iter()
+        .map(|m| coordinates(m).2)
+        .collect();
+    assert_eq!(offsets, [0, 3].into());
+    reader.close().await;
+
+    let (code, report) = verify_day(file.path(), &utc_day(clock));
+    let row = &report["rows"][0];
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(row["verdict"], "MATCH", "{row:#}");
+    assert_eq!(row["skipped"]["bridge_copy"], 1, "{row:#}");
+    assert_eq!(row["dead_lettered"]["suspect_provenance"], 1, "{row:#}");
 }

@@ -28,12 +28,10 @@ use rocketmq_model::message::MessageQueue;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::{
-    DispatchCounters, MappingRuntime, QueuedRecord, SenderParts, Stop, policy_field, start_senders,
-};
+use super::{DispatchCounters, MappingRuntime, QueuedRecord, SenderParts, Stop, start_senders};
 use crate::already_stored::AlreadyStored;
 use crate::checkpoint::{Checkpoints, PartitionId};
-use crate::config::{BridgeSettings, LiveLimits, MessageIds, RecordPolicy};
+use crate::config::{BridgeSettings, LiveLimits, MappingConfig, MessageIds, RecordPolicy};
 use crate::dead_letter::DeadLetterWriter;
 use crate::in_flight::{InFlight, InFlightBudget};
 use crate::kafka_source::consumer::{self, BridgeConsumer};
@@ -706,6 +704,14 @@ impl Dispatcher {
         Ok(())
     }
 
+    fn count_skipped(&self, mapping: &str, rejection: Rejection, value_bytes: u64) {
+        self.counters.skipped.fetch_add(1, AtomicOrdering::Relaxed);
+        metrics::counter!(crate::metrics::RECORDS_SKIPPED, "mapping" => mapping.to_string(), "reason" => rejection.reason())
+            .increment(1);
+        metrics::counter!(crate::metrics::BYTES_SKIPPED, "mapping" => mapping.to_string(), "reason" => rejection.reason())
+            .increment(value_bytes);
+    }
+
     fn reject(
         &mut self,
         topic: String,
@@ -722,7 +728,7 @@ impl Dispatcher {
         let value_bytes = record.value.as_ref().map_or(0, Vec::len) as u64;
         match policy {
             RecordPolicy::Fail => {
-                let field = policy_field(rejection);
+                let field = MappingConfig::policy_field(rejection);
                 let reason = format!(
                     "record {coordinates} of mapping {} cannot be copied: {rejection}. The bridge stopped without \
                      committing past it. Set mappings[].{field} to skip or dead_letter to let it through.",
@@ -731,16 +737,20 @@ impl Dispatcher {
                 tracing::error!(mapping = %mapping.label, record = %coordinates, reason = rejection.reason(), "{reason}");
                 Err(Stop::RecordFailed(reason))
             }
+            // The bridge's own copies come by the thousand in a pair mapped
+            // both ways: counted like every skip, logged at debug.
+            RecordPolicy::Skip if rejection == Rejection::BridgeCopy => {
+                tracing::debug!(mapping = %mapping.label, record = %coordinates, "record not copied back: {rejection}");
+                self.count_skipped(&mapping.label, rejection, value_bytes);
+                self.checkpoints.acknowledge(&id, [record.offset]);
+                Ok(())
+            }
             RecordPolicy::Skip => {
                 tracing::warn!(
                     mapping = %mapping.label, record = %coordinates, reason = rejection.reason(),
                     "record skipped by policy: {rejection}"
                 );
-                self.counters.skipped.fetch_add(1, AtomicOrdering::Relaxed);
-                metrics::counter!(crate::metrics::RECORDS_SKIPPED, "mapping" => mapping.label.clone(), "reason" => rejection.reason())
-                    .increment(1);
-                metrics::counter!(crate::metrics::BYTES_SKIPPED, "mapping" => mapping.label.clone(), "reason" => rejection.reason())
-                    .increment(value_bytes);
+                self.count_skipped(&mapping.label, rejection, value_bytes);
                 self.checkpoints.acknowledge(&id, [record.offset]);
                 Ok(())
             }

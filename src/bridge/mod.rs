@@ -29,7 +29,7 @@ use crate::health::{Heartbeat, Readiness, stuck_after};
 use crate::in_flight::InFlightBudget;
 use crate::kafka_source::consumer::{self, BridgeConsumer};
 use crate::kafka_source::{self, start_position};
-use crate::mapping::{MappingRules, Rejection};
+use crate::mapping::MappingRules;
 use crate::rocketmq_sink::encode::BatchEntry;
 use crate::rocketmq_sink::fence::Fence;
 use crate::rocketmq_sink::queue_lane::QueueLanes;
@@ -405,14 +405,6 @@ fn start_senders(
         senders.push(tx);
     }
     (router, senders)
-}
-
-fn policy_field(rejection: Rejection) -> &'static str {
-    match rejection {
-        Rejection::EmptyValue => "on_empty_value",
-        Rejection::OversizedBody { .. } => "on_oversized_body",
-        Rejection::OversizedProperties { .. } => "on_oversized_properties",
-    }
 }
 
 fn spawn_committer(

@@ -223,12 +223,51 @@ pub enum MessageIds {
     Client,
 }
 
-/// One Kafka topic copied into one RocketMQ topic.
+/// Which way a mapping copies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Kafka records into RocketMQ: the dual-write phase.
+    #[default]
+    KafkaToRocketmq,
+    /// RocketMQ messages into Kafka: the cutover window and the way back.
+    RocketmqToKafka,
+}
+
+impl Direction {
+    /// Every direction, in a fixed order (for metrics registration).
+    pub const ALL: [Direction; 2] = [Direction::KafkaToRocketmq, Direction::RocketmqToKafka];
+
+    /// The `direction` label of metrics and the config value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Direction::KafkaToRocketmq => "kafka_to_rocketmq",
+            Direction::RocketmqToKafka => "rocketmq_to_kafka",
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// One Kafka topic copied into one RocketMQ topic, or (with `direction:
+/// rocketmq_to_kafka`) one RocketMQ topic copied into one Kafka topic.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct MappingConfig {
-    /// Label used in logs and metrics; defaults to the Kafka topic.
+    /// Label used in logs and metrics; defaults to the source topic.
     #[serde(default)]
     pub name: Option<String>,
+    #[serde(default)]
+    pub direction: Direction,
+    /// Copies the bridge made in the other direction are never copied
+    /// back, and provenance a producer forged is a rejection
+    /// (`on_suspect_provenance`). Required on both mappings of a topic
+    /// pair mapped both ways.
+    #[serde(default)]
+    pub loop_prevention: bool,
     /// Kafka topic to copy from. Exactly one of this and `kafka_topic_regex`.
     #[serde(default)]
     pub kafka_topic: String,
@@ -259,6 +298,11 @@ pub struct MappingConfig {
     /// Records whose properties would exceed RocketMQ's 32,767-byte limit.
     #[serde(default)]
     pub on_oversized_properties: RecordPolicy,
+    /// Records whose provenance a producer set (partial, malformed, or not
+    /// matching the msgId or copy id the bridge gives): never taken for a
+    /// copy in silence.
+    #[serde(default)]
+    pub on_suspect_provenance: RecordPolicy,
     /// Kafka topic that `dead_letter` policies write to.
     #[serde(default)]
     pub dead_letter_topic: Option<String>,
@@ -494,10 +538,27 @@ impl MappingConfig {
 
     /// The label this mapping goes by in logs, metrics and `--mapping`.
     pub fn label(&self) -> &str {
-        match (&self.name, &self.kafka_topic_regex) {
-            (Some(name), _) => name,
-            (None, Some(regex)) if self.kafka_topic.is_empty() => regex,
-            (None, _) => &self.kafka_topic,
+        match (&self.name, &self.kafka_topic_regex, self.direction) {
+            (Some(name), _, _) => name,
+            (None, _, Direction::RocketmqToKafka) => &self.rocketmq_topic,
+            (None, Some(regex), _) if self.kafka_topic.is_empty() => regex,
+            (None, _, _) => &self.kafka_topic,
+        }
+    }
+
+    /// The topic this mapping reads.
+    pub fn source_topic(&self) -> &str {
+        match self.direction {
+            Direction::KafkaToRocketmq => &self.kafka_topic,
+            Direction::RocketmqToKafka => &self.rocketmq_topic,
+        }
+    }
+
+    /// The topic this mapping writes.
+    pub fn target_topic(&self) -> &str {
+        match self.direction {
+            Direction::KafkaToRocketmq => &self.rocketmq_topic,
+            Direction::RocketmqToKafka => &self.kafka_topic,
         }
     }
 
@@ -508,6 +569,20 @@ impl MappingConfig {
             Rejection::EmptyValue => self.on_empty_value,
             Rejection::OversizedBody { .. } => self.on_oversized_body,
             Rejection::OversizedProperties { .. } => self.on_oversized_properties,
+            Rejection::SuspectProvenance { .. } => self.on_suspect_provenance,
+            Rejection::BridgeCopy => RecordPolicy::Skip,
+        }
+    }
+
+    /// The key that sets [`MappingConfig::policy_for`] `rejection`.
+    pub fn policy_field(rejection: crate::mapping::Rejection) -> &'static str {
+        use crate::mapping::Rejection;
+        match rejection {
+            Rejection::EmptyValue => "on_empty_value",
+            Rejection::OversizedBody { .. } => "on_oversized_body",
+            Rejection::OversizedProperties { .. } => "on_oversized_properties",
+            Rejection::SuspectProvenance { .. } => "on_suspect_provenance",
+            Rejection::BridgeCopy => "loop_prevention",
         }
     }
 }

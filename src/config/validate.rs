@@ -9,8 +9,8 @@ use super::load::{Problems, Sections};
 use super::locate::Segment;
 use super::regex_mappings::{TOPIC_PLACEHOLDER, anchored};
 use super::{
-    BridgeSettings, KafkaConfig, MappingConfig, PropertyValue, RateLimit, RecordPolicy,
-    RocketMqConfig, is_secret_property,
+    BridgeSettings, Direction, KafkaConfig, MappingConfig, Ordering, PropertyValue, RateLimit,
+    RecordPolicy, RocketMqConfig, is_secret_property,
 };
 
 /// librdkafka settings the bridge sets itself; a user value would break
@@ -253,8 +253,8 @@ fn validate_mappings(mappings: &[MappingConfig], problems: &mut Problems) {
             "is empty: add at least one kafka_topic -> rocketmq_topic mapping",
         );
     }
-    let mut sources: HashMap<&str, usize> = HashMap::new();
-    let mut targets: HashMap<&str, usize> = HashMap::new();
+    let mut sources: HashMap<(Direction, &str), usize> = HashMap::new();
+    let mut targets: HashMap<(Direction, &str), usize> = HashMap::new();
     let mut labels: HashMap<&str, usize> = HashMap::new();
     let mapped: HashSet<&str> = mappings
         .iter()
@@ -266,6 +266,7 @@ fn validate_mappings(mappings: &[MappingConfig], problems: &mut Problems) {
         validate_source(mapping, &at, problems);
         validate_target(mapping, &at, problems);
         validate_policies(mapping, &at, &mapped, problems);
+        validate_direction(mapping, &at, problems);
         if let Some(name) = &mapping.name
             && (name.trim().is_empty() || name.chars().any(char::is_control))
         {
@@ -283,32 +284,113 @@ fn validate_mappings(mappings: &[MappingConfig], problems: &mut Problems) {
             // Regex mappings are checked for clashes once expanded, at start-up.
             continue;
         }
-        if let Some(first) = sources.insert(&mapping.kafka_topic, index) {
+        let (source_field, target_field) = match mapping.direction {
+            Direction::KafkaToRocketmq => ("kafka_topic", "rocketmq_topic"),
+            Direction::RocketmqToKafka => ("rocketmq_topic", "kafka_topic"),
+        };
+        if let Some(first) = sources.insert((mapping.direction, mapping.source_topic()), index) {
             problems.push(
-                &at("kafka_topic"),
-                format!("`{}` is already mapped by mappings[{first}]: each Kafka topic may be mapped once", mapping.kafka_topic),
-            );
-        }
-        if let Some(first) = targets.insert(&mapping.rocketmq_topic, index) {
-            problems.push(
-                &at("rocketmq_topic"),
+                &at(source_field),
                 format!(
-                    "`{}` is already the target of mappings[{first}]: two sources in one RocketMQ topic would break ordering and the count-match",
-                    mapping.rocketmq_topic
+                    "`{}` is already mapped by mappings[{first}]: each {} may be mapped once",
+                    mapping.source_topic(),
+                    match mapping.direction {
+                        Direction::KafkaToRocketmq => "Kafka topic",
+                        Direction::RocketmqToKafka => "RocketMQ topic (copied back)",
+                    }
                 ),
             );
         }
-        if let Some(first) = labels
-            .insert(mapping.label(), index)
-            .filter(|_| mapping.name.is_some())
-        {
+        if let Some(first) = targets.insert((mapping.direction, mapping.target_topic()), index) {
+            problems.push(
+                &at(target_field),
+                format!(
+                    "`{}` is already the target of mappings[{first}]: two sources in one {} topic would break ordering and the count-match",
+                    mapping.target_topic(),
+                    match mapping.direction {
+                        Direction::KafkaToRocketmq => "RocketMQ",
+                        Direction::RocketmqToKafka => "Kafka",
+                    }
+                ),
+            );
+        }
+        // A reverse mapping's default label is its RocketMQ topic, which
+        // may be a forward mapping's Kafka topic name too.
+        let named = mapping.name.is_some() || mapping.direction == Direction::RocketmqToKafka;
+        if let Some(first) = labels.insert(mapping.label(), index).filter(|_| named) {
             problems.push(
                 &at("name"),
                 format!(
-                    "`{}` is already the name of mappings[{first}]",
+                    "`{}` is already the name of mappings[{first}]: give one of them a distinct `name`",
                     mapping.label()
                 ),
             );
+        }
+    }
+    validate_loops(mappings, problems);
+}
+
+/// Settings that only mean something in one direction, and what the way
+/// back does not do (yet).
+fn validate_direction(
+    mapping: &MappingConfig,
+    at: &dyn Fn(&str) -> [Segment; 3],
+    problems: &mut Problems,
+) {
+    if mapping.direction == Direction::KafkaToRocketmq {
+        return;
+    }
+    let forward_only = [
+        ("kafka_topic_regex", mapping.kafka_topic_regex.is_some()),
+        ("tag", mapping.tag.is_some()),
+        ("tag_header", mapping.tag_header.is_some()),
+        ("ordering", mapping.ordering == Ordering::Unordered),
+        (
+            "on_oversized_properties",
+            mapping.on_oversized_properties != RecordPolicy::Fail,
+        ),
+    ];
+    // Until the reverse pipeline lands, no command may take a reverse
+    // mapping for a forward one.
+    problems.push(
+        &at("direction"),
+        "rocketmq_to_kafka is not available in this version yet: the way back's mapping and loop \
+         prevention are (docs/message-mapping.md), its source and sink are not",
+    );
+    for (field, set) in forward_only {
+        if set {
+            let value = if field == "ordering" { " none" } else { "" };
+            problems.push(
+                &at(field),
+                format!(
+                    "`{field}{value}` applies to direction kafka_to_rocketmq only; \
+                     a rocketmq_to_kafka mapping names one RocketMQ topic and keeps its order (partition or key_hash)"
+                ),
+            );
+        }
+    }
+}
+
+/// A topic both copied and written in opposite directions would copy the
+/// bridge's own copies back, forever, unless both mappings tell copies
+/// from originals.
+fn validate_loops(mappings: &[MappingConfig], problems: &mut Problems) {
+    let forward = |index: usize| mappings[index].direction == Direction::KafkaToRocketmq;
+    for (back, reverse) in mappings.iter().enumerate().filter(|(i, _)| !forward(*i)) {
+        for (there, other) in mappings.iter().enumerate().filter(|(i, _)| forward(*i)) {
+            let meets = other.kafka_topic_regex.is_none()
+                && (other.kafka_topic == reverse.kafka_topic
+                    || other.rocketmq_topic == reverse.rocketmq_topic);
+            if meets && !(other.loop_prevention && reverse.loop_prevention) {
+                problems.push(
+                    &[key("mappings"), Segment::Index(back), key("loop_prevention")],
+                    format!(
+                        "mappings[{there}] copies `{}` -> `{}` the other way: set `loop_prevention: true` on both, \
+                         or every copy would be copied back",
+                        other.kafka_topic, other.rocketmq_topic
+                    ),
+                );
+            }
         }
     }
 }
@@ -440,6 +522,7 @@ fn validate_policies(
         ("on_empty_value", mapping.on_empty_value),
         ("on_oversized_body", mapping.on_oversized_body),
         ("on_oversized_properties", mapping.on_oversized_properties),
+        ("on_suspect_provenance", mapping.on_suspect_provenance),
     ];
     let dead_letter = policies
         .iter()

@@ -1327,6 +1327,7 @@ pub async fn write_straight(name_server: &str, topic: &str, queue: usize, record
         tag: None,
         tag_header: None,
         max_message_size: 4 << 20,
+        loop_prevention: false,
     };
     let outgoing = mapping::map_record(record, &rules).expect("mappable");
     producer

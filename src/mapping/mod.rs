@@ -4,13 +4,16 @@
 //! their only implementation. Mapping is reversible: [`unmap`] recovers the
 //! key, value, headers and coordinates from what RocketMQ stores, which is
 //! what `verify` and the tests rely on. Records RocketMQ cannot take come
-//! back as a [`Rejection`] for the mapping's policy to handle.
+//! back as a [`Rejection`] for the mapping's policy to handle. The way
+//! back (RocketMQ to Kafka) is in [`reverse`].
 
 use std::borrow::Cow;
 use std::collections::HashSet;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+
+pub mod reverse;
 
 /// Provenance: the Kafka topic the record came from.
 pub const KAFKA_TOPIC: &str = "KAFKA_TOPIC";
@@ -63,6 +66,9 @@ pub struct MappingRules {
     pub tag: Option<String>,
     pub tag_header: Option<String>,
     pub max_message_size: usize,
+    /// Records the bridge copied from RocketMQ (the way back) are not
+    /// copied forward again, and forged provenance is a rejection.
+    pub loop_prevention: bool,
 }
 
 impl MappingRules {
@@ -75,6 +81,7 @@ impl MappingRules {
             tag: mapping.tag.clone(),
             tag_header: mapping.tag_header.clone(),
             max_message_size: rocketmq.max_message_size.0 as usize,
+            loop_prevention: mapping.loop_prevention,
         }
     }
 }
@@ -134,11 +141,26 @@ pub enum Rejection {
         size: usize,
         limit: usize,
     },
+    /// Provenance (Kafka properties forward, `ROCKETMQ_` headers back) that
+    /// is partial, malformed or does not check out: a producer set it, and
+    /// it is not taken for a bridge copy.
+    SuspectProvenance {
+        reason: &'static str,
+    },
+    /// The bridge made this record from the other system: copying it back
+    /// would make a loop. Always skipped.
+    BridgeCopy,
 }
 
 impl Rejection {
     /// Every [`Rejection::reason`].
-    pub const REASONS: [&str; 3] = ["empty_value", "oversized_body", "oversized_properties"];
+    pub const REASONS: [&str; 5] = [
+        "empty_value",
+        "oversized_body",
+        "oversized_properties",
+        "suspect_provenance",
+        "bridge_copy",
+    ];
 
     /// Stable label for logs, metrics and dead-letter headers.
     pub fn reason(&self) -> &'static str {
@@ -146,6 +168,8 @@ impl Rejection {
             Rejection::EmptyValue => "empty_value",
             Rejection::OversizedBody { .. } => "oversized_body",
             Rejection::OversizedProperties { .. } => "oversized_properties",
+            Rejection::SuspectProvenance { .. } => "suspect_provenance",
+            Rejection::BridgeCopy => "bridge_copy",
         }
     }
 }
@@ -168,6 +192,13 @@ impl std::fmt::Display for Rejection {
                     "the properties take {size} bytes, over RocketMQ's limit of {limit} bytes"
                 )
             }
+            Rejection::SuspectProvenance { reason } => write!(
+                f,
+                "it carries provenance that the bridge did not write ({reason}); it is not taken for a copy"
+            ),
+            Rejection::BridgeCopy => {
+                f.write_str("the bridge copied it from the other system; it is never copied back")
+            }
         }
     }
 }
@@ -177,6 +208,9 @@ pub fn map_record<'a>(
     record: &'a SourceRecord,
     rules: &MappingRules,
 ) -> Result<OutgoingMessage<'a>, Rejection> {
+    if rules.loop_prevention && reverse::is_reverse_copy(&record.topic, &record.headers)? {
+        return Err(Rejection::BridgeCopy);
+    }
     let body = match &record.value {
         Some(value) if !value.is_empty() => value.as_slice(),
         _ => return Err(Rejection::EmptyValue),
@@ -239,6 +273,10 @@ pub fn surely_mappable(record: &SourceRecord, rules: &MappingRules) -> bool {
     let Some(value) = record.value.as_ref().filter(|value| !value.is_empty()) else {
         return false;
     };
+    let provenance_header = |(name, _): &Header| name.starts_with(reverse::RESERVED_PREFIX);
+    if rules.loop_prevention && record.headers.iter().any(provenance_header) {
+        return false;
+    }
     // The five provenance properties: names, separators, three numbers of
     // at most 20 digits and the timestamp type come to 147 bytes and the topic.
     let provenance = 160 + record.topic.len();
@@ -477,6 +515,7 @@ mod tests {
             tag: None,
             tag_header: None,
             max_message_size: 4 << 20,
+            loop_prevention: false,
         }
     }
 
@@ -658,6 +697,8 @@ mod tests {
             Rejection::EmptyValue,
             Rejection::OversizedBody { size: 2, limit: 1 },
             Rejection::OversizedProperties { size: 2, limit: 1 },
+            Rejection::SuspectProvenance { reason: "test" },
+            Rejection::BridgeCopy,
         ];
         let reasons: Vec<&str> = rejections.iter().map(Rejection::reason).collect();
         assert_eq!(reasons, Rejection::REASONS);
@@ -686,6 +727,53 @@ mod tests {
             panic!()
         };
         assert_eq!(rejection.reason(), "oversized_properties");
+    }
+
+    #[test]
+    fn with_loop_prevention_reverse_copies_stay_and_forgeries_are_rejected() {
+        let message = reverse::RocketMqMessage {
+            topic: "orders".into(),
+            broker: "broker-a".into(),
+            queue_id: 1,
+            queue_offset: 7,
+            msg_id: None,
+            keys: None,
+            tags: None,
+            born_timestamp_ms: 1,
+            store_timestamp_ms: 2,
+            body: b"v".to_vec(),
+            properties: vec![],
+        };
+        let back = reverse::ReverseRules {
+            kafka_topic: "t".into(),
+            max_record_bytes: 1 << 20,
+            forward_ids: crate::config::MessageIds::Deterministic,
+        };
+        let copy = reverse::map_message(&message, &back).expect("copied back");
+        let mut r = record();
+        r.topic = "t".into();
+        r.headers = copy
+            .headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), Some(v.to_vec())))
+            .collect();
+        let mut guarded = rules();
+        guarded.loop_prevention = true;
+        assert_eq!(map_record(&r, &guarded), Err(Rejection::BridgeCopy));
+        assert!(
+            !surely_mappable(&r, &guarded),
+            "a copy is never surely mappable"
+        );
+        // Without loop prevention the headers are ordinary headers.
+        assert!(map_record(&r, &rules()).is_ok());
+        r.headers
+            .retain(|(name, _)| name != reverse::ROCKETMQ_COPY_ID);
+        let Err(rejection) = map_record(&r, &guarded) else {
+            panic!("partial provenance is not a copy")
+        };
+        assert_eq!(rejection.reason(), "suspect_provenance");
+        r.headers.clear();
+        assert!(map_record(&r, &guarded).is_ok());
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod dead_letter;
 pub mod dual_read;
 pub mod health;
 pub mod in_flight;
+pub mod kafka_sink;
 pub mod kafka_source;
 pub mod mapping;
 pub mod message_id;

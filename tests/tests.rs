@@ -25,6 +25,7 @@ mod grafana_dashboard;
 mod health;
 mod kafka_cluster;
 mod kafka_restart;
+mod kafka_sink;
 mod limits;
 mod mapping_roundtrip;
 mod message_ids;

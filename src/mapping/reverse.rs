@@ -15,6 +15,7 @@ use std::borrow::Cow;
 use sha2::{Digest, Sha256};
 
 use super::{KAFKA_OFFSET, KAFKA_PARTITION, KAFKA_TIMESTAMP, KAFKA_TOPIC, Rejection};
+use crate::checkpoint::PartitionId;
 use crate::config::MessageIds;
 use crate::message_id::deterministic_id;
 
@@ -281,6 +282,27 @@ pub fn is_reverse_copy(
     }
 }
 
+/// The RocketMQ queue and queue offset a copy was made from, read from its
+/// headers as a Kafka consumer hands them over; `None` for a record
+/// without (or with unreadable) provenance. It does not check the copy id:
+/// the read-backs that use it only look for coordinates they sent.
+pub fn provenance<'h>(
+    headers: impl IntoIterator<Item = (&'h str, Option<&'h [u8]>)>,
+) -> Option<(PartitionId, i64)> {
+    let (mut topic, mut broker, mut queue_id, mut offset) = (None, None, None, None);
+    for (name, value) in headers {
+        let text = || value.and_then(|v| std::str::from_utf8(v).ok());
+        match name {
+            ROCKETMQ_TOPIC => topic = text(),
+            ROCKETMQ_BROKER => broker = text(),
+            ROCKETMQ_QUEUE_ID => queue_id = text().and_then(|v| v.parse::<i32>().ok()),
+            ROCKETMQ_QUEUE_OFFSET => offset = text().and_then(|v| v.parse::<i64>().ok()),
+            _ => {}
+        }
+    }
+    Some((PartitionId::queue(topic?, broker?, queue_id?), offset?))
+}
+
 /// A reverse copy could not be read back as a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a reverse copy: {0}")]
@@ -434,7 +456,14 @@ mod tests {
                 "zone",
             ]
         );
-        let mut back = unmap_record(&as_read_back(&record)).expect("a reverse copy");
+        let read = as_read_back(&record);
+        let headers = read.headers.iter().map(|(n, v)| (n.as_str(), v.as_deref()));
+        assert_eq!(
+            provenance(headers),
+            Some((PartitionId::queue("orders", "broker-a", 3), 42))
+        );
+        assert_eq!(provenance([("zone", Some(&b"eu"[..]))]), None);
+        let mut back = unmap_record(&read).expect("a reverse copy");
         let mut expected = original.clone();
         back.properties.sort();
         expected.properties.sort();

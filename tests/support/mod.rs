@@ -945,6 +945,8 @@ pub struct ReadBack {
     pub offset: i64,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
+    pub timestamp: Option<i64>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
 /// Everything partition `partition` of `topic` holds now, from its log
@@ -971,12 +973,21 @@ pub fn read_partition(bootstrap: &str, topic: &str, partition: i32) -> Vec<ReadB
             records.last().map(|r| r.offset)
         );
         if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            use rdkafka::message::Headers;
             let message = message.expect("read back");
+            let headers = message.headers().map_or_else(Vec::new, |headers| {
+                headers
+                    .iter()
+                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                    .collect()
+            });
             records.push(ReadBack {
                 partition,
                 offset: message.offset(),
                 key: message.key().map(<[u8]>::to_vec),
                 value: message.payload().map(<[u8]>::to_vec),
+                timestamp: message.timestamp().to_millis(),
+                headers,
             });
         }
     }

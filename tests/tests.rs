@@ -37,6 +37,7 @@ mod prometheus;
 mod queue_change;
 mod regex_mappings;
 mod rocketmq_cluster;
+mod rocketmq_source;
 mod scale_out;
 mod secrets;
 mod service;

@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering as AtomicOrdering;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::Consumer as _;
 use rocketmq_model::message::MessageQueue;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -34,11 +33,11 @@ use crate::checkpoint::{Checkpoints, PartitionId};
 use crate::config::{BridgeSettings, LiveLimits, MappingConfig, MessageIds, RecordPolicy};
 use crate::dead_letter::DeadLetterWriter;
 use crate::in_flight::{InFlight, InFlightBudget};
-use crate::kafka_source::consumer::{self, BridgeConsumer};
 use crate::mapping::{self, Rejection, SourceRecord};
 use crate::message_id;
 use crate::rate_limit::{Admission, LimiterKind, RateLimits, Throttled};
 use crate::rocketmq_sink::encode::Envelope;
+use crate::source::{Incoming, Source};
 use crate::status::{StatusBoard, ThrottleChange};
 use parked::{PARKED_RETRY, ParkedPartition};
 pub(super) use restart_scan::RestartScan;
@@ -73,8 +72,8 @@ struct HeldRecords {
     paused: bool,
 }
 
-pub(super) struct Dispatcher {
-    pub consumer: Arc<BridgeConsumer>,
+pub(super) struct Dispatcher<S: Source> {
+    pub source: Arc<S>,
     pub checkpoints: Arc<Checkpoints>,
     /// By Kafka topic.
     pub mappings: HashMap<String, MappingRuntime>,
@@ -86,7 +85,7 @@ pub(super) struct Dispatcher {
     held: HashMap<String, HeldRecords>,
     /// Partitions waiting for a full queue buffer.
     parked: HashMap<PartitionId, ParkedPartition>,
-    /// What the parked records behind them weigh (`record_bytes`).
+    /// What the parked records behind them weigh (`Incoming::limited_bytes`).
     parked_bytes: u64,
     pub sender_parts: SenderParts,
     pub sender_tasks: Vec<JoinHandle<()>>,
@@ -110,8 +109,8 @@ pub(super) struct Dispatcher {
 }
 
 /// What the dispatcher starts from.
-pub(super) struct DispatcherParts {
-    pub consumer: Arc<BridgeConsumer>,
+pub(super) struct DispatcherParts<S: Source> {
+    pub source: Arc<S>,
     pub checkpoints: Arc<Checkpoints>,
     pub mappings: HashMap<String, MappingRuntime>,
     pub dead_letters: Option<DeadLetterWriter>,
@@ -129,12 +128,12 @@ pub(super) struct DispatcherParts {
     pub restart_scan: Option<RestartScan>,
 }
 
-impl Dispatcher {
-    pub fn new(parts: DispatcherParts) -> Self {
+impl<S: Source<Record = SourceRecord>> Dispatcher<S> {
+    pub fn new(parts: DispatcherParts<S>) -> Self {
         let mut limit_updates = parts.limit_updates;
         let limits = limit_updates.borrow_and_update().clone();
         Dispatcher {
-            consumer: parts.consumer,
+            source: parts.source,
             checkpoints: parts.checkpoints,
             mappings: parts.mappings,
             dead_letters: parts.dead_letters,
@@ -177,17 +176,15 @@ impl Dispatcher {
             }
             let next_release = self.held.values().map(|h| h.retry_at).min();
             let step = tokio::select! {
-                received = self.consumer.recv() => match received {
-                    Ok(message) => {
-                        // The one copy of the record out of librdkafka's buffer.
-                        let record = consumer::source_record(&message);
+                received = self.source.recv() => match received {
+                    Ok(record) => {
                         self.forget_revoked();
                         self.accept(record, shutdown).await
                     }
                     Err(error) => {
                         // Transient by nature (broker down, rebalance); librdkafka reconnects.
                         if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(30)) {
-                            tracing::warn!(%error, "Kafka consume error; retrying");
+                            tracing::warn!(%error, "consume error; retrying");
                             last_error_log = Some(Instant::now());
                         }
                         Ok(())
@@ -221,7 +218,7 @@ impl Dispatcher {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Stop> {
         if let Some(held) = self.held.get_mut(&message.topic) {
-            held.bytes += record_bytes(&message);
+            held.bytes += message.limited_bytes();
             held.records.push_back(message);
             let topic = held.records[0].topic.clone();
             self.pause_if_full(&topic);
@@ -245,7 +242,7 @@ impl Dispatcher {
             return Ok(());
         };
         self.limits
-            .admit(&mapping.limit_label, record_bytes(message), admission)
+            .admit(&mapping.limit_label, message.limited_bytes(), admission)
     }
 
     fn hold(&mut self, message: SourceRecord, admission: Admission, throttled: Throttled) {
@@ -255,7 +252,7 @@ impl Dispatcher {
         self.held.insert(
             topic.clone(),
             HeldRecords {
-                bytes: record_bytes(&message),
+                bytes: message.limited_bytes(),
                 records: VecDeque::from([message]),
                 admission,
                 blocked: (throttled.limiter, now),
@@ -275,7 +272,8 @@ impl Dispatcher {
         };
         if !held.paused && (held.records.len() >= records_bound || held.bytes >= bytes_bound) {
             held.paused = true;
-            consumer::set_paused_where(&self.consumer, true, |t, _| t == topic);
+            self.source
+                .set_paused_where(true, &|id| *id.topic == *topic);
         }
     }
 
@@ -332,7 +330,7 @@ impl Dispatcher {
                     let Some(message) = held.records.pop_front() else {
                         return Ok(());
                     };
-                    held.bytes = held.bytes.saturating_sub(record_bytes(&message));
+                    held.bytes = held.bytes.saturating_sub(message.limited_bytes());
                     // Resume at half the bound, not at once: fewer pause/resume
                     // cycles, each of which makes librdkafka fetch again.
                     let resume = held.paused
@@ -340,7 +338,7 @@ impl Dispatcher {
                         && held.bytes <= bytes_bound / 2;
                     if resume {
                         held.paused = false;
-                        self.resume_where(|t, _| t == topic);
+                        self.resume_where(|id| *id.topic == *topic);
                     }
                     self.dispatch(message, shutdown).await?;
                 }
@@ -363,7 +361,7 @@ impl Dispatcher {
         if let Some(held) = self.held.remove(topic)
             && held.paused
         {
-            self.resume_where(|t, _| t == topic);
+            self.resume_where(|id| *id.topic == *topic);
         }
     }
 
@@ -400,19 +398,19 @@ impl Dispatcher {
     /// Drops held and stashed records of partitions revoked meanwhile: the
     /// new owner reads them again from the committed offset.
     fn forget_revoked(&mut self) {
-        let revoked = self.consumer.context().take_revoked();
+        let revoked = self.source.take_revoked();
         if revoked.is_empty() {
             return;
         }
         self.already_stored.forget(&revoked);
         let gone: HashSet<PartitionId> = revoked.into_iter().collect();
         self.revoked_meanwhile.extend(gone.iter().cloned());
-        let is_gone = |m: &SourceRecord| gone.contains(&PartitionId::new(&m.topic, m.partition));
+        let is_gone = |m: &SourceRecord| gone.contains(&m.lane());
         self.stash.retain(|m| !is_gone(m));
         self.forget_parked(&gone);
         for held in self.held.values_mut() {
             held.records.retain(|m| !is_gone(m));
-            held.bytes = held.records.iter().map(record_bytes).sum();
+            held.bytes = held.records.iter().map(Incoming::limited_bytes).sum();
         }
         let emptied: Vec<String> = self
             .held
@@ -428,21 +426,21 @@ impl Dispatcher {
         self.forget_revoked();
         self.stash.push_back(message);
         // A partition assigned meanwhile is not paused yet.
-        consumer::set_paused(&self.consumer, true);
+        self.source.set_paused(true);
     }
 
     /// Resumes every partition except those that must stay paused.
     fn resume_all(&self) {
-        self.resume_where(|_, _| true);
+        self.resume_where(|_| true);
     }
 
     /// Resumes the partitions `selected` picks, except those of topics
     /// held by a limiter and parked partitions.
-    fn resume_where(&self, selected: impl Fn(&str, i32) -> bool) {
-        consumer::set_paused_where(&self.consumer, false, |topic, partition| {
-            selected(topic, partition)
-                && self.held.get(topic).is_none_or(|held| !held.paused)
-                && !self.is_parked(topic, partition)
+    fn resume_where(&self, selected: impl Fn(&PartitionId) -> bool) {
+        self.source.set_paused_where(false, &|id| {
+            selected(id)
+                && self.held.get(&*id.topic).is_none_or(|held| !held.paused)
+                && !self.is_parked(id)
         });
     }
 
@@ -451,7 +449,7 @@ impl Dispatcher {
         record: SourceRecord,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Stop> {
-        let id = PartitionId::new(&record.topic, record.partition);
+        let id = record.lane();
         let Some(record) = self.park_behind(&id, record) else {
             return Ok(());
         };
@@ -486,9 +484,7 @@ impl Dispatcher {
             )));
         };
         mapping.consumed.increment(1);
-        mapping
-            .consumed_bytes
-            .increment(record.value.as_ref().map_or(0, |v| v.len() as u64));
+        mapping.consumed_bytes.increment(record.value_bytes());
         // The mapped message borrows the record: it is encoded, and
         // dropped, before a rejected record moves on to its policy.
         let encoded = match mapping::map_record(&record, &mapping.rules) {
@@ -580,14 +576,14 @@ impl Dispatcher {
             }
             if !paused && Instant::now() >= unpolled_until {
                 paused = true;
-                consumer::set_paused(&self.consumer, true);
+                self.source.set_paused(true);
             }
             tokio::select! {
                 _ = budget.freed() => {}
                 _ = tokio::time::sleep_until(unpolled_until.into()), if !paused => {}
-                received = self.consumer.recv(), if paused => {
-                    if let Ok(message) = received {
-                        self.keep_received(consumer::source_record(&message));
+                received = self.source.recv(), if paused => {
+                    if let Ok(record) = received {
+                        self.keep_received(record);
                     }
                 }
                 _ = shutdown.changed() => break Err(Stop::Signal),
@@ -667,7 +663,7 @@ impl Dispatcher {
         queues: Vec<MessageQueue>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Stop> {
-        consumer::set_paused(&self.consumer, true);
+        self.source.set_paused(true);
         // Parked records of the topic go to their queues first: the new
         // plan may route their keys elsewhere.
         loop {
@@ -678,9 +674,9 @@ impl Dispatcher {
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-                received = self.consumer.recv() => {
-                    if let Ok(message) = received {
-                        self.keep_received(consumer::source_record(&message));
+                received = self.source.recv() => {
+                    if let Ok(record) = received {
+                        self.keep_received(record);
                     }
                 }
                 _ = shutdown.changed() => return Err(Stop::Signal),
@@ -725,7 +721,7 @@ impl Dispatcher {
         let policy = mapping.config.policy_for(rejection);
         let coordinates = format!("{id}@{}", record.offset);
         // Value bytes, like bridge_bytes_consumed_total.
-        let value_bytes = record.value.as_ref().map_or(0, Vec::len) as u64;
+        let value_bytes = record.value_bytes();
         match policy {
             RecordPolicy::Fail => {
                 let field = MappingConfig::policy_field(rejection);
@@ -778,17 +774,6 @@ impl Dispatcher {
             }
         }
     }
-}
-
-/// What a byte limit counts: the Kafka record's key, value and headers.
-fn record_bytes(record: &SourceRecord) -> u64 {
-    let headers: usize = record
-        .headers
-        .iter()
-        .map(|(name, value)| name.len() + value.as_ref().map_or(0, Vec::len))
-        .sum();
-    (record.key.as_ref().map_or(0, Vec::len) + record.value.as_ref().map_or(0, Vec::len) + headers)
-        as u64
 }
 
 fn count_throttled(mapping: &str, limiter: LimiterKind, waited: Duration) {

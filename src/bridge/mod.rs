@@ -282,7 +282,7 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
         replan_tx,
     );
     let mut dispatcher = Dispatcher::new(DispatcherParts {
-        consumer: Arc::clone(&consumer),
+        source: Arc::clone(&consumer),
         checkpoints: Arc::clone(&checkpoints),
         mappings,
         dead_letters,

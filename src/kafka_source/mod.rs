@@ -5,6 +5,7 @@
 //! calls used by `check` and `create-topics`.
 
 mod admin;
+mod as_source;
 pub mod consumer;
 pub mod start_position;
 

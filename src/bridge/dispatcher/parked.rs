@@ -27,11 +27,11 @@ use tokio::sync::{mpsc, watch};
 use super::super::QueuedRecord;
 use super::{Dispatcher, Stop, count_throttled};
 use crate::checkpoint::PartitionId;
-use crate::kafka_source::consumer;
 use crate::mapping::SourceRecord;
 use crate::rate_limit::LimiterKind;
 use crate::rocketmq_sink::encode::Envelope;
 use crate::rocketmq_sink::queue_lane::describe;
+use crate::source::{Incoming, Source};
 
 /// How often parked partitions try their queue again. A queue sender takes
 /// up to a batch out of its buffer at a time, so a short retry keeps the
@@ -57,7 +57,7 @@ pub(super) struct ParkedPartition {
     since: Instant,
 }
 
-impl Dispatcher {
+impl<S: Source<Record = SourceRecord>> Dispatcher<S> {
     /// Whether `record` belongs behind its partition's parked records; if
     /// so it is kept there (or dropped, if it was parked already).
     pub(super) fn park_behind(
@@ -73,7 +73,7 @@ impl Dispatcher {
         }
         if record.offset > parked.last_offset {
             parked.last_offset = record.offset;
-            self.parked_bytes += super::record_bytes(&record);
+            self.parked_bytes += record.limited_bytes();
             parked.tail.push_back(record);
             self.pause_if_parked_full(id);
         }
@@ -91,7 +91,7 @@ impl Dispatcher {
             parked.paused = true;
             let queue = parked.queue;
             tracing::debug!(partition = %id, queue = %self.queue_name(id, queue), "parked records reached the bound; partition paused");
-            consumer::set_partitions_paused(&self.consumer, std::slice::from_ref(id), true);
+            self.source.set_lanes_paused(std::slice::from_ref(id), true);
         }
     }
 
@@ -146,9 +146,7 @@ impl Dispatcher {
         ids.sort();
         for id in ids {
             if self.drain_partition(&id, shutdown).await? && resume {
-                self.resume_where(|topic, partition| {
-                    *id.topic == *topic && id.partition == partition
-                });
+                self.resume_where(|lane| lane == &id);
             }
         }
         Ok(())
@@ -193,9 +191,7 @@ impl Dispatcher {
                 return Ok(self.unpark(id));
             };
             parked.draining = true;
-            self.parked_bytes = self
-                .parked_bytes
-                .saturating_sub(super::record_bytes(&record));
+            self.parked_bytes = self.parked_bytes.saturating_sub(record.limited_bytes());
             self.dispatch(record, shutdown).await?;
         }
     }
@@ -226,14 +222,12 @@ impl Dispatcher {
             .parked
             .values()
             .flat_map(|p| &p.tail)
-            .map(super::record_bytes)
+            .map(Incoming::limited_bytes)
             .sum();
     }
 
     /// Whether a partition must stay paused for its parked records.
-    pub(super) fn is_parked(&self, topic: &str, partition: i32) -> bool {
-        self.parked
-            .iter()
-            .any(|(id, p)| p.paused && id.partition == partition && *id.topic == *topic)
+    pub(super) fn is_parked(&self, lane: &PartitionId) -> bool {
+        self.parked.get(lane).is_some_and(|p| p.paused)
     }
 }

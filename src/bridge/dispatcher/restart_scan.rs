@@ -14,9 +14,10 @@ use super::{Dispatcher, Stop};
 use crate::already_stored::{OffsetRanges, Wanted, scan_queue_tail};
 use crate::checkpoint::PartitionId;
 use crate::config::{Ordering, RocketMqConfig};
-use crate::kafka_source::consumer::{self, BridgeConsumer};
+use crate::mapping::SourceRecord;
 use crate::rocketmq_reader::{ReadError, with_reader};
 use crate::rocketmq_sink::fence::Fence;
+use crate::source::Source;
 
 /// The group the tail reader pulls as; it never commits anything.
 const READER_GROUP_SUFFIX: &str = "-restart-scan";
@@ -42,7 +43,7 @@ struct QueueScan {
     partitions: Vec<PartitionId>,
 }
 
-impl Dispatcher {
+impl<S: Source<Record = SourceRecord>> Dispatcher<S> {
     /// Reads the queue tails of `first` (whose first record since it was
     /// assigned is at `first_offset`) and of every other assigned partition
     /// not checked yet, retrying until it succeeds or the bridge stops.
@@ -53,7 +54,9 @@ impl Dispatcher {
         first_offset: i64,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Stop> {
-        let mut partitions: Vec<PartitionId> = consumer::assigned(&self.consumer)
+        let mut partitions: Vec<PartitionId> = self
+            .source
+            .assigned()
             .into_iter()
             .filter(|p| self.mappings.contains_key(&*p.topic) && !self.already_stored.is_scanned(p))
             .filter(|p| p != first)
@@ -61,11 +64,11 @@ impl Dispatcher {
         partitions.push(first.clone());
         let queues = self.queue_scans(&partitions);
         let started = Instant::now();
-        consumer::set_paused(&self.consumer, true);
+        self.source.set_paused(true);
         let mut wait = Duration::from_millis(500);
         let found = loop {
             let attempt = read_tails(
-                Arc::clone(&self.consumer),
+                Arc::clone(&self.source),
                 scan.clone(),
                 partitions.clone(),
                 (first.clone(), first_offset),
@@ -106,8 +109,7 @@ impl Dispatcher {
         );
         // A partition revoked meanwhile is read again if it comes back:
         // its next owner may have stored more by then.
-        let still_assigned: HashSet<PartitionId> =
-            consumer::assigned(&self.consumer).into_iter().collect();
+        let still_assigned: HashSet<PartitionId> = self.source.assigned().into_iter().collect();
         for (partition, stored) in found {
             if !still_assigned.contains(&partition) {
                 continue;
@@ -135,7 +137,7 @@ impl Dispatcher {
         if last - offset < SEEK_PAST_AT_LEAST {
             return;
         }
-        if let Err(error) = consumer::seek(&self.consumer, id, last + 1) {
+        if let Err(error) = self.source.seek(id, last + 1) {
             tracing::debug!(partition = %id, %error, "cannot move the fetch past stored records; reading and skipping them");
             return;
         }
@@ -189,9 +191,9 @@ impl Dispatcher {
         loop {
             tokio::select! {
                 done = &mut work => return Some(done),
-                received = self.consumer.recv() => {
-                    if let Ok(message) = received {
-                        self.keep_received(consumer::source_record(&message));
+                received = self.source.recv() => {
+                    if let Ok(record) = received {
+                        self.keep_received(record);
                     }
                 }
                 _ = shutdown.changed() => return None,
@@ -202,20 +204,19 @@ impl Dispatcher {
 
 /// The group's committed offsets, then each queue's tail: the offsets of
 /// every partition whose copies are already stored.
-async fn read_tails(
-    consumer: Arc<BridgeConsumer>,
+async fn read_tails<S: Source>(
+    source: Arc<S>,
     scan: RestartScan,
     partitions: Vec<PartitionId>,
     first: (PartitionId, i64),
     queues: &[QueueScan],
 ) -> Result<HashMap<PartitionId, OffsetRanges>, String> {
     let lookup = partitions.clone();
-    let committed = tokio::task::spawn_blocking(move || {
-        consumer::committed_offsets(&consumer, &lookup, COMMITTED_TIMEOUT)
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| format!("cannot read the group's committed offsets: {e}"))?;
+    let committed =
+        tokio::task::spawn_blocking(move || source.committed_offsets(&lookup, COMMITTED_TIMEOUT))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("cannot read the group's committed offsets: {e}"))?;
     let mut committed: HashMap<PartitionId, Option<i64>> = committed.into_iter().collect();
     // Exact, where the group's offset could only say where fetching began.
     committed.insert(first.0, Some(first.1));

@@ -1,0 +1,83 @@
+//! Kafka's consumer group as the pipeline's [`Source`]: partitions are its
+//! lanes, and a record is a [`SourceRecord`].
+
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+
+use super::consumer::{self, BridgeConsumer};
+use crate::checkpoint::PartitionId;
+use crate::mapping::SourceRecord;
+use crate::source::{Incoming, Source};
+
+impl Incoming for SourceRecord {
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    fn lane(&self) -> PartitionId {
+        PartitionId::new(&self.topic, self.partition)
+    }
+
+    fn offset(&self) -> i64 {
+        self.offset
+    }
+
+    fn limited_bytes(&self) -> u64 {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(name, value)| name.len() + value.as_ref().map_or(0, Vec::len))
+            .sum();
+        (self.key.as_ref().map_or(0, Vec::len) + self.value.as_ref().map_or(0, Vec::len) + headers)
+            as u64
+    }
+
+    fn value_bytes(&self) -> u64 {
+        self.value.as_ref().map_or(0, Vec::len) as u64
+    }
+}
+
+impl Source for BridgeConsumer {
+    type Record = SourceRecord;
+
+    async fn recv(&self) -> Result<SourceRecord, String> {
+        match StreamConsumer::recv(self).await {
+            // The one copy of the record out of librdkafka's buffer.
+            Ok(message) => Ok(consumer::source_record(&message)),
+            Err(error) => Err(format!("Kafka consume error: {error}")),
+        }
+    }
+
+    fn take_revoked(&self) -> Vec<PartitionId> {
+        self.context().take_revoked()
+    }
+
+    fn assigned(&self) -> Vec<PartitionId> {
+        consumer::assigned(self)
+    }
+
+    fn set_paused_where(&self, paused: bool, selected: &dyn Fn(&PartitionId) -> bool) {
+        consumer::set_paused_where(self, paused, |topic, partition| {
+            selected(&PartitionId::new(topic, partition))
+        });
+    }
+
+    fn set_lanes_paused(&self, lanes: &[PartitionId], paused: bool) {
+        consumer::set_partitions_paused(self, lanes, paused);
+    }
+
+    fn seek(&self, lane: &PartitionId, offset: i64) -> Result<(), String> {
+        consumer::seek(self, lane, offset).map_err(|error| {
+            format!("cannot move Kafka partition {lane} to offset {offset}: {error}")
+        })
+    }
+
+    fn committed_offsets(
+        &self,
+        lanes: &[PartitionId],
+        timeout: Duration,
+    ) -> Result<Vec<(PartitionId, Option<i64>)>, String> {
+        consumer::committed_offsets(self, lanes, timeout).map_err(|error| error.to_string())
+    }
+}

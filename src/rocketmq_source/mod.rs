@@ -1,0 +1,367 @@
+//! The RocketMQ source, for the way back (RocketMQ to Kafka): one lite pull
+//! consumer in a clustering consumer group, so instances split a topic's
+//! queues by RocketMQ's own rebalance; each queue is read in order, and its
+//! consumer offset moves only when [`RocketMqSource::commit`] says so,
+//! written to the broker and acknowledged.
+//!
+//! The client's calls are async and its `poll` is not cancel-safe, while the
+//! pipeline's [`Source`] pauses and seeks synchronously and cancels its
+//! reads at will. So one task owns the consumer: it applies the commands
+//! (pause, resume, seek) in the order they were given, between polls, and
+//! hands what it polls over a bounded channel, which is cancel-safe and
+//! bounds what waits.
+
+mod message;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rocketmq_client_rust::{
+    AclClientRPCHook, ClientRuntime, DefaultLitePullConsumer, MessageQueueListener, ReadOffsetType,
+    SessionCredentials,
+};
+use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
+use rocketmq_model::message::MessageQueue;
+use rocketmq_protocol::protocol::heartbeat::message_model::MessageModel;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::checkpoint::PartitionId;
+use crate::config::RocketMqConfig;
+use crate::mapping::reverse::RocketMqMessage;
+use crate::rocketmq_sink::failure_text;
+use crate::source::{Incoming, Source};
+
+pub use message::to_message;
+
+/// Messages polled and not taken by the pipeline yet, over all queues.
+const CHANNEL_RECORDS: usize = 1024;
+/// How long one poll waits for messages before the task looks at its
+/// commands again.
+const POLL_WAIT_MS: u64 = 20;
+
+/// Starting the consumer failed; the text names the name server and group.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot consume RocketMQ topics {topics} as group `{group}` via name server {name_server}: {cause}"
+)]
+pub struct SourceError {
+    pub topics: String,
+    pub group: String,
+    pub name_server: String,
+    pub cause: String,
+}
+
+enum Command {
+    Pause(Vec<MessageQueue>),
+    Resume(Vec<MessageQueue>),
+    Seek(MessageQueue, i64),
+}
+
+/// The queues this instance owns, per topic, as the group's rebalance left
+/// them, and those taken away since the pipeline last asked.
+#[derive(Default)]
+struct Ownership {
+    owned: HashMap<String, HashSet<PartitionId>>,
+    revoked: Vec<PartitionId>,
+}
+
+/// Hears the group's rebalance. Called after the client started or
+/// stopped reading the queues, on the client's runtime.
+struct RebalanceListener(Arc<Mutex<Ownership>>);
+
+impl MessageQueueListener for RebalanceListener {
+    fn message_queue_changed(
+        &self,
+        topic: &str,
+        _all: &HashSet<MessageQueue>,
+        mine: &HashSet<MessageQueue>,
+    ) {
+        let now: HashSet<PartitionId> = mine.iter().map(lane_of).collect();
+        let mut ownership = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let before = ownership.owned.insert(topic.to_string(), now.clone());
+        let gone: Vec<PartitionId> = before
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|lane| !now.contains(lane))
+            .collect();
+        if !gone.is_empty() || !now.is_empty() {
+            let mut names: Vec<String> = now.iter().map(ToString::to_string).collect();
+            names.sort();
+            tracing::info!(topic, owned = %names.join(" "), revoked = gone.len(), "RocketMQ queues assigned");
+        }
+        ownership.revoked.extend(gone);
+    }
+}
+
+/// A RocketMQ queue as the pipeline names it.
+pub fn lane_of(queue: &MessageQueue) -> PartitionId {
+    PartitionId::queue(queue.topic_str(), queue.broker_name(), queue.queue_id())
+}
+
+fn queue_of(lane: &PartitionId) -> Option<MessageQueue> {
+    let broker = lane.broker.as_deref()?;
+    Some(MessageQueue::from_parts(
+        lane.topic.as_ref(),
+        broker,
+        lane.partition,
+    ))
+}
+
+/// A consumer group member reading RocketMQ topics for the pipeline.
+pub struct RocketMqSource {
+    consumer: Arc<DefaultLitePullConsumer>,
+    ownership: Arc<Mutex<Ownership>>,
+    records: tokio::sync::Mutex<mpsc::Receiver<RocketMqMessage>>,
+    commands: mpsc::UnboundedSender<Command>,
+    poller: JoinHandle<()>,
+    /// The client's runtime handle: [`Source::committed_offsets`] is
+    /// blocking and asks the client from outside any runtime.
+    runtime: tokio::runtime::Handle,
+}
+
+impl RocketMqSource {
+    /// Joins `group` and reads `topics` from each queue's consumer offset,
+    /// or from the queue's first message where the group has none.
+    pub async fn start(
+        runtime: Arc<ClientRuntime>,
+        config: &RocketMqConfig,
+        group: &str,
+        instance: &str,
+        topics: &[String],
+    ) -> Result<Self, SourceError> {
+        let failed = |cause: String| SourceError {
+            topics: topics.join(", "),
+            group: group.to_string(),
+            name_server: config.name_server.clone(),
+            cause,
+        };
+        let mut builder = DefaultLitePullConsumer::builder(runtime)
+            .consumer_group(group)
+            .name_server_addr(config.name_server.as_str())
+            .instance_name(instance)
+            .message_model(MessageModel::Clustering)
+            .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
+            // Only the pipeline's acknowledgements move an offset.
+            .auto_commit(false);
+        if let (Some(access), Some(secret)) = (&config.access_key, &config.secret_key) {
+            let credentials = SessionCredentials::with_keys(access.expose(), secret.expose());
+            builder = builder.rpc_hook(Arc::new(AclClientRPCHook::new(credentials)));
+        }
+        let consumer = builder.build().map_err(|e| failed(failure_text(&e)))?;
+        let ownership = Arc::new(Mutex::new(Ownership::default()));
+        for topic in topics {
+            consumer
+                .subscribe_with_listener(topic, "*", RebalanceListener(Arc::clone(&ownership)))
+                .await
+                .map_err(|e| failed(failure_text(&e)))?;
+        }
+        consumer
+            .start()
+            .await
+            .map_err(|e| failed(failure_text(&e)))?;
+        let consumer = Arc::new(consumer);
+        let (records_tx, records) = mpsc::channel(CHANNEL_RECORDS);
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let poller = tokio::spawn(poll_forever(Arc::clone(&consumer), commands_rx, records_tx));
+        Ok(RocketMqSource {
+            consumer,
+            ownership,
+            records: tokio::sync::Mutex::new(records),
+            commands,
+            poller,
+            runtime: tokio::runtime::Handle::current(),
+        })
+    }
+
+    /// Stores `offsets` (next to read, per queue) as the group's consumer
+    /// offsets on the brokers, each acknowledged; the first failure is
+    /// returned with its queue.
+    pub async fn commit(&self, offsets: &[(PartitionId, i64)]) -> Result<(), String> {
+        let Some(store) = self.consumer.offset_store().await else {
+            return Err("the consumer has no offset store (not started)".to_string());
+        };
+        for (lane, offset) in offsets {
+            let Some(queue) = queue_of(lane) else {
+                return Err(format!("{lane} is not a RocketMQ queue"));
+            };
+            // Memory first: the client writes what it holds to the broker
+            // on a timer and at shutdown, and would undo a commit it did
+            // not hold.
+            store.update_offset(&queue, *offset, false).await;
+            store
+                .update_consume_offset_to_broker(&queue, *offset, false)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot commit offset {offset} of {lane}: {}",
+                        failure_text(&e)
+                    )
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Leaves the group: its queues go to the other members.
+    pub async fn shutdown(self) {
+        self.poller.abort();
+        self.consumer.shutdown().await;
+    }
+
+    fn owns(&self, lane: &PartitionId) -> bool {
+        let ownership = self.ownership.lock().unwrap_or_else(|p| p.into_inner());
+        ownership
+            .owned
+            .get(lane.topic.as_ref())
+            .is_some_and(|owned| owned.contains(lane))
+    }
+
+    fn send(&self, command: Command) {
+        // The poller ends only with the source.
+        let _ = self.commands.send(command);
+    }
+}
+
+/// Applies the commands, then polls, forever; a full channel holds the
+/// poll (and so the client's pulls, by its own per-queue thresholds).
+async fn poll_forever(
+    consumer: Arc<DefaultLitePullConsumer>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    records: mpsc::Sender<RocketMqMessage>,
+) {
+    loop {
+        while let Ok(command) = commands.try_recv() {
+            apply(&consumer, command).await;
+        }
+        for message in consumer.poll_with_timeout(POLL_WAIT_MS).await {
+            if records.send(to_message(&message)).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+async fn apply(consumer: &DefaultLitePullConsumer, command: Command) {
+    match command {
+        Command::Pause(queues) => consumer.pause(queues).await,
+        Command::Resume(queues) => consumer.resume(queues).await,
+        Command::Seek(queue, offset) => {
+            if let Err(error) = consumer.seek(&queue, offset).await {
+                tracing::warn!(queue = %lane_of(&queue), offset, error = %failure_text(&error), "cannot move a RocketMQ queue to an offset");
+            }
+        }
+    }
+}
+
+impl Incoming for RocketMqMessage {
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    fn lane(&self) -> PartitionId {
+        PartitionId::queue(&self.topic, &self.broker, self.queue_id)
+    }
+
+    fn offset(&self) -> i64 {
+        self.queue_offset
+    }
+
+    fn limited_bytes(&self) -> u64 {
+        let properties: usize = self
+            .properties
+            .iter()
+            .map(|(name, value)| name.len() + value.len())
+            .sum();
+        let keys = self.keys.as_ref().map_or(0, String::len);
+        (keys + self.body.len() + properties) as u64
+    }
+
+    fn value_bytes(&self) -> u64 {
+        self.body.len() as u64
+    }
+}
+
+impl Source for RocketMqSource {
+    type Record = RocketMqMessage;
+
+    /// Messages of queues revoked after they were polled are dropped: the
+    /// queue's next owner reads them again.
+    async fn recv(&self) -> Result<RocketMqMessage, String> {
+        let mut records = self.records.lock().await;
+        loop {
+            let Some(message) = records.recv().await else {
+                return Err("the RocketMQ consumer stopped".to_string());
+            };
+            if self.owns(&message.lane()) {
+                return Ok(message);
+            }
+        }
+    }
+
+    fn take_revoked(&self) -> Vec<PartitionId> {
+        let mut ownership = self.ownership.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::take(&mut ownership.revoked)
+    }
+
+    fn assigned(&self) -> Vec<PartitionId> {
+        let ownership = self.ownership.lock().unwrap_or_else(|p| p.into_inner());
+        ownership.owned.values().flatten().cloned().collect()
+    }
+
+    fn set_paused_where(&self, paused: bool, selected: &dyn Fn(&PartitionId) -> bool) {
+        let queues: Vec<MessageQueue> = self
+            .assigned()
+            .iter()
+            .filter(|lane| selected(lane))
+            .filter_map(queue_of)
+            .collect();
+        if queues.is_empty() {
+            return;
+        }
+        self.send(if paused {
+            Command::Pause(queues)
+        } else {
+            Command::Resume(queues)
+        });
+    }
+
+    /// Takes effect between two polls; messages polled before it still
+    /// arrive, as with a pause.
+    fn seek(&self, lane: &PartitionId, offset: i64) -> Result<(), String> {
+        let queue = queue_of(lane).ok_or_else(|| format!("{lane} is not a RocketMQ queue"))?;
+        self.send(Command::Seek(queue, offset));
+        Ok(())
+    }
+
+    fn committed_offsets(
+        &self,
+        lanes: &[PartitionId],
+        timeout: Duration,
+    ) -> Result<Vec<(PartitionId, Option<i64>)>, String> {
+        let consumer = Arc::clone(&self.consumer);
+        let lanes = lanes.to_vec();
+        let query = async move {
+            let store = consumer
+                .offset_store()
+                .await
+                .ok_or_else(|| "the consumer has no offset store (not started)".to_string())?;
+            let mut found = Vec::with_capacity(lanes.len());
+            for lane in lanes {
+                let queue =
+                    queue_of(&lane).ok_or_else(|| format!("{lane} is not a RocketMQ queue"))?;
+                // The broker's value: the client's memory may be ahead of it.
+                let offset = store
+                    .read_offset(&queue, ReadOffsetType::ReadFromStore)
+                    .await;
+                found.push((lane, (offset >= 0).then_some(offset)));
+            }
+            Ok::<_, String>(found)
+        };
+        self.runtime.block_on(async {
+            tokio::time::timeout(timeout, query)
+                .await
+                .map_err(|_| format!("no answer within {}s", timeout.as_secs()))?
+        })
+    }
+}

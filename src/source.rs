@@ -1,0 +1,66 @@
+//! What the shared pipeline asks of a source, whichever system it reads:
+//! ordered lanes (a Kafka partition, a RocketMQ queue) it owns until a
+//! rebalance takes them, that pause, resume and move to an offset, the
+//! records read from them in order, and commits of the offsets done.
+//!
+//! The dispatcher (`bridge::dispatcher`) and the committer use only this;
+//! `kafka_source` implements it for Kafka's consumer group.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::checkpoint::PartitionId;
+
+/// A record as the pipeline sees it before it is mapped.
+pub trait Incoming: Send + 'static {
+    /// Its topic, which picks its mapping.
+    fn topic(&self) -> &str;
+    /// The lane it was read from.
+    fn lane(&self) -> PartitionId;
+    fn offset(&self) -> i64;
+    /// What byte rate limits count: key, value and headers.
+    fn limited_bytes(&self) -> u64;
+    /// Its payload, as `bridge_bytes_consumed_total` counts it.
+    fn value_bytes(&self) -> u64;
+}
+
+/// A source of records in lane order.
+pub trait Source: Send + Sync + 'static {
+    type Record: Incoming;
+
+    /// The next record of a lane that is owned and not paused. Errors are
+    /// transient (the source reconnects by itself): they are logged, and
+    /// the caller calls again. Cancel-safe.
+    fn recv(&self) -> impl Future<Output = Result<Self::Record, String>> + Send;
+
+    /// Lanes a rebalance took away since the last call.
+    fn take_revoked(&self) -> Vec<PartitionId>;
+
+    /// The lanes owned now.
+    fn assigned(&self) -> Vec<PartitionId>;
+
+    /// Pauses or resumes the owned lanes `selected` picks. A paused lane
+    /// may still deliver what was fetched before the pause.
+    fn set_paused_where(&self, paused: bool, selected: &dyn Fn(&PartitionId) -> bool);
+
+    /// Pauses or resumes every owned lane.
+    fn set_paused(&self, paused: bool) {
+        self.set_paused_where(paused, &|_| true);
+    }
+
+    /// Pauses or resumes exactly `lanes`.
+    fn set_lanes_paused(&self, lanes: &[PartitionId], paused: bool) {
+        self.set_paused_where(paused, &|lane| lanes.contains(lane));
+    }
+
+    /// Moves `lane`'s next read to `offset`.
+    fn seek(&self, lane: &PartitionId, offset: i64) -> Result<(), String>;
+
+    /// The offsets committed for `lanes` (`None`: nothing committed).
+    /// Blocks for up to `timeout`.
+    fn committed_offsets(
+        &self,
+        lanes: &[PartitionId],
+        timeout: Duration,
+    ) -> Result<Vec<(PartitionId, Option<i64>)>, String>;
+}

@@ -9,11 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use kafka_rocketmq_bridge::already_stored::Wanted;
 use kafka_rocketmq_bridge::checkpoint::{Checkpoints, PartitionId};
 use kafka_rocketmq_bridge::config::MessageIds;
 use kafka_rocketmq_bridge::health::Readiness;
 use kafka_rocketmq_bridge::in_flight::{InFlight, InFlightBudget};
-use kafka_rocketmq_bridge::kafka_sink::{KafkaEntry, KafkaRecord, PartitionLanes};
+use kafka_rocketmq_bridge::kafka_sink::{KafkaEntry, KafkaRecord, PartitionLanes, read_back};
 use kafka_rocketmq_bridge::mapping::reverse::{self, ReverseRules, RocketMqMessage};
 use kafka_rocketmq_bridge::sink::sender::{self, SendCounters, SenderSettings, SenderShared};
 use kafka_rocketmq_bridge::sink::{Lane, Record};
@@ -202,6 +203,44 @@ async fn a_partition_lane_stores_each_record_once_in_order_across_a_kafka_restar
         .collect();
     assert_eq!(found.found, expected, "all sent, and not the unsent one");
     assert_eq!(found.end, RECORDS);
+
+    // The restart scan: queue 0 committed up to 100, queue 1 never
+    // committed, queue 2 never copied here.
+    let wanted = [
+        Wanted {
+            partition: queue(0),
+            committed: Some(100),
+        },
+        Wanted {
+            partition: queue(1),
+            committed: None,
+        },
+        Wanted {
+            partition: queue(2),
+            committed: Some(5),
+        },
+    ];
+    let client = kafka_rocketmq_bridge::kafka_source::client_config(&config.kafka);
+    let mut tail = tokio::task::spawn_blocking(move || {
+        read_back::scan_partition_tail(
+            &client,
+            &topic,
+            0,
+            &wanted,
+            Duration::from_secs(600),
+            Duration::from_secs(30),
+        )
+    })
+    .await
+    .expect("the scan runs")
+    .expect("the partition is readable");
+    tail.sort();
+    let mut expected: Vec<(usize, i64)> = (100..RECORDS / 2).map(|o| (0, o)).collect();
+    expected.extend((0..RECORDS / 2).map(|o| (1, o)));
+    assert_eq!(
+        tail, expected,
+        "past each commit, and everything uncommitted"
+    );
 }
 
 /// Polls `condition` until it holds or `deadline` passes.

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::checkpoint::PartitionId;
+use crate::mapping::SourceRecord;
 
 /// A record as the pipeline sees it before it is mapped.
 pub trait Incoming: Send + 'static {
@@ -22,6 +23,9 @@ pub trait Incoming: Send + 'static {
     fn limited_bytes(&self) -> u64;
     /// Its payload, as `bridge_bytes_consumed_total` counts it.
     fn value_bytes(&self) -> u64;
+    /// The record as a Kafka record for a dead-letter topic: dead letters
+    /// go to Kafka in every direction.
+    fn into_dead_letter(self) -> SourceRecord;
 }
 
 /// A source of records in lane order.

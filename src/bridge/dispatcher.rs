@@ -23,24 +23,21 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering as AtomicOrdering;
 use std::time::{Duration, Instant};
 
-use rocketmq_model::message::MessageQueue;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::{DispatchCounters, MappingRuntime, QueuedRecord, SenderParts, Stop, start_senders};
+use super::flow::{Flow, InRecord, OutRecord};
+use super::{DispatchCounters, MappingRuntime, QueuedFor, SenderParts, Stop, start_senders};
 use crate::already_stored::AlreadyStored;
 use crate::checkpoint::{Checkpoints, PartitionId};
-use crate::config::{BridgeSettings, LiveLimits, MappingConfig, MessageIds, RecordPolicy};
+use crate::config::{BridgeSettings, LiveLimits, MappingConfig, RecordPolicy};
 use crate::dead_letter::DeadLetterWriter;
 use crate::in_flight::{InFlight, InFlightBudget};
-use crate::mapping::{self, Rejection, SourceRecord};
-use crate::message_id;
+use crate::mapping::Rejection;
 use crate::rate_limit::{Admission, LimiterKind, RateLimits, Throttled};
-use crate::rocketmq_sink::encode::Envelope;
 use crate::source::{Incoming, Source};
 use crate::status::{StatusBoard, ThrottleChange};
 use parked::{PARKED_RETRY, ParkedPartition};
-pub(super) use restart_scan::RestartScan;
 
 /// How long the dispatcher waits for the senders without polling Kafka
 /// before it pauses the partitions and polls. Short waits are the normal
@@ -59,9 +56,9 @@ const PAUSE_AFTER: Duration = Duration::from_secs(1);
 /// bridge pays one cheap poll per tick.
 const REPOLL_EVERY: Duration = Duration::from_millis(5);
 
-/// Records of one Kafka topic waiting for a rate limiter, oldest first.
-struct HeldRecords {
-    records: VecDeque<SourceRecord>,
+/// Records of one source topic waiting for a rate limiter, oldest first.
+struct HeldRecords<R> {
+    records: VecDeque<R>,
     bytes: u64,
     /// How far the front record got through its limiters.
     admission: Admission,
@@ -72,34 +69,34 @@ struct HeldRecords {
     paused: bool,
 }
 
-pub(super) struct Dispatcher<S: Source> {
-    pub source: Arc<S>,
+pub(super) struct Dispatcher<F: Flow> {
+    pub source: Arc<F::Source>,
     pub checkpoints: Arc<Checkpoints>,
-    /// By Kafka topic.
-    pub mappings: HashMap<String, MappingRuntime>,
+    /// By source topic.
+    pub mappings: HashMap<String, MappingRuntime<F>>,
     pub dead_letters: Option<DeadLetterWriter>,
     pub counters: Arc<DispatchCounters>,
     /// Records that arrived while every partition was being paused.
-    pub stash: VecDeque<SourceRecord>,
-    /// By Kafka topic: records a rate limiter holds back.
-    held: HashMap<String, HeldRecords>,
+    pub stash: VecDeque<InRecord<F>>,
+    /// By source topic: records a rate limiter holds back.
+    held: HashMap<String, HeldRecords<InRecord<F>>>,
     /// Partitions waiting for a full queue buffer.
-    parked: HashMap<PartitionId, ParkedPartition>,
+    parked: HashMap<PartitionId, ParkedPartition<F>>,
     /// What the parked records behind them weigh (`Incoming::limited_bytes`).
     parked_bytes: u64,
-    pub sender_parts: SenderParts,
+    pub sender_parts: SenderParts<F>,
     pub sender_tasks: Vec<JoinHandle<()>>,
     /// Bytes handed to the senders and not stored yet.
     in_flight: Arc<InFlightBudget>,
     pub settings: BridgeSettings,
-    pub message_ids: MessageIds,
-    /// New queue lists from the watcher: (Kafka topic, queues).
-    pub replans: mpsc::Receiver<(String, Vec<MessageQueue>)>,
+    /// New target plans from the watcher: (source topic, target lanes).
+    pub replans: mpsc::Receiver<(String, Vec<F::Target>)>,
     limits: RateLimits,
     max_in_flight_bytes: u64,
     prefetch_bytes: u64,
-    /// `None` when `exactly_once_restarts` is off.
-    restart_scan: Option<RestartScan>,
+    /// How far back the restart scan reads; `None` when
+    /// `exactly_once_restarts` is off.
+    restart_scan_window: Option<Duration>,
     already_stored: AlreadyStored,
     /// Partitions revoked since the record in hand reached [`Self::dispatch`].
     /// The waits there poll Kafka, and so run the rebalance callback.
@@ -109,27 +106,26 @@ pub(super) struct Dispatcher<S: Source> {
 }
 
 /// What the dispatcher starts from.
-pub(super) struct DispatcherParts<S: Source> {
-    pub source: Arc<S>,
+pub(super) struct DispatcherParts<F: Flow> {
+    pub source: Arc<F::Source>,
     pub checkpoints: Arc<Checkpoints>,
-    pub mappings: HashMap<String, MappingRuntime>,
+    pub mappings: HashMap<String, MappingRuntime<F>>,
     pub dead_letters: Option<DeadLetterWriter>,
     pub counters: Arc<DispatchCounters>,
-    pub sender_parts: SenderParts,
+    pub sender_parts: SenderParts<F>,
     pub sender_tasks: Vec<JoinHandle<()>>,
     pub in_flight: Arc<InFlightBudget>,
     pub settings: BridgeSettings,
     /// librdkafka's prefetch budget, taken out of the in-flight cap.
     pub prefetch_bytes: u64,
-    pub message_ids: MessageIds,
-    pub replans: mpsc::Receiver<(String, Vec<MessageQueue>)>,
+    pub replans: mpsc::Receiver<(String, Vec<F::Target>)>,
     pub limit_updates: watch::Receiver<LiveLimits>,
     pub status: Arc<StatusBoard>,
-    pub restart_scan: Option<RestartScan>,
+    pub restart_scan_window: Option<Duration>,
 }
 
-impl<S: Source<Record = SourceRecord>> Dispatcher<S> {
-    pub fn new(parts: DispatcherParts<S>) -> Self {
+impl<F: Flow> Dispatcher<F> {
+    pub fn new(parts: DispatcherParts<F>) -> Self {
         let mut limit_updates = parts.limit_updates;
         let limits = limit_updates.borrow_and_update().clone();
         Dispatcher {
@@ -146,12 +142,11 @@ impl<S: Source<Record = SourceRecord>> Dispatcher<S> {
             sender_tasks: parts.sender_tasks,
             in_flight: parts.in_flight,
             settings: parts.settings,
-            message_ids: parts.message_ids,
             replans: parts.replans,
             limits: RateLimits::new(&limits),
             max_in_flight_bytes: limits.max_in_flight_bytes,
             prefetch_bytes: parts.prefetch_bytes,
-            restart_scan: parts.restart_scan,
+            restart_scan_window: parts.restart_scan_window,
             already_stored: AlreadyStored::default(),
             revoked_meanwhile: HashSet::new(),
             limit_updates,
@@ -214,13 +209,13 @@ impl<S: Source<Record = SourceRecord>> Dispatcher<S> {
     /// admitted by the limiters and dispatched, or held itself.
     async fn accept(
         &mut self,
-        message: SourceRecord,
+        message: InRecord<F>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Stop> {
-        if let Some(held) = self.held.get_mut(&message.topic) {
+        if let Some(held) = self.held.get_mut(message.topic()) {
             held.bytes += message.limited_bytes();
             held.records.push_back(message);
-            let topic = held.records[0].topic.clone();
+            let topic = held.records[0].topic().to_string();
             self.pause_if_full(&topic);
             return Ok(());
         }
@@ -234,19 +229,19 @@ impl<S: Source<Record = SourceRecord>> Dispatcher<S> {
         }
     }
 
-    fn admit(&self, message: &SourceRecord, admission: &mut Admission) -> Result<(), Throttled> {
+    fn admit(&self, message: &InRecord<F>, admission: &mut Admission) -> Result<(), Throttled> {
         if self.limits.is_unlimited() {
             return Ok(());
         }
-        let Some(mapping) = self.mappings.get(&message.topic) else {
+        let Some(mapping) = self.mappings.get(message.topic()) else {
             return Ok(());
         };
         self.limits
             .admit(&mapping.limit_label, message.limited_bytes(), admission)
     }
 
-    fn hold(&mut self, message: SourceRecord, admission: Admission, throttled: Throttled) {
-        let topic = message.topic.clone();
+    fn hold(&mut self, message: InRecord<F>, admission: Admission, throttled: Throttled) {
+        let topic = message.topic().to_string();
         let now = Instant::now();
         self.note_throttled(&topic, throttled.limiter);
         self.held.insert(
@@ -405,7 +400,7 @@ impl<S: Source<Record = SourceRecord>> Dispatcher<S> {
         self.already_stored.forget(&revoked);
         let gone: HashSet<PartitionId> = revoked.into_iter().collect();
         self.revoked_meanwhile.extend(gone.iter().cloned());
-        let is_gone = |m: &SourceRecord| gone.contains(&m.lane());
+        let is_gone = |m: &InRecord<F>| gone.contains(&m.lane());
         self.stash.retain(|m| !is_gone(m));
         self.forget_parked(&gone);
         for held in self.held.values_mut() {
@@ -422,7 +417,7 @@ impl<S: Source<Record = SourceRecord>> Dispatcher<S> {
     }
 
     /// A record received while every partition is paused: kept, in order.
-    fn keep_received(&mut self, message: SourceRecord) {
+    fn keep_received(&mut self, message: InRecord<F>) {
         self.forget_revoked();
         self.stash.push_back(message);
         // A partition assigned meanwhile is not paused yet.
@@ -446,86 +441,56 @@ impl<S: Source<Record = SourceRecord>> Dispatcher<S> {
 
     async fn dispatch(
         &mut self,
-        record: SourceRecord,
+        record: InRecord<F>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Stop> {
         let id = record.lane();
         let Some(record) = self.park_behind(&id, record) else {
             return Ok(());
         };
+        let offset = record.offset();
         // Revocations taken so far were applied to the stash and the held
         // records, so the record in hand is not of those partitions. One not
         // taken yet may be its partition's: it counts as "meanwhile".
         self.revoked_meanwhile.clear();
-        if let Some(scan) = &self.restart_scan
+        if let Some(window) = self.restart_scan_window
             && !self.already_stored.is_scanned(&id)
         {
-            self.scan_new_partitions(scan.clone(), &id, record.offset, shutdown)
+            self.scan_new_partitions(window, &id, offset, shutdown)
                 .await?;
-            if self.revoked_while_waiting(&id, record.offset) {
+            if self.revoked_while_waiting(&id, offset) {
                 return Ok(());
             }
         }
-        if self.checkpoints.is_redelivery(&id, record.offset) {
+        if self.checkpoints.is_redelivery(&id, offset) {
             return Ok(());
         }
         self.counters.consumed.fetch_add(1, AtomicOrdering::Relaxed);
-        if self.already_stored.take(&id, record.offset) {
-            self.checkpoints.dispatch(&id, record.offset);
-            self.skip_already_stored(&id, record.offset);
-            self.seek_past_stored(&id, record.offset);
+        if self.already_stored.take(&id, offset) {
+            self.checkpoints.dispatch(&id, offset);
+            self.skip_already_stored(&id, offset);
+            self.seek_past_stored(&id, offset);
             return Ok(());
         }
-        let Some(mapping) = self.mappings.get(&record.topic) else {
+        let Some(mapping) = self.mappings.get(record.topic()) else {
             // Subscribed topics are exactly the mapped ones; nothing else arrives.
             return Err(Stop::RecordFailed(format!(
-                "record from unmapped topic {id}@{}",
-                record.offset
+                "record from unmapped topic {id}@{offset}"
             )));
         };
         mapping.consumed.increment(1);
         mapping.consumed_bytes.increment(record.value_bytes());
-        // The mapped message borrows the record: it is encoded, and
-        // dropped, before a rejected record moves on to its policy.
-        let encoded = match mapping::map_record(&record, &mapping.rules) {
-            Ok(outgoing) => {
-                let queue =
-                    mapping
-                        .router
-                        .route(record.partition, record.offset, record.key.as_deref());
-                let message_id = message_id::message_id(
-                    self.message_ids,
-                    &mapping.config.rocketmq_topic,
-                    &record.topic,
-                    record.partition,
-                    record.offset,
-                    record.timestamp.map(|(ms, _)| ms),
-                );
-                let envelope = Envelope::new(
-                    id,
-                    record.offset,
-                    &outgoing,
-                    &message_id,
-                    record.timestamp.map(|(ms, _)| ms),
-                );
-                Ok((
-                    mapping.senders[queue].clone(),
-                    mapping.label.clone(),
-                    envelope,
-                    queue,
-                ))
-            }
-            Err(rejection) => Err((rejection, id)),
-        };
-        match encoded {
-            Ok((sender, label, envelope, queue)) => {
-                self.wait_for_in_flight_room(envelope.footprint() as i64, &label, shutdown)
+        match self.sender_parts.flow.encode(mapping, &record) {
+            Ok((lane, outgoing)) => {
+                let sender = mapping.senders[lane].clone();
+                let label = mapping.label.clone();
+                self.wait_for_in_flight_room(outgoing.footprint() as i64, &label, shutdown)
                     .await?;
-                self.hand_over(&sender, envelope, queue)
+                self.hand_over(&sender, outgoing, lane)
             }
-            Err((rejection, id)) => {
-                self.checkpoints.dispatch(&id, record.offset);
-                self.reject(record.topic.clone(), record, id, rejection)
+            Err(rejection) => {
+                self.checkpoints.dispatch(&id, offset);
+                self.reject(record, id, rejection)
             }
         }
     }
@@ -622,8 +587,8 @@ impl<S: Source<Record = SourceRecord>> Dispatcher<S> {
     /// that sender's buffer is full.
     fn hand_over(
         &mut self,
-        sender: &mpsc::Sender<QueuedRecord>,
-        envelope: Envelope,
+        sender: &mpsc::Sender<QueuedFor<F>>,
+        envelope: OutRecord<F>,
         queue: usize,
     ) -> Result<(), Stop> {
         match sender.try_reserve() {
@@ -642,7 +607,7 @@ impl<S: Source<Record = SourceRecord>> Dispatcher<S> {
     /// Puts the record in flight, unless its partition was revoked while it
     /// waited: checkpointed as dispatched, counted against the cap until
     /// its batch is stored, sent.
-    fn put_in_flight(&mut self, slot: mpsc::Permit<'_, QueuedRecord>, envelope: Envelope) {
+    fn put_in_flight(&mut self, slot: mpsc::Permit<'_, QueuedFor<F>>, envelope: OutRecord<F>) {
         if self.revoked_while_waiting(&envelope.partition, envelope.offset) {
             return;
         }
@@ -660,7 +625,7 @@ impl<S: Source<Record = SourceRecord>> Dispatcher<S> {
     async fn replan(
         &mut self,
         topic: &str,
-        queues: Vec<MessageQueue>,
+        queues: Vec<F::Target>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Stop> {
         self.source.set_paused(true);
@@ -686,12 +651,12 @@ impl<S: Source<Record = SourceRecord>> Dispatcher<S> {
             let (router, senders) = start_senders(
                 &self.sender_parts,
                 &mapping.config,
-                queues.clone(),
+                &queues,
                 &self.settings,
                 &mut self.sender_tasks,
             );
             mapping.router = router;
-            mapping.queues = queues;
+            mapping.targets = queues;
             // The old senders are idle; dropping their channels ends them.
             mapping.senders = senders;
             tracing::warn!(mapping = %mapping.label, queues = router.queue_count(), "mapping re-planned onto the new queue count");
@@ -710,16 +675,16 @@ impl<S: Source<Record = SourceRecord>> Dispatcher<S> {
 
     fn reject(
         &mut self,
-        topic: String,
-        record: SourceRecord,
+        record: InRecord<F>,
         id: PartitionId,
         rejection: Rejection,
     ) -> Result<(), Stop> {
-        let Some(mapping) = self.mappings.get(&topic) else {
+        let Some(mapping) = self.mappings.get(record.topic()) else {
             return Ok(());
         };
         let policy = mapping.config.policy_for(rejection);
-        let coordinates = format!("{id}@{}", record.offset);
+        let offset = record.offset();
+        let coordinates = format!("{id}@{offset}");
         // Value bytes, like bridge_bytes_consumed_total.
         let value_bytes = record.value_bytes();
         match policy {
@@ -738,7 +703,7 @@ impl<S: Source<Record = SourceRecord>> Dispatcher<S> {
             RecordPolicy::Skip if rejection == Rejection::BridgeCopy => {
                 tracing::debug!(mapping = %mapping.label, record = %coordinates, "record not copied back: {rejection}");
                 self.count_skipped(&mapping.label, rejection, value_bytes);
-                self.checkpoints.acknowledge(&id, [record.offset]);
+                self.checkpoints.acknowledge(&id, [offset]);
                 Ok(())
             }
             RecordPolicy::Skip => {
@@ -747,7 +712,7 @@ impl<S: Source<Record = SourceRecord>> Dispatcher<S> {
                     "record skipped by policy: {rejection}"
                 );
                 self.count_skipped(&mapping.label, rejection, value_bytes);
-                self.checkpoints.acknowledge(&id, [record.offset]);
+                self.checkpoints.acknowledge(&id, [offset]);
                 Ok(())
             }
             RecordPolicy::DeadLetter => {
@@ -769,7 +734,7 @@ impl<S: Source<Record = SourceRecord>> Dispatcher<S> {
                     .increment(1);
                 metrics::counter!(crate::metrics::BYTES_DEAD_LETTERED, "mapping" => mapping.label.clone(), "reason" => rejection.reason())
                     .increment(value_bytes);
-                writer.write(dlq.clone(), record, id, rejection);
+                writer.write(dlq.clone(), record.into_dead_letter(), id, rejection);
                 Ok(())
             }
         }

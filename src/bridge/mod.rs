@@ -7,6 +7,7 @@
 //! `commit_interval`; small tasks refresh gauges, `/status` and the summary log.
 
 mod dispatcher;
+mod flow;
 mod queue_watcher;
 
 use std::collections::HashMap;
@@ -16,7 +17,6 @@ use std::time::Duration;
 
 use metrics::Counter;
 use rdkafka::consumer::{CommitMode, Consumer};
-use rocketmq_model::message::MessageQueue;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -30,15 +30,16 @@ use crate::in_flight::InFlightBudget;
 use crate::kafka_source::consumer::{self, BridgeConsumer};
 use crate::kafka_source::{self, start_position};
 use crate::mapping::MappingRules;
-use crate::rocketmq_sink::encode::BatchEntry;
 use crate::rocketmq_sink::fence::Fence;
 use crate::rocketmq_sink::queue_lane::QueueLanes;
 use crate::rocketmq_sink::stored_check::StoredCheck;
 use crate::rocketmq_sink::{self, RocketMqRuntime};
 use crate::router::QueueRouter;
+use crate::sink::Lane;
 use crate::sink::sender::{self, Queued, SendCounters, SenderSettings, SenderShared};
 use crate::status::{StatusBoard, ThrottleChange};
-use dispatcher::{Dispatcher, DispatcherParts, RestartScan};
+use dispatcher::{Dispatcher, DispatcherParts};
+use flow::{Flow, ToRocketMq};
 
 /// Why `run` returned.
 #[derive(Debug)]
@@ -78,18 +79,18 @@ pub struct Controls {
     pub status: Arc<StatusBoard>,
 }
 
-/// One mapping at run time.
-struct MappingRuntime {
+/// One mapping at run time, in the direction `F`.
+struct MappingRuntime<F: Flow> {
     label: String,
     /// The key of its rate limit (shared by a regex mapping's topics).
     limit_label: String,
     consumed: Counter,
     consumed_bytes: Counter,
-    rules: MappingRules,
+    rules: F::Rules,
     router: QueueRouter,
-    /// The target topic's queues, in the router's order.
-    queues: Vec<MessageQueue>,
-    senders: Vec<mpsc::Sender<QueuedRecord>>,
+    /// The target's lanes, in the router's order.
+    targets: Vec<F::Target>,
+    senders: Vec<mpsc::Sender<QueuedFor<F>>>,
     config: MappingConfig,
 }
 
@@ -162,16 +163,21 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
                 max_backoff: settings.max_retry_backoff.0,
             },
         },
-        lanes: QueueLanes {
-            producer,
-            send_timeout: config.rocketmq.send_timeout.0,
-            stored_check: settings.exactly_once_restarts.then(|| {
-                Arc::new(StoredCheck {
-                    rocketmq: config.rocketmq.clone(),
-                    window: settings.restart_scan_window.0,
-                    fence: Arc::clone(&fence),
-                })
-            }),
+        flow: ToRocketMq {
+            lanes: QueueLanes {
+                producer,
+                send_timeout: config.rocketmq.send_timeout.0,
+                stored_check: settings.exactly_once_restarts.then(|| {
+                    Arc::new(StoredCheck {
+                        rocketmq: config.rocketmq.clone(),
+                        window: settings.restart_scan_window.0,
+                        fence: Arc::clone(&fence),
+                    })
+                }),
+            },
+            message_ids: config.rocketmq.message_ids,
+            rocketmq: config.rocketmq.clone(),
+            fence: Arc::clone(&fence),
         },
     };
     let mut sender_tasks = Vec::new();
@@ -187,7 +193,7 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
         let (router, senders) = start_senders(
             &sender_parts,
             &mapping,
-            queues.clone(),
+            &queues,
             settings,
             &mut sender_tasks,
         );
@@ -213,7 +219,7 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
                 label,
                 rules,
                 router,
-                queues,
+                targets: queues,
                 senders,
                 config: mapping,
             },
@@ -274,7 +280,7 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
         .map(|schedule| crate::daily_verify::spawn(config.clone(), schedule, Arc::clone(&status)));
     let (replan_tx, replans) = mpsc::channel(16);
     let watcher = queue_watcher::spawn(
-        Arc::clone(&sender_parts.lanes.producer),
+        Arc::clone(&sender_parts.flow.lanes.producer),
         Arc::clone(&readiness),
         config.rocketmq.name_server.clone(),
         watched,
@@ -292,15 +298,12 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
         in_flight,
         settings: settings.clone(),
         prefetch_bytes,
-        message_ids: config.rocketmq.message_ids,
         replans,
         limit_updates: limits,
         status: Arc::clone(&status),
-        restart_scan: settings.exactly_once_restarts.then(|| RestartScan {
-            rocketmq: config.rocketmq.clone(),
-            window: settings.restart_scan_window.0,
-            fence: Arc::clone(&fence),
-        }),
+        restart_scan_window: settings
+            .exactly_once_restarts
+            .then_some(settings.restart_scan_window.0),
     });
     let stop = dispatcher.run(&mut shutdown).await;
     readiness.running.store(false, AtomicOrdering::Relaxed);
@@ -330,7 +333,7 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
     drop(consumer);
     // A clone shares the producer's client instance; shutting it down lets
     // the runtime stop at once instead of waiting out its own timeout.
-    let mut producer = (*sender_parts.lanes.producer).clone();
+    let mut producer = (*sender_parts.flow.lanes.producer).clone();
     producer.shutdown().await;
     runtime.shutdown().await;
 
@@ -377,31 +380,32 @@ fn with_bounded_prefetch(kafka: &KafkaConfig, max_in_flight_bytes: u64) -> (Kafk
     (kafka, kbytes * 1024)
 }
 
-/// What a queue's channel carries.
-type QueuedRecord = Queued<BatchEntry>;
+/// What a lane's channel carries in the direction `F`.
+type QueuedFor<F> = Queued<<<F as Flow>::Lane as Lane>::Entry>;
 
 /// What starting a mapping's senders takes: the shared sender's parts, and
-/// the sink's lanes.
+/// the direction, which makes the lanes.
 #[derive(Clone)]
-struct SenderParts {
+struct SenderParts<F: Flow> {
     shared: SenderShared,
-    lanes: QueueLanes,
+    flow: F,
 }
 
-/// One sender task per queue; returns the router over them and their channels.
-fn start_senders(
-    parts: &SenderParts,
+/// One sender task per target lane; returns the router over them and
+/// their channels.
+fn start_senders<F: Flow>(
+    parts: &SenderParts<F>,
     mapping: &MappingConfig,
-    queues: Vec<MessageQueue>,
+    targets: &[F::Target],
     settings: &BridgeSettings,
     tasks: &mut Vec<JoinHandle<()>>,
-) -> (QueueRouter, Vec<mpsc::Sender<QueuedRecord>>) {
-    let router = QueueRouter::new(mapping.ordering, queues.len(), settings.max_batch_records);
-    let mut senders = Vec::with_capacity(queues.len());
+) -> (QueueRouter, Vec<mpsc::Sender<QueuedFor<F>>>) {
+    let router = QueueRouter::new(mapping.ordering, targets.len(), settings.max_batch_records);
+    let mut senders = Vec::with_capacity(targets.len());
     let context = parts.shared.for_mapping(mapping.label());
-    for queue in queues {
+    for target in targets {
         let (tx, rx) = mpsc::channel(settings.queue_buffer_records);
-        tasks.push(sender::spawn(context.clone(), parts.lanes.lane(queue), rx));
+        tasks.push(sender::spawn(context.clone(), parts.flow.lane(target), rx));
         senders.push(tx);
     }
     (router, senders)

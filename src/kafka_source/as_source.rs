@@ -36,6 +36,10 @@ impl Incoming for SourceRecord {
     fn value_bytes(&self) -> u64 {
         self.value.as_ref().map_or(0, Vec::len) as u64
     }
+
+    fn into_dead_letter(self) -> SourceRecord {
+        self
+    }
 }
 
 impl Source for BridgeConsumer {

@@ -14,7 +14,10 @@ use std::borrow::Cow;
 
 use sha2::{Digest, Sha256};
 
-use super::{KAFKA_OFFSET, KAFKA_PARTITION, KAFKA_TIMESTAMP, KAFKA_TOPIC, Rejection};
+use super::{
+    KAFKA_OFFSET, KAFKA_PARTITION, KAFKA_TIMESTAMP, KAFKA_TOPIC, Rejection, SourceRecord,
+    TimestampType,
+};
 use crate::checkpoint::PartitionId;
 use crate::config::MessageIds;
 use crate::message_id::deterministic_id;
@@ -161,6 +164,27 @@ fn headers<'a>(message: &'a RocketMqMessage, kafka_topic: &str) -> Vec<OutgoingH
         headers.push((name, Cow::Borrowed(value.as_bytes())));
     }
     headers
+}
+
+/// `message` as a Kafka record for a dead-letter topic: the reverse copy's
+/// key, value, timestamp and headers, but no `ROCKETMQ_COPY_ID`, so a dead
+/// letter never passes for a copy. Its coordinates are the message's topic,
+/// queue id and queue offset (the broker is in `ROCKETMQ_BROKER`).
+pub fn as_dead_letter(message: &RocketMqMessage) -> SourceRecord {
+    let headers = headers(message, "")
+        .into_iter()
+        .filter(|(name, _)| name != ROCKETMQ_COPY_ID)
+        .map(|(name, value)| (name.into_owned(), Some(value.into_owned())))
+        .collect();
+    SourceRecord {
+        topic: message.topic.clone(),
+        partition: message.queue_id,
+        offset: message.queue_offset,
+        timestamp: Some((message.born_timestamp_ms, TimestampType::CreateTime)),
+        key: message.keys.as_ref().map(|keys| keys.as_bytes().to_vec()),
+        value: Some(message.body.clone()),
+        headers,
+    }
 }
 
 /// The check a reverse copy carries: 32 hex digits of SHA-256 over the

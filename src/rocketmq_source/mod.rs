@@ -29,7 +29,8 @@ use tokio::task::JoinHandle;
 
 use crate::checkpoint::PartitionId;
 use crate::config::RocketMqConfig;
-use crate::mapping::reverse::RocketMqMessage;
+use crate::mapping::SourceRecord;
+use crate::mapping::reverse::{self, RocketMqMessage};
 use crate::rocketmq_sink::failure_text;
 use crate::source::{Incoming, Source};
 
@@ -279,6 +280,10 @@ impl Incoming for RocketMqMessage {
 
     fn value_bytes(&self) -> u64 {
         self.body.len() as u64
+    }
+
+    fn into_dead_letter(self) -> SourceRecord {
+        reverse::as_dead_letter(&self)
     }
 }
 

@@ -24,13 +24,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use super::super::QueuedRecord;
+use super::super::QueuedFor;
+use super::super::flow::{Flow, InRecord, OutRecord};
 use super::{Dispatcher, Stop, count_throttled};
 use crate::checkpoint::PartitionId;
-use crate::mapping::SourceRecord;
 use crate::rate_limit::LimiterKind;
-use crate::rocketmq_sink::encode::Envelope;
-use crate::rocketmq_sink::queue_lane::describe;
 use crate::source::{Incoming, Source};
 
 /// How often parked partitions try their queue again. A queue sender takes
@@ -39,11 +37,11 @@ use crate::source::{Incoming, Source};
 pub(super) const PARKED_RETRY: Duration = Duration::from_millis(5);
 
 /// One partition waiting for a full queue buffer.
-pub(super) struct ParkedPartition {
+pub(super) struct ParkedPartition<F: Flow> {
     /// The record whose queue was full, encoded, with that queue's sender.
-    head: Option<(mpsc::Sender<QueuedRecord>, Envelope)>,
+    head: Option<(mpsc::Sender<QueuedFor<F>>, OutRecord<F>)>,
     /// The partition's later records, in offset order, not mapped yet.
-    tail: VecDeque<SourceRecord>,
+    tail: VecDeque<InRecord<F>>,
     /// The highest offset parked: a re-delivery after the pause is dropped.
     last_offset: i64,
     /// Set while the tail is being dispatched, so that those records are
@@ -57,22 +55,22 @@ pub(super) struct ParkedPartition {
     since: Instant,
 }
 
-impl<S: Source<Record = SourceRecord>> Dispatcher<S> {
+impl<F: Flow> Dispatcher<F> {
     /// Whether `record` belongs behind its partition's parked records; if
     /// so it is kept there (or dropped, if it was parked already).
     pub(super) fn park_behind(
         &mut self,
         id: &PartitionId,
-        record: SourceRecord,
-    ) -> Option<SourceRecord> {
+        record: InRecord<F>,
+    ) -> Option<InRecord<F>> {
         let Some(parked) = self.parked.get_mut(id) else {
             return Some(record);
         };
         if parked.draining {
             return Some(record);
         }
-        if record.offset > parked.last_offset {
-            parked.last_offset = record.offset;
+        if record.offset() > parked.last_offset {
+            parked.last_offset = record.offset();
             self.parked_bytes += record.limited_bytes();
             parked.tail.push_back(record);
             self.pause_if_parked_full(id);
@@ -99,16 +97,16 @@ impl<S: Source<Record = SourceRecord>> Dispatcher<S> {
     fn queue_name(&self, id: &PartitionId, queue: usize) -> String {
         self.mappings
             .get(&*id.topic)
-            .and_then(|m| m.queues.get(queue))
-            .map_or_else(|| format!("queue {queue}"), describe)
+            .and_then(|m| m.targets.get(queue))
+            .map_or_else(|| format!("queue {queue}"), F::describe)
     }
 
     /// Parks `envelope`, whose queue buffer is full, until the queue takes
     /// it; its partition's later records wait behind it.
     pub(super) fn park(
         &mut self,
-        sender: &mpsc::Sender<QueuedRecord>,
-        envelope: Envelope,
+        sender: &mpsc::Sender<QueuedFor<F>>,
+        envelope: OutRecord<F>,
         queue: usize,
     ) {
         let id = envelope.partition.clone();

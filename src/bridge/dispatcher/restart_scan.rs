@@ -3,53 +3,38 @@
 //! one read of the queue tails for every such partition assigned, while
 //! Kafka stays paused but polled, so the group keeps this instance.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rocketmq_model::message::MessageQueue;
 use tokio::sync::watch;
 
+use super::super::flow::Flow;
 use super::{Dispatcher, Stop};
-use crate::already_stored::{OffsetRanges, Wanted, scan_queue_tail};
+use crate::already_stored::{OffsetRanges, Wanted};
 use crate::checkpoint::PartitionId;
-use crate::config::{Ordering, RocketMqConfig};
-use crate::mapping::SourceRecord;
-use crate::rocketmq_reader::{ReadError, with_reader};
-use crate::rocketmq_sink::fence::Fence;
+use crate::config::Ordering;
 use crate::source::Source;
 
-/// The group the tail reader pulls as; it never commits anything.
-const READER_GROUP_SUFFIX: &str = "-restart-scan";
 const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
 /// Stored records after the one in hand worth a seek (a new fetch round
 /// trip) instead of reading and skipping them.
 const SEEK_PAST_AT_LEAST: i64 = 1000;
 
-/// What the restart scan needs to know.
-#[derive(Clone)]
-pub(in crate::bridge) struct RestartScan {
-    pub rocketmq: RocketMqConfig,
-    pub window: Duration,
-    /// Written on each broker before its queues are read: what a killed
-    /// instance's last sends stored must be readable by then.
-    pub fence: Arc<Fence>,
-}
-
-/// One queue to read, and the partitions whose copies may be in it.
-struct QueueScan {
-    queue: MessageQueue,
+/// One target lane to read, and the source partitions whose copies may be in it.
+struct TargetScan<T> {
+    target: T,
     partitions: Vec<PartitionId>,
 }
 
-impl<S: Source<Record = SourceRecord>> Dispatcher<S> {
+impl<F: Flow> Dispatcher<F> {
     /// Reads the queue tails of `first` (whose first record since it was
     /// assigned is at `first_offset`) and of every other assigned partition
     /// not checked yet, retrying until it succeeds or the bridge stops.
     pub(super) async fn scan_new_partitions(
         &mut self,
-        scan: RestartScan,
+        window: Duration,
         first: &PartitionId,
         first_offset: i64,
         shutdown: &mut watch::Receiver<bool>,
@@ -69,7 +54,8 @@ impl<S: Source<Record = SourceRecord>> Dispatcher<S> {
         let found = loop {
             let attempt = read_tails(
                 Arc::clone(&self.source),
-                scan.clone(),
+                self.sender_parts.flow.clone(),
+                window,
                 partitions.clone(),
                 (first.clone(), first_offset),
                 &queues,
@@ -152,24 +138,24 @@ impl<S: Source<Record = SourceRecord>> Dispatcher<S> {
 
     /// The queues each partition's copies can be in: its own queue in
     /// `partition` mode, every queue of the target topic otherwise.
-    fn queue_scans(&self, partitions: &[PartitionId]) -> Vec<QueueScan> {
-        let mut by_queue: BTreeMap<(String, usize), QueueScan> = BTreeMap::new();
+    fn queue_scans(&self, partitions: &[PartitionId]) -> Vec<TargetScan<F::Target>> {
+        let mut by_queue: BTreeMap<(String, usize), TargetScan<F::Target>> = BTreeMap::new();
         for partition in partitions {
             let Some(mapping) = self.mappings.get(&*partition.topic) else {
                 continue;
             };
             let indices: Vec<usize> = match mapping.config.ordering {
                 Ordering::Partition => vec![mapping.router.route(partition.partition, 0, None)],
-                Ordering::KeyHash | Ordering::Unordered => (0..mapping.queues.len()).collect(),
+                Ordering::KeyHash | Ordering::Unordered => (0..mapping.targets.len()).collect(),
             };
             for index in indices {
-                let Some(queue) = mapping.queues.get(index) else {
+                let Some(target) = mapping.targets.get(index) else {
                     continue;
                 };
                 by_queue
-                    .entry((mapping.config.rocketmq_topic.clone(), index))
-                    .or_insert_with(|| QueueScan {
-                        queue: queue.clone(),
+                    .entry((F::target_topic(target).to_string(), index))
+                    .or_insert_with(|| TargetScan {
+                        target: target.clone(),
                         partitions: Vec::new(),
                     })
                     .partitions
@@ -202,14 +188,15 @@ impl<S: Source<Record = SourceRecord>> Dispatcher<S> {
     }
 }
 
-/// The group's committed offsets, then each queue's tail: the offsets of
-/// every partition whose copies are already stored.
-async fn read_tails<S: Source>(
-    source: Arc<S>,
-    scan: RestartScan,
+/// The group's committed offsets, then each target lane's tail: the
+/// offsets of every partition whose copies are already stored.
+async fn read_tails<F: Flow>(
+    source: Arc<F::Source>,
+    flow: F,
+    window: Duration,
     partitions: Vec<PartitionId>,
     first: (PartitionId, i64),
-    queues: &[QueueScan],
+    targets: &[TargetScan<F::Target>],
 ) -> Result<HashMap<PartitionId, OffsetRanges>, String> {
     let lookup = partitions.clone();
     let committed =
@@ -220,24 +207,10 @@ async fn read_tails<S: Source>(
     let mut committed: HashMap<PartitionId, Option<i64>> = committed.into_iter().collect();
     // Exact, where the group's offset could only say where fetching began.
     committed.insert(first.0, Some(first.1));
-    let group = format!("{}{READER_GROUP_SUFFIX}", scan.rocketmq.producer_group);
-    let mut found = with_reader(&scan.rocketmq, &group, async |reader| {
-        let mut found: HashMap<PartitionId, Vec<i64>> = HashMap::new();
-        // The reader learns where each topic's queues live from its route.
-        let topics: BTreeSet<&str> = queues.iter().map(|q| q.queue.topic_str()).collect();
-        for topic in topics {
-            reader.queues(topic).await?;
-        }
-        let brokers: BTreeSet<&str> = queues
-            .iter()
-            .map(|q| q.queue.broker_name().as_str())
-            .collect();
-        for broker in brokers {
-            scan.fence.pass(reader, broker).await?;
-        }
-        // Every queue at once: each pull is a round trip for a few dozen messages.
-        let tails = queues.iter().map(|queue| {
-            let wanted: Vec<Wanted> = queue
+    let scans = targets
+        .iter()
+        .map(|scan| {
+            let wanted = scan
                 .partitions
                 .iter()
                 .map(|p| Wanted {
@@ -245,23 +218,13 @@ async fn read_tails<S: Source>(
                     committed: committed.get(p).copied().flatten(),
                 })
                 .collect();
-            async move {
-                let found = scan_queue_tail(reader, &queue.queue, &wanted, scan.window).await?;
-                Ok::<_, ReadError>((wanted, found))
-            }
-        });
-        for (wanted, tail) in futures::future::try_join_all(tails).await? {
-            for (index, offset) in tail {
-                found
-                    .entry(wanted[index].partition.clone())
-                    .or_default()
-                    .push(offset);
-            }
-        }
-        Ok::<_, ReadError>(found)
-    })
-    .await
-    .map_err(|e| e.to_string())?;
+            (scan.target.clone(), wanted)
+        })
+        .collect();
+    let mut found: HashMap<PartitionId, Vec<i64>> = HashMap::new();
+    for (partition, offset) in flow.scan_tails(scans, window).await? {
+        found.entry(partition).or_default().push(offset);
+    }
     Ok(partitions
         .into_iter()
         .map(|p| {

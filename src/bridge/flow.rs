@@ -1,0 +1,165 @@
+//! A direction of copying, as the dispatcher drives it: what it reads (a
+//! [`Source`]), how one mapping turns a record into an entry of one of its
+//! target's lanes, the lanes themselves, and how a restart finds the copies
+//! a previous owner stored past the commit. The dispatcher, checkpoints,
+//! limits, in-flight permits and senders are the same in every direction;
+//! only this differs.
+//!
+//! [`ToRocketMq`] is the dual-write direction (Kafka to RocketMQ).
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rocketmq_model::message::MessageQueue;
+
+use super::MappingRuntime;
+use crate::already_stored::{Wanted, scan_queue_tail};
+use crate::checkpoint::PartitionId;
+use crate::config::{MessageIds, RocketMqConfig};
+use crate::kafka_source::consumer::BridgeConsumer;
+use crate::mapping::{self, MappingRules, Rejection, SourceRecord};
+use crate::message_id;
+use crate::rocketmq_reader::{ReadError, with_reader};
+use crate::rocketmq_sink::encode::Envelope;
+use crate::rocketmq_sink::fence::Fence;
+use crate::rocketmq_sink::queue_lane::{QueueLane, QueueLanes, describe};
+use crate::sink::{Lane, Record};
+use crate::source::Source;
+
+/// A record as `F`'s source reads it.
+pub(super) type InRecord<F> = <<F as Flow>::Source as Source>::Record;
+/// A record as `F`'s lanes carry it.
+pub(super) type OutRecord<F> = Record<<<F as Flow>::Lane as Lane>::Entry>;
+
+/// One direction of copying.
+pub(super) trait Flow: Clone + Send + Sync + 'static {
+    type Source: Source;
+    type Lane: Lane;
+    /// A lane of a mapping's target, as the mapping's plan lists them.
+    type Target: Clone + Send + Sync + 'static;
+    /// How one mapping maps its records.
+    type Rules: Send + Sync + 'static;
+
+    /// The lane that writes to `target`.
+    fn lane(&self, target: &Self::Target) -> Self::Lane;
+
+    /// `target` as the logs name it.
+    fn describe(target: &Self::Target) -> String;
+
+    /// The topic a target lane belongs to.
+    fn target_topic(target: &Self::Target) -> &str;
+
+    /// Maps `record` by `mapping`'s rules, picks its lane (an index into
+    /// the mapping's plan) and encodes it for that lane.
+    fn encode(
+        &self,
+        mapping: &MappingRuntime<Self>,
+        record: &InRecord<Self>,
+    ) -> Result<(usize, OutRecord<Self>), Rejection>
+    where
+        Self: Sized;
+
+    /// The copies in each target lane's tail of the source lanes wanted
+    /// there, at or past their committed offsets, at most `window` back:
+    /// (source lane, offset). Every lane is fenced before it is read, so
+    /// what a killed owner's last sends stored is readable by then.
+    fn scan_tails(
+        &self,
+        scans: Vec<(Self::Target, Vec<Wanted>)>,
+        window: Duration,
+    ) -> impl Future<Output = Result<Vec<(PartitionId, i64)>, String>> + Send;
+}
+
+/// Kafka to RocketMQ: the dual-write phase.
+#[derive(Clone)]
+pub(super) struct ToRocketMq {
+    pub lanes: QueueLanes,
+    pub message_ids: MessageIds,
+    pub rocketmq: RocketMqConfig,
+    /// Written on each broker before its queues are read back.
+    pub fence: Arc<Fence>,
+}
+
+/// The group the restart scan's reader pulls as; it never commits anything.
+const READER_GROUP_SUFFIX: &str = "-restart-scan";
+
+impl Flow for ToRocketMq {
+    type Source = BridgeConsumer;
+    type Lane = QueueLane;
+    type Target = MessageQueue;
+    type Rules = MappingRules;
+
+    fn lane(&self, target: &MessageQueue) -> QueueLane {
+        self.lanes.lane(target.clone())
+    }
+
+    fn describe(target: &MessageQueue) -> String {
+        describe(target)
+    }
+
+    fn target_topic(target: &MessageQueue) -> &str {
+        target.topic_str()
+    }
+
+    fn encode(
+        &self,
+        mapping: &MappingRuntime<Self>,
+        record: &SourceRecord,
+    ) -> Result<(usize, Envelope), Rejection> {
+        let outgoing = mapping::map_record(record, &mapping.rules)?;
+        let queue = mapping
+            .router
+            .route(record.partition, record.offset, record.key.as_deref());
+        let timestamp = record.timestamp.map(|(ms, _)| ms);
+        let message_id = message_id::message_id(
+            self.message_ids,
+            &mapping.config.rocketmq_topic,
+            &record.topic,
+            record.partition,
+            record.offset,
+            timestamp,
+        );
+        let id = PartitionId::new(&record.topic, record.partition);
+        let envelope = Envelope::new(id, record.offset, &outgoing, &message_id, timestamp);
+        Ok((queue, envelope))
+    }
+
+    async fn scan_tails(
+        &self,
+        scans: Vec<(MessageQueue, Vec<Wanted>)>,
+        window: Duration,
+    ) -> Result<Vec<(PartitionId, i64)>, String> {
+        let group = format!("{}{READER_GROUP_SUFFIX}", self.rocketmq.producer_group);
+        let fence = &self.fence;
+        with_reader(&self.rocketmq, &group, async |reader| {
+            // The reader learns where each topic's queues live from its route.
+            let topics: BTreeSet<&str> = scans.iter().map(|(q, _)| q.topic_str()).collect();
+            for topic in topics {
+                reader.queues(topic).await?;
+            }
+            let brokers: BTreeSet<&str> = scans
+                .iter()
+                .map(|(q, _)| q.broker_name().as_str())
+                .collect();
+            for broker in brokers {
+                fence.pass(reader, broker).await?;
+            }
+            // Every queue at once: each pull is a round trip for a few dozen messages.
+            let tails = scans.iter().map(|(queue, wanted)| async move {
+                let found = scan_queue_tail(reader, queue, wanted, window).await?;
+                Ok::<_, ReadError>(
+                    found
+                        .into_iter()
+                        .map(|(index, offset)| (wanted[index].partition.clone(), offset))
+                        .collect::<Vec<_>>(),
+                )
+            });
+            let found = futures::future::try_join_all(tails).await?;
+            Ok::<_, ReadError>(found.into_iter().flatten().collect())
+        })
+        .await
+        .map_err(|e| e.to_string())
+    }
+}

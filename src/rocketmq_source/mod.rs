@@ -117,8 +117,9 @@ pub struct RocketMqSource {
     records: tokio::sync::Mutex<mpsc::Receiver<RocketMqMessage>>,
     commands: mpsc::UnboundedSender<Command>,
     poller: JoinHandle<()>,
-    /// The client's runtime handle: [`Source::committed_offsets`] is
-    /// blocking and asks the client from outside any runtime.
+    /// The runtime the source was started on: [`Source::committed_offsets`]
+    /// is blocking (called off the async workers) and runs the client's
+    /// queries on it.
     runtime: tokio::runtime::Handle,
 }
 

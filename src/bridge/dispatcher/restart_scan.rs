@@ -1,7 +1,8 @@
-//! The dispatcher's side of exactly-once restarts (`already_stored`): the
-//! first record of a partition this process has not checked yet triggers
-//! one read of the queue tails for every such partition assigned, while
-//! Kafka stays paused but polled, so the group keeps this instance.
+//! The dispatcher's side of exactly-once restarts (`already_stored`, and
+//! `kafka_sink::read_back` on the way back): the first record of a partition
+//! this process has not checked yet triggers one read of the target lanes'
+//! tails (`Flow::scan_tails`) for every such partition assigned, while the
+//! source stays paused but polled, so the group keeps this instance.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;

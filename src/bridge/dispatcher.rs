@@ -480,7 +480,7 @@ impl<F: Flow> Dispatcher<F> {
         };
         mapping.consumed.increment(1);
         mapping.consumed_bytes.increment(record.value_bytes());
-        match self.sender_parts.flow.encode(mapping, &record) {
+        match self.sender_parts.flow.encode(mapping, &record, &id) {
             Ok((lane, outgoing)) => {
                 let sender = mapping.senders[lane].clone();
                 let label = mapping.label.clone();

@@ -51,12 +51,14 @@ pub(super) trait Flow: Clone + Send + Sync + 'static {
     /// The topic a target lane belongs to.
     fn target_topic(target: &Self::Target) -> &str;
 
-    /// Maps `record` by `mapping`'s rules, picks its lane (an index into
-    /// the mapping's plan) and encodes it for that lane.
+    /// Maps `record` (read from source lane `lane`) by `mapping`'s rules,
+    /// picks its lane (an index into the mapping's plan) and encodes it for
+    /// that lane.
     fn encode(
         &self,
         mapping: &MappingRuntime<Self>,
         record: &InRecord<Self>,
+        lane: &PartitionId,
     ) -> Result<(usize, OutRecord<Self>), Rejection>
     where
         Self: Sized;
@@ -107,6 +109,7 @@ impl Flow for ToRocketMq {
         &self,
         mapping: &MappingRuntime<Self>,
         record: &SourceRecord,
+        lane: &PartitionId,
     ) -> Result<(usize, Envelope), Rejection> {
         let outgoing = mapping::map_record(record, &mapping.rules)?;
         let queue = mapping
@@ -121,8 +124,13 @@ impl Flow for ToRocketMq {
             record.offset,
             timestamp,
         );
-        let id = PartitionId::new(&record.topic, record.partition);
-        let envelope = Envelope::new(id, record.offset, &outgoing, &message_id, timestamp);
+        let envelope = Envelope::new(
+            lane.clone(),
+            record.offset,
+            &outgoing,
+            &message_id,
+            timestamp,
+        );
         Ok((queue, envelope))
     }
 

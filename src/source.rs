@@ -4,7 +4,8 @@
 //! records read from them in order, and commits of the offsets done.
 //!
 //! The dispatcher (`bridge::dispatcher`) and the committer use only this;
-//! `kafka_source` implements it for Kafka's consumer group.
+//! `kafka_source` implements it for Kafka's consumer group and
+//! `rocketmq_source` for a RocketMQ consumer group.
 
 use std::future::Future;
 use std::time::Duration;
@@ -28,9 +29,23 @@ pub trait Incoming: Send + 'static {
     fn into_dead_letter(self) -> SourceRecord;
 }
 
+/// How a commit ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Committed {
+    /// The offsets are stored; the caller tells the checkpoints.
+    Stored,
+    /// The commit is under way; the source tells the checkpoints when it
+    /// is stored (Kafka's commit callback).
+    Started,
+}
+
 /// A source of records in lane order.
 pub trait Source: Send + Sync + 'static {
     type Record: Incoming;
+
+    /// Whether `lane` is of this source's kind (a Kafka partition, a
+    /// RocketMQ queue): the checkpoints of both directions are kept together.
+    fn reads(&self, lane: &PartitionId) -> bool;
 
     /// The next record of a lane that is owned and not paused. Errors are
     /// transient (the source reconnects by itself): they are logged, and
@@ -67,4 +82,16 @@ pub trait Source: Send + Sync + 'static {
         lanes: &[PartitionId],
         timeout: Duration,
     ) -> Result<Vec<(PartitionId, Option<i64>)>, String>;
+
+    /// Commits `offsets` (the next offset to read, per lane). With `wait`
+    /// (the last commit before leaving) it returns once they are stored.
+    fn commit(
+        &self,
+        offsets: &[(PartitionId, i64)],
+        wait: bool,
+    ) -> impl Future<Output = Result<Committed, String>> + Send;
+
+    /// Leaves the group, after the last commit: the lanes go to the other
+    /// members.
+    fn close(&self) -> impl Future<Output = ()> + Send;
 }

@@ -71,7 +71,7 @@ fn messages() -> Vec<RocketMqMessage> {
 fn to_records(topic: &str, messages: &[RocketMqMessage]) -> Vec<KafkaRecord> {
     let rules = ReverseRules {
         kafka_topic: topic.to_string(),
-        max_record_bytes: 1 << 20,
+        max_message_bytes: 1 << 20,
         forward_ids: MessageIds::Deterministic,
     };
     messages

@@ -312,7 +312,7 @@ fn reverse_copy_headers(kafka_topic: &str, queue_offset: i64) -> Vec<(String, Op
     };
     let rules = ReverseRules {
         kafka_topic: kafka_topic.to_string(),
-        max_record_bytes: 1 << 20,
+        max_message_bytes: 1 << 20,
         forward_ids: MessageIds::Deterministic,
     };
     let record = reverse::map_message(&message, &rules).expect("a plain message is copied");

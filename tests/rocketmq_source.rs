@@ -4,6 +4,7 @@
 //! those).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_rocketmq_bridge::checkpoint::PartitionId;
@@ -93,9 +94,16 @@ async fn a_group_member_reads_each_queue_in_order_and_resumes_from_its_commits()
     let runtime = RocketMqRuntime::start(1).expect("runtime");
     let topics = [topic.clone()];
 
-    let source = RocketMqSource::start(runtime.client_runtime(), &config, &group, "one", &topics)
-        .await
-        .expect("the source starts");
+    let source = RocketMqSource::start(
+        runtime.client_runtime(),
+        &config,
+        &group,
+        "one",
+        &topics,
+        Arc::new(|_: &[PartitionId]| {}),
+    )
+    .await
+    .expect("the source starts");
     let all = (QUEUES as i64 * PER_QUEUE) as usize;
     let first = read(&source, all, Duration::from_secs(60)).await;
     let expected: Vec<i64> = (0..PER_QUEUE).collect();
@@ -129,7 +137,7 @@ async fn a_group_member_reads_each_queue_in_order_and_resumes_from_its_commits()
     // Queue 0 up to offset 10 and queue 1 up to 20 are done; nothing else.
     let lane = |queue: i32| PartitionId::queue(&topic, "broker-a", queue);
     source
-        .commit(&[(lane(0), 10), (lane(1), 20)])
+        .commit(&[(lane(0), 10), (lane(1), 20)], true)
         .await
         .expect("committed");
     let committed = tokio::task::block_in_place(|| {
@@ -137,13 +145,20 @@ async fn a_group_member_reads_each_queue_in_order_and_resumes_from_its_commits()
     })
     .expect("committed offsets readable");
     assert_eq!(committed, vec![(lane(0), Some(10)), (lane(1), Some(20))]);
-    source.shutdown().await;
+    source.close().await;
 
     // A new member of the group starts where the commits say, and from
     // the first message where nothing was committed.
-    let again = RocketMqSource::start(runtime.client_runtime(), &config, &group, "two", &topics)
-        .await
-        .expect("the source starts again");
+    let again = RocketMqSource::start(
+        runtime.client_runtime(),
+        &config,
+        &group,
+        "two",
+        &topics,
+        Arc::new(|_: &[PartitionId]| {}),
+    )
+    .await
+    .expect("the source starts again");
     let left = all - 10 - 20;
     let second = by_queue(&read(&again, left, Duration::from_secs(60)).await);
     assert_eq!(second[&0], (10..PER_QUEUE).collect::<Vec<_>>());
@@ -153,6 +168,6 @@ async fn a_group_member_reads_each_queue_in_order_and_resumes_from_its_commits()
     // Nothing more arrives.
     let extra = tokio::time::timeout(Duration::from_secs(2), again.recv()).await;
     assert!(extra.is_err(), "no message read twice: {extra:?}");
-    again.shutdown().await;
+    again.close().await;
     runtime.shutdown().await;
 }

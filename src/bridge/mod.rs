@@ -7,39 +7,33 @@
 //! `commit_interval`; small tasks refresh gauges, `/status` and the summary log.
 
 mod dispatcher;
+mod drive;
 mod flow;
+mod forward;
 mod queue_watcher;
+mod way_back;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::time::Duration;
 
 use metrics::Counter;
-use rdkafka::consumer::{CommitMode, Consumer};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::checkpoint::Checkpoints;
-use crate::config::{
-    BridgeConfig, BridgeSettings, KafkaConfig, LiveLimits, MappingConfig, PropertyValue, StartFrom,
-};
+use crate::config::{BridgeConfig, BridgeSettings, Direction, LiveLimits, MappingConfig};
 use crate::dead_letter::DeadLetterWriter;
 use crate::health::{Heartbeat, Readiness, stuck_after};
 use crate::in_flight::InFlightBudget;
-use crate::kafka_source::consumer::{self, BridgeConsumer};
-use crate::kafka_source::{self, start_position};
-use crate::mapping::MappingRules;
-use crate::rocketmq_sink::fence::Fence;
-use crate::rocketmq_sink::queue_lane::QueueLanes;
-use crate::rocketmq_sink::stored_check::StoredCheck;
-use crate::rocketmq_sink::{self, RocketMqRuntime};
+use crate::kafka_source;
+use crate::rocketmq_sink::RocketMqRuntime;
 use crate::router::QueueRouter;
 use crate::sink::Lane;
 use crate::sink::sender::{self, Queued, SendCounters, SenderSettings, SenderShared};
 use crate::status::{StatusBoard, ThrottleChange};
-use dispatcher::{Dispatcher, DispatcherParts};
-use flow::{Flow, ToRocketMq};
+use drive::Ended;
+use flow::Flow;
 
 /// Why `run` returned.
 #[derive(Debug)]
@@ -110,10 +104,92 @@ struct DispatchCounters {
     already_stored: AtomicU64,
 }
 
-/// Runs the bridge until `shutdown` turns true or a record fails.
+/// What both directions of a run share: one set of checkpoints (a lane
+/// names its system), one in-flight cap, one set of counters for the
+/// summary, and the health, status and limits of the process.
+struct Core {
+    settings: BridgeSettings,
+    checkpoints: Arc<Checkpoints>,
+    counters: Arc<DispatchCounters>,
+    sent: Arc<SendCounters>,
+    in_flight: Arc<InFlightBudget>,
+    readiness: Arc<Readiness>,
+    status: Arc<StatusBoard>,
+    limits: watch::Receiver<LiveLimits>,
+}
+
+impl Core {
+    fn sender_shared(&self, max_batch_bytes: usize) -> SenderShared {
+        SenderShared {
+            readiness: Arc::clone(&self.readiness),
+            status: Arc::clone(&self.status),
+            checkpoints: Arc::clone(&self.checkpoints),
+            counters: Arc::clone(&self.sent),
+            settings: SenderSettings {
+                max_batch_records: self.settings.max_batch_records,
+                max_batch_bytes,
+                max_backoff: self.settings.max_retry_backoff.0,
+            },
+        }
+    }
+
+    /// A dead-letter writer for `direction`, if one of its mappings has a
+    /// dead-letter topic: dead letters go to Kafka in both directions.
+    fn dead_letters(
+        &self,
+        config: &BridgeConfig,
+        direction: Direction,
+    ) -> Result<Option<DeadLetterWriter>, StartError> {
+        let wanted = config
+            .mappings
+            .iter()
+            .any(|m| m.direction == direction && m.dead_letter_topic.is_some());
+        if !wanted {
+            return Ok(None);
+        }
+        DeadLetterWriter::new(&config.kafka, Arc::clone(&self.checkpoints))
+            .map(Some)
+            .map_err(StartError)
+    }
+}
+
+impl<F: Flow> MappingRuntime<F> {
+    /// Registers the mapping's metrics and `/status` row.
+    fn new(
+        core: &Core,
+        config: MappingConfig,
+        rules: F::Rules,
+        router: QueueRouter,
+        targets: Vec<F::Target>,
+        senders: Vec<mpsc::Sender<QueuedFor<F>>>,
+    ) -> Self {
+        let label = config.label().to_string();
+        crate::metrics::register_mapping(&label);
+        core.status.add_mapping(
+            &label,
+            config.limit_label(),
+            &config.kafka_topic,
+            &config.rocketmq_topic,
+        );
+        MappingRuntime {
+            limit_label: config.limit_label().to_string(),
+            consumed: metrics::counter!(crate::metrics::RECORDS_CONSUMED, "mapping" => label.clone()),
+            consumed_bytes: metrics::counter!(crate::metrics::BYTES_CONSUMED, "mapping" => label.clone()),
+            label,
+            rules,
+            router,
+            targets,
+            senders,
+            config,
+        }
+    }
+}
+
+/// Runs the bridge until `shutdown` turns true or a record fails: both
+/// directions at once when the config maps topics both ways.
 pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome, StartError> {
     let Controls {
-        mut shutdown,
+        shutdown,
         limits,
         readiness,
         status,
@@ -123,261 +199,100 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
     let config = kafka_source::resolve_regex_mappings(&config, Duration::from_secs(30))
         .await
         .map_err(StartError)?;
-    let settings = &config.bridge;
-    let checkpoints = Checkpoints::new();
+    let core = Core {
+        settings: config.bridge.clone(),
+        checkpoints: Checkpoints::new(),
+        counters: Arc::new(DispatchCounters::default()),
+        sent: Arc::new(SendCounters::default()),
+        in_flight: InFlightBudget::new(),
+        readiness,
+        status,
+        limits,
+    };
     let runtime = RocketMqRuntime::start(2).map_err(StartError)?;
-    let mut producer = rocketmq_sink::start_producer(runtime.client_runtime(), &config.rocketmq)
-        .await
-        .map_err(|e| StartError(e.to_string()))?;
-    let batch_bytes = settings
-        .max_batch_bytes
-        .0
-        .min(config.rocketmq.max_message_size.0) as usize;
-    let mut plans = Vec::new();
-    for mapping in &config.mappings {
-        let queues = rocketmq_sink::fetch_queues(
-            &mut producer,
-            &mapping.rocketmq_topic,
-            &config.rocketmq.name_server,
-            Duration::from_secs(30),
-        )
-        .await
-        .map_err(|e| StartError(e.to_string()))?;
-        plans.push((mapping.clone(), queues));
-    }
-    let producer = Arc::new(producer);
-    let fence = Arc::new(Fence::new(
-        Arc::clone(&producer),
-        &config.rocketmq.fence_topic,
-        config.rocketmq.send_timeout.0,
-    ));
-    let sender_parts = SenderParts {
-        shared: SenderShared {
-            readiness: Arc::clone(&readiness),
-            status: Arc::clone(&status),
-            checkpoints: Arc::clone(&checkpoints),
-            counters: Arc::new(SendCounters::default()),
-            settings: SenderSettings {
-                max_batch_records: settings.max_batch_records,
-                max_batch_bytes: batch_bytes,
-                max_backoff: settings.max_retry_backoff.0,
-            },
-        },
-        flow: ToRocketMq {
-            lanes: QueueLanes {
-                producer,
-                send_timeout: config.rocketmq.send_timeout.0,
-                stored_check: settings.exactly_once_restarts.then(|| {
-                    Arc::new(StoredCheck {
-                        rocketmq: config.rocketmq.clone(),
-                        window: settings.restart_scan_window.0,
-                        fence: Arc::clone(&fence),
-                    })
-                }),
-            },
-            message_ids: config.rocketmq.message_ids,
-            rocketmq: config.rocketmq.clone(),
-            fence: Arc::clone(&fence),
-        },
-    };
-    let mut sender_tasks = Vec::new();
-    let mut mappings = HashMap::new();
-    let mut watched = Vec::new();
-    for (mapping, queues) in plans {
-        watched.push(queue_watcher::Watched {
-            kafka_topic: mapping.kafka_topic.clone(),
-            rocketmq_topic: mapping.rocketmq_topic.clone(),
-            plan: queues.clone(),
-            missing: Default::default(),
-        });
-        let (router, senders) = start_senders(
-            &sender_parts,
-            &mapping,
-            &queues,
-            settings,
-            &mut sender_tasks,
-        );
-        tracing::info!(
-            mapping = mapping.label(), kafka_topic = %mapping.kafka_topic, rocketmq_topic = %mapping.rocketmq_topic,
-            queues = router.queue_count(), ordering = %mapping.ordering, "mapping ready"
-        );
-        let rules = MappingRules::of(&mapping, &config.rocketmq);
-        let label = mapping.label().to_string();
-        crate::metrics::register_mapping(&label);
-        status.add_mapping(
-            &label,
-            mapping.limit_label(),
-            &mapping.kafka_topic,
-            &mapping.rocketmq_topic,
-        );
-        mappings.insert(
-            mapping.kafka_topic.clone(),
-            MappingRuntime {
-                limit_label: mapping.limit_label().to_string(),
-                consumed: metrics::counter!(crate::metrics::RECORDS_CONSUMED, "mapping" => label.clone()),
-                consumed_bytes: metrics::counter!(crate::metrics::BYTES_CONSUMED, "mapping" => label.clone()),
-                label,
-                rules,
-                router,
-                targets: queues,
-                senders,
-                config: mapping,
-            },
-        );
-    }
-    let dead_letters = if config
-        .mappings
-        .iter()
-        .any(|m| m.dead_letter_topic.is_some())
-    {
-        Some(DeadLetterWriter::new(&config.kafka, Arc::clone(&checkpoints)).map_err(StartError)?)
-    } else {
-        None
-    };
-    let topics: Vec<String> = config.kafka_topics();
-    if let StartFrom::Timestamp(ms) = config.kafka.start_from {
-        start_position::commit_start_offsets(&config.kafka, &topics, ms, Duration::from_secs(30))
-            .map_err(StartError)?;
-    }
-    let (kafka, prefetch_bytes) =
-        with_bounded_prefetch(&config.kafka, settings.max_in_flight_bytes.0);
-    let consumer = consumer::subscribe(
-        &kafka,
-        &topics,
-        Arc::clone(&checkpoints),
-        settings.shutdown_timeout.0,
-        Arc::clone(&readiness),
-        Arc::clone(&status),
-    )
-    .map_err(StartError)?;
-    readiness.running.store(true, AtomicOrdering::Relaxed);
-    tracing::info!(group = %config.kafka.group_id, topics = %topics.join(","), "bridge running");
+    let forward = forward::start(&config, &core, &runtime).await?;
+    let way_back = way_back::start(&config, &core, &runtime).await?;
+    core.readiness.running.store(true, AtomicOrdering::Relaxed);
 
-    let committer = spawn_committer(
-        Arc::clone(&consumer),
-        Arc::clone(&checkpoints),
-        settings.commit_interval.0,
-        readiness.heartbeat("committer", stuck_after(settings.commit_interval.0)),
-    );
-    let counters = Arc::new(DispatchCounters::default());
-    let in_flight = InFlightBudget::new();
     let gauges = spawn_gauges(
-        Arc::clone(&in_flight),
-        Arc::clone(&checkpoints),
-        Arc::clone(&status),
-        readiness.heartbeat("status sampler", stuck_after(GAUGE_INTERVAL)),
+        Arc::clone(&core.in_flight),
+        Arc::clone(&core.checkpoints),
+        Arc::clone(&core.status),
+        core.readiness
+            .heartbeat("status sampler", stuck_after(GAUGE_INTERVAL)),
     );
-    let reporter = spawn_reporter(
-        Arc::clone(&counters),
-        Arc::clone(&sender_parts.shared.counters),
-        Arc::clone(&in_flight),
-        Arc::clone(&checkpoints),
-        Arc::clone(&status),
-    );
-    let daily_verify = settings
-        .daily_verify
-        .clone()
-        .map(|schedule| crate::daily_verify::spawn(config.clone(), schedule, Arc::clone(&status)));
-    let (replan_tx, replans) = mpsc::channel(16);
-    let watcher = queue_watcher::spawn(
-        Arc::clone(&sender_parts.flow.lanes.producer),
-        Arc::clone(&readiness),
-        config.rocketmq.name_server.clone(),
-        watched,
-        settings.queue_refresh_interval.0,
-        replan_tx,
-    );
-    let mut dispatcher = Dispatcher::new(DispatcherParts {
-        source: Arc::clone(&consumer),
-        checkpoints: Arc::clone(&checkpoints),
-        mappings,
-        dead_letters,
-        counters: Arc::clone(&counters),
-        sender_parts: sender_parts.clone(),
-        sender_tasks,
-        in_flight,
-        settings: settings.clone(),
-        prefetch_bytes,
-        replans,
-        limit_updates: limits,
-        status: Arc::clone(&status),
-        restart_scan_window: settings
-            .exactly_once_restarts
-            .then_some(settings.restart_scan_window.0),
+    let reporter = spawn_reporter(&core);
+    let daily_verify = core.settings.daily_verify.clone().map(|schedule| {
+        // The daily verify covers the dual-write direction only.
+        let (forward, _) = config.forward_part();
+        crate::daily_verify::spawn(forward, schedule, Arc::clone(&core.status))
     });
-    let stop = dispatcher.run(&mut shutdown).await;
-    readiness.running.store(false, AtomicOrdering::Relaxed);
-    // Draining may take `shutdown_timeout`; the loops stop turning on purpose.
-    readiness.forget_loops();
-    watcher.abort();
+    let (stop_all, stop) = watch::channel(false);
+    let relay = tokio::spawn(relay_shutdown(shutdown, stop_all.clone()));
+    let forward_flow = forward.as_ref().map(|f| f.flow.clone());
+    let run_forward = async {
+        match forward {
+            Some(forward) => Some(
+                drive::drive(forward.started, &core, stop.clone(), &stop_all, "committer").await,
+            ),
+            None => None,
+        }
+    };
+    let run_way_back = async {
+        match way_back {
+            Some((started, _replans)) => Some(
+                drive::drive(
+                    started,
+                    &core,
+                    stop.clone(),
+                    &stop_all,
+                    "way-back committer",
+                )
+                .await,
+            ),
+            None => None,
+        }
+    };
+    let (forward_end, way_back_end) = tokio::join!(run_forward, run_way_back);
+    relay.abort();
     if let Some(daily_verify) = daily_verify {
         daily_verify.abort();
     }
-    let dead_letters = dispatcher.dead_letters.take();
-    let sender_tasks = std::mem::take(&mut dispatcher.sender_tasks);
-    drop(dispatcher);
-
-    let drained = drain(
-        sender_tasks,
-        &checkpoints,
-        dead_letters,
-        settings.shutdown_timeout.0,
-    )
-    .await;
-    committer.abort();
     reporter.abort();
     gauges.abort();
-    final_commit(&consumer, &checkpoints);
-    consumer.context().closing();
-    consumer.unsubscribe();
-    drop(consumer);
-    // A clone shares the producer's client instance; shutting it down lets
-    // the runtime stop at once instead of waiting out its own timeout.
-    let mut producer = (*sender_parts.flow.lanes.producer).clone();
-    producer.shutdown().await;
+    if let Some(flow) = forward_flow {
+        forward::close_producer(&flow).await;
+    }
     runtime.shutdown().await;
 
+    let ends: Vec<Ended> = forward_end.into_iter().chain(way_back_end).collect();
     let summary = RunSummary {
-        consumed: counters.consumed.load(AtomicOrdering::Relaxed),
-        produced: sender_parts
-            .shared
-            .counters
-            .records
-            .load(AtomicOrdering::Relaxed),
-        skipped: counters.skipped.load(AtomicOrdering::Relaxed),
-        dead_lettered: counters.dead_lettered.load(AtomicOrdering::Relaxed),
-        already_stored: counters.already_stored.load(AtomicOrdering::Relaxed),
-        batches: sender_parts
-            .shared
-            .counters
-            .batches
-            .load(AtomicOrdering::Relaxed),
-        drained,
+        consumed: core.counters.consumed.load(AtomicOrdering::Relaxed),
+        produced: core.sent.records.load(AtomicOrdering::Relaxed),
+        skipped: core.counters.skipped.load(AtomicOrdering::Relaxed),
+        dead_lettered: core.counters.dead_lettered.load(AtomicOrdering::Relaxed),
+        already_stored: core.counters.already_stored.load(AtomicOrdering::Relaxed),
+        batches: core.sent.batches.load(AtomicOrdering::Relaxed),
+        drained: ends.iter().all(|end| end.drained),
     };
-    Ok(match stop {
-        Stop::Signal => RunOutcome::Stopped(summary),
-        Stop::RecordFailed(reason) => RunOutcome::RecordFailed { summary, reason },
+    let failed = ends.into_iter().find_map(|end| match end.stop {
+        Stop::RecordFailed(reason) => Some(reason),
+        Stop::Signal => None,
+    });
+    Ok(match failed {
+        None => RunOutcome::Stopped(summary),
+        Some(reason) => RunOutcome::RecordFailed { summary, reason },
     })
 }
 
-/// librdkafka prefetches up to 64 MiB by default, which the in-flight cap
-/// must cover. Unless the user set it, prefetch gets an eighth of the cap
-/// (1-64 MiB): librdkafka holds about twice its budget (fetch buffers and
-/// one op per message), and with a short `fetch.queue.backoff.ms` it keeps
-/// the queue topped up, so a quarter peaked above the memory target
-/// (docs/benchmarks.md). Returns the config and the prefetch budget in bytes, which
-/// the dispatcher leaves out of the records' share of the cap.
-fn with_bounded_prefetch(kafka: &KafkaConfig, max_in_flight_bytes: u64) -> (KafkaConfig, u64) {
-    const KEY: &str = "queued.max.messages.kbytes";
-    let mut kafka = kafka.clone();
-    let kbytes = (max_in_flight_bytes / 8 / 1024).clamp(1024, 65536);
-    let set = kafka
-        .properties
-        .entry(KEY.to_string())
-        .or_insert(PropertyValue::Integer(kbytes as i64));
-    // librdkafka refuses a value that is not a number, at subscribe.
-    let kbytes = set.as_librdkafka_value().parse::<u64>().unwrap_or(kbytes);
-    (kafka, kbytes * 1024)
+/// Turns `stop_all` true when `shutdown` does (or its sender is gone).
+async fn relay_shutdown(mut shutdown: watch::Receiver<bool>, stop_all: watch::Sender<bool>) {
+    while !*shutdown.borrow_and_update() {
+        if shutdown.changed().await.is_err() {
+            break;
+        }
+    }
+    let _ = stop_all.send(true);
 }
 
 /// What a lane's channel carries in the direction `F`.
@@ -400,7 +315,7 @@ fn start_senders<F: Flow>(
     settings: &BridgeSettings,
     tasks: &mut Vec<JoinHandle<()>>,
 ) -> (QueueRouter, Vec<mpsc::Sender<QueuedFor<F>>>) {
-    let router = QueueRouter::new(mapping.ordering, targets.len(), settings.max_batch_records);
+    let router = F::router(mapping.ordering, targets.len(), settings.max_batch_records);
     let mut senders = Vec::with_capacity(targets.len());
     let context = parts.shared.for_mapping(mapping.label());
     for target in targets {
@@ -409,27 +324,6 @@ fn start_senders<F: Flow>(
         senders.push(tx);
     }
     (router, senders)
-}
-
-fn spawn_committer(
-    consumer: Arc<BridgeConsumer>,
-    checkpoints: Arc<Checkpoints>,
-    interval: Duration,
-    heartbeat: Arc<Heartbeat>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            heartbeat.beat();
-            let commits = checkpoints.pending_commits();
-            // Async: the commit callback records success, from the dispatcher's poll.
-            if let Err(error) = consumer::commit(consumer.as_ref(), &commits, CommitMode::Async) {
-                tracing::warn!(%error, "cannot start an offset commit; will retry");
-            }
-        }
-    })
 }
 
 const GAUGE_INTERVAL: Duration = Duration::from_secs(2);
@@ -465,13 +359,12 @@ fn spawn_gauges(
     })
 }
 
-fn spawn_reporter(
-    dispatch: Arc<DispatchCounters>,
-    sent: Arc<SendCounters>,
-    in_flight: Arc<InFlightBudget>,
-    checkpoints: Arc<Checkpoints>,
-    status: Arc<StatusBoard>,
-) -> JoinHandle<()> {
+fn spawn_reporter(core: &Core) -> JoinHandle<()> {
+    let dispatch = Arc::clone(&core.counters);
+    let sent = Arc::clone(&core.sent);
+    let in_flight = Arc::clone(&core.in_flight);
+    let checkpoints = Arc::clone(&core.checkpoints);
+    let status = Arc::clone(&core.status);
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(Duration::from_secs(30));
         ticker.tick().await;
@@ -493,56 +386,4 @@ fn spawn_reporter(
             );
         }
     })
-}
-
-/// Lets the senders finish what they hold, within `timeout`.
-async fn drain(
-    sender_tasks: Vec<JoinHandle<()>>,
-    checkpoints: &Checkpoints,
-    dead_letters: Option<DeadLetterWriter>,
-    timeout: Duration,
-) -> bool {
-    let in_flight = checkpoints.in_flight();
-    tracing::info!(
-        in_flight,
-        timeout_s = timeout.as_secs(),
-        "stopping: draining in-flight records"
-    );
-    let aborts: Vec<_> = sender_tasks.iter().map(JoinHandle::abort_handle).collect();
-    let all = async {
-        for task in sender_tasks {
-            let _ = task.await;
-        }
-        if let Some(writer) = dead_letters {
-            writer.finish().await;
-        }
-    };
-    match tokio::time::timeout(timeout, all).await {
-        Ok(()) => true,
-        Err(_) => {
-            aborts.iter().for_each(|abort| abort.abort());
-            tracing::warn!(
-                in_flight = checkpoints.in_flight(),
-                "shutdown deadline passed with records unacknowledged; they are not committed and will be re-sent"
-            );
-            false
-        }
-    }
-}
-
-fn final_commit(consumer: &BridgeConsumer, checkpoints: &Checkpoints) {
-    let commits = checkpoints.pending_commits();
-    match consumer::commit(consumer, &commits, CommitMode::Sync) {
-        Ok(()) => {
-            checkpoints.committed(&commits);
-            let text: Vec<String> = commits
-                .iter()
-                .map(|(id, offset)| format!("{id}={offset}"))
-                .collect();
-            tracing::info!(offsets = %text.join(" "), "final commit done");
-        }
-        Err(error) => {
-            tracing::error!(%error, "final commit failed; a restart re-sends from the previous commit")
-        }
-    }
 }

@@ -44,6 +44,24 @@ pub struct BridgeConfig {
 }
 
 impl BridgeConfig {
+    /// The config with its `kafka_to_rocketmq` mappings only, and the
+    /// labels of the others: for the tools that do not cover the way back
+    /// yet (`verify`, `compare-results`, `translate-offsets`,
+    /// `cutover-check`, the daily verify).
+    pub fn forward_part(&self) -> (BridgeConfig, Vec<String>) {
+        let (forward, back): (Vec<MappingConfig>, Vec<MappingConfig>) = self
+            .mappings
+            .iter()
+            .cloned()
+            .partition(|m| m.direction == Direction::KafkaToRocketmq);
+        let labels = back.iter().map(|m| m.label().to_string()).collect();
+        let config = BridgeConfig {
+            mappings: forward,
+            ..self.clone()
+        };
+        (config, labels)
+    }
+
     /// The Kafka topic of every mapping, in mapping order.
     pub fn kafka_topics(&self) -> Vec<String> {
         self.mappings
@@ -113,6 +131,10 @@ pub struct KafkaConfig {
     /// (and, for `earliest`/`latest`/a timestamp, whether to ignore it).
     #[serde(default)]
     pub start_from: StartFrom,
+    /// The way back: how long a send to a Kafka partition may wait for its
+    /// acknowledgement before it is reported (librdkafka keeps retrying).
+    #[serde(default = "default_kafka_send_timeout")]
+    pub send_timeout: HumanDuration,
 }
 
 impl fmt::Debug for KafkaConfig {
@@ -139,6 +161,7 @@ impl fmt::Debug for KafkaConfig {
             .field("properties", &properties)
             .field("property_files", &self.property_files)
             .field("start_from", &self.start_from)
+            .field("send_timeout", &self.send_timeout)
             .finish()
     }
 }
@@ -184,6 +207,10 @@ pub struct RocketMqConfig {
     pub name_server: String,
     #[serde(default = "default_producer_group")]
     pub producer_group: String,
+    /// The way back: the consumer group that reads the RocketMQ topics of
+    /// `rocketmq_to_kafka` mappings and holds their checkpoints.
+    #[serde(default = "default_consumer_group")]
+    pub consumer_group: String,
     /// RocketMQ ACL credentials; both or neither. After loading, these also
     /// hold what `access_key_file` and `secret_key_file` point to.
     #[serde(default)]
@@ -730,6 +757,14 @@ fn default_group_id() -> String {
 
 fn default_producer_group() -> String {
     "kafka-rocketmq-bridge".to_string()
+}
+
+fn default_consumer_group() -> String {
+    "kafka-rocketmq-bridge".to_string()
+}
+
+fn default_kafka_send_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
 }
 
 fn default_max_message_size() -> ByteSize {

@@ -192,11 +192,16 @@ fn validate_rocketmq(rocketmq: &RocketMqConfig, problems: &mut Problems) {
         problems,
     );
     // Groups may be longer than topics (255, not 127).
-    if !is_legal_rocketmq_name(&rocketmq.producer_group, 255) {
-        problems.push(
-            &[key("rocketmq"), key("producer_group")],
-            "must be 1-255 characters from letters, digits, `%`, `|`, `_` and `-`",
-        );
+    for (field, group) in [
+        ("producer_group", &rocketmq.producer_group),
+        ("consumer_group", &rocketmq.consumer_group),
+    ] {
+        if !is_legal_rocketmq_name(group, 255) {
+            problems.push(
+                &[key("rocketmq"), key(field)],
+                "must be 1-255 characters from letters, digits, `%`, `|`, `_` and `-`",
+            );
+        }
     }
     let fence = &rocketmq.fence_topic;
     if !is_legal_rocketmq_topic(fence) {
@@ -350,13 +355,6 @@ fn validate_direction(
             mapping.on_oversized_properties != RecordPolicy::Fail,
         ),
     ];
-    // Until the reverse pipeline lands, no command may take a reverse
-    // mapping for a forward one.
-    problems.push(
-        &at("direction"),
-        "rocketmq_to_kafka is not available in this version yet: the way back's mapping and loop \
-         prevention are (docs/message-mapping.md), its source and sink are not",
-    );
     for (field, set) in forward_only {
         if set {
             let value = if field == "ordering" { " none" } else { "" };

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -35,6 +35,14 @@ pub enum KafkaAdminError {
          security.protocol, sasl.mechanism, sasl.username and sasl.password (or their *_file keys)"
     )]
     Authentication { bootstrap: String, cause: String },
+    #[error(
+        "Kafka at {bootstrap} cannot describe topic `{topic}`: {cause}; check that it exists (create-topics) and that the bridge may describe its config"
+    )]
+    DescribeTopic {
+        bootstrap: String,
+        topic: String,
+        cause: String,
+    },
     #[error("invalid Kafka client settings: {0}")]
     Settings(String),
 }
@@ -162,6 +170,51 @@ pub async fn create_topic(
         }
     }
     Ok(())
+}
+
+/// Each topic's `max.message.bytes`: the largest record batch its brokers
+/// take, which bounds what the way back may write to it.
+pub async fn max_message_bytes(
+    kafka: &KafkaConfig,
+    topics: &[String],
+    deadline: Duration,
+) -> Result<BTreeMap<String, usize>, KafkaAdminError> {
+    let context = QuietContext::default();
+    let admin: AdminClient<QuietContext> = super::quick_client_config(kafka, deadline)
+        .create_with_context(context)
+        .map_err(|e| KafkaAdminError::Settings(e.to_string()))?;
+    let options = AdminOptions::new().request_timeout(Some(deadline));
+    let specifiers: Vec<ResourceSpecifier<'_>> = topics
+        .iter()
+        .map(|topic| ResourceSpecifier::Topic(topic))
+        .collect();
+    let results = admin
+        .describe_configs(&specifiers, &options)
+        .await
+        .map_err(|e| {
+            admin
+                .inner()
+                .context()
+                .failure(kafka, deadline, e.to_string())
+        })?;
+    let mut found = BTreeMap::new();
+    for (topic, result) in topics.iter().zip(results) {
+        let unreadable = |cause: String| KafkaAdminError::DescribeTopic {
+            bootstrap: kafka.bootstrap_servers.clone(),
+            topic: topic.clone(),
+            cause,
+        };
+        let resource = result.map_err(|code| unreadable(code.to_string()))?;
+        let value = resource
+            .get("max.message.bytes")
+            .and_then(|entry| entry.value.as_deref())
+            .ok_or_else(|| unreadable("no max.message.bytes in its config".to_string()))?;
+        let bytes = value
+            .parse()
+            .map_err(|_| unreadable(format!("max.message.bytes is `{value}`, not a number")))?;
+        found.insert(topic.clone(), bytes);
+    }
+    Ok(found)
 }
 
 /// Every topic name the cluster reports.

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 
 use super::consumer::{self, BridgeConsumer};
 use crate::checkpoint::PartitionId;
 use crate::mapping::SourceRecord;
-use crate::source::{Incoming, Source};
+use crate::source::{Committed, Incoming, Source};
 
 impl Incoming for SourceRecord {
     fn topic(&self) -> &str {
@@ -44,6 +44,10 @@ impl Incoming for SourceRecord {
 
 impl Source for BridgeConsumer {
     type Record = SourceRecord;
+
+    fn reads(&self, lane: &PartitionId) -> bool {
+        lane.broker.is_none()
+    }
 
     async fn recv(&self) -> Result<SourceRecord, String> {
         match StreamConsumer::recv(self).await {
@@ -83,5 +87,30 @@ impl Source for BridgeConsumer {
         timeout: Duration,
     ) -> Result<Vec<(PartitionId, Option<i64>)>, String> {
         consumer::committed_offsets(self, lanes, timeout).map_err(|error| error.to_string())
+    }
+
+    /// Without `wait`, Kafka's commit callback tells the checkpoints.
+    async fn commit(
+        &self,
+        offsets: &[(PartitionId, i64)],
+        wait: bool,
+    ) -> Result<Committed, String> {
+        let mode = if wait {
+            CommitMode::Sync
+        } else {
+            CommitMode::Async
+        };
+        consumer::commit(self, offsets, mode)
+            .map_err(|error| format!("Kafka offset commit failed: {error}"))?;
+        Ok(if wait {
+            Committed::Stored
+        } else {
+            Committed::Started
+        })
+    }
+
+    async fn close(&self) {
+        self.context().closing();
+        self.unsubscribe();
     }
 }

@@ -746,7 +746,7 @@ mod tests {
         };
         let back = reverse::ReverseRules {
             kafka_topic: "t".into(),
-            max_record_bytes: 1 << 20,
+            max_message_bytes: 1 << 20,
             forward_ids: crate::config::MessageIds::Deterministic,
         };
         let copy = reverse::map_message(&message, &back).expect("copied back");

@@ -75,9 +75,16 @@ pub struct OutgoingRecord<'a> {
     pub timestamp_ms: i64,
 }
 
+/// A record batch's header (format v2): 61 bytes.
+const BATCH_OVERHEAD: usize = 61;
+/// A record's own framing at most: length, attributes, timestamp and
+/// offset deltas, key and value lengths, header count (varints).
+const RECORD_OVERHEAD: usize = 36;
+/// A header's name and value lengths at most (varints).
+const HEADER_OVERHEAD: usize = 10;
+
 impl OutgoingRecord<'_> {
-    /// Bytes of key, value and headers: what Kafka's `max.message.bytes`
-    /// bounds, less the record's fixed overhead.
+    /// Bytes of key, value and headers.
     pub fn size(&self) -> usize {
         let headers: usize = self
             .headers
@@ -86,6 +93,12 @@ impl OutgoingRecord<'_> {
             .sum();
         self.key.map_or(0, <[u8]>::len) + self.value.len() + headers
     }
+
+    /// The size of a batch holding this record alone, uncompressed, at
+    /// most: what a topic's `max.message.bytes` bounds.
+    pub fn batch_size(&self) -> usize {
+        self.size() + BATCH_OVERHEAD + RECORD_OVERHEAD + HEADER_OVERHEAD * self.headers.len()
+    }
 }
 
 /// How a mapping turns messages into records.
@@ -93,9 +106,9 @@ impl OutgoingRecord<'_> {
 pub struct ReverseRules {
     /// The Kafka topic written to (part of [`copy_id`]).
     pub kafka_topic: String,
-    /// The largest record the Kafka topic takes (`max.message.bytes`), less
-    /// the batch and record overhead.
-    pub max_record_bytes: usize,
+    /// The Kafka topic's `max.message.bytes`: a record whose batch alone
+    /// would be larger is refused (`OutgoingRecord::batch_size`).
+    pub max_message_bytes: usize,
     /// How the forward copy made its msgIds: deterministic ids prove a
     /// message is the bridge's copy; with client ids, provenance that
     /// parses is taken for a copy.
@@ -119,11 +132,11 @@ pub fn map_message<'a>(
         headers: headers(message, &rules.kafka_topic),
         timestamp_ms: message.born_timestamp_ms,
     };
-    let size = record.size();
-    if size > rules.max_record_bytes {
+    let size = record.batch_size();
+    if size > rules.max_message_bytes {
         return Err(Rejection::OversizedBody {
             size,
-            limit: rules.max_record_bytes,
+            limit: rules.max_message_bytes,
         });
     }
     Ok(record)
@@ -427,10 +440,10 @@ mod tests {
         }
     }
 
-    fn rules(max_record_bytes: usize) -> ReverseRules {
+    fn rules(max_message_bytes: usize) -> ReverseRules {
         ReverseRules {
             kafka_topic: "orders-back".into(),
-            max_record_bytes,
+            max_message_bytes,
             forward_ids: MessageIds::Deterministic,
         }
     }
@@ -566,7 +579,7 @@ mod tests {
             Err(Rejection::EmptyValue)
         );
         let original = message();
-        let size = copy(&original, &rules(1 << 20)).size();
+        let size = copy(&original, &rules(1 << 20)).batch_size();
         assert_eq!(
             map_message(&original, &rules(size - 1)),
             Err(Rejection::OversizedBody {

@@ -32,7 +32,7 @@ use crate::config::RocketMqConfig;
 use crate::mapping::SourceRecord;
 use crate::mapping::reverse::{self, RocketMqMessage};
 use crate::rocketmq_sink::failure_text;
-use crate::source::{Incoming, Source};
+use crate::source::{Committed, Incoming, Source};
 
 pub use message::to_message;
 
@@ -68,9 +68,17 @@ struct Ownership {
     revoked: Vec<PartitionId>,
 }
 
+/// Told which queues a rebalance took away, on the client's runtime,
+/// after the client stopped reading them: the pipeline stops committing
+/// them (their next owner may have read past the last commit already).
+pub type OnRevoked = Arc<dyn Fn(&[PartitionId]) + Send + Sync>;
+
 /// Hears the group's rebalance. Called after the client started or
 /// stopped reading the queues, on the client's runtime.
-struct RebalanceListener(Arc<Mutex<Ownership>>);
+struct RebalanceListener {
+    ownership: Arc<Mutex<Ownership>>,
+    on_revoked: OnRevoked,
+}
 
 impl MessageQueueListener for RebalanceListener {
     fn message_queue_changed(
@@ -80,7 +88,7 @@ impl MessageQueueListener for RebalanceListener {
         mine: &HashSet<MessageQueue>,
     ) {
         let now: HashSet<PartitionId> = mine.iter().map(lane_of).collect();
-        let mut ownership = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ownership = self.ownership.lock().unwrap_or_else(|p| p.into_inner());
         let before = ownership.owned.insert(topic.to_string(), now.clone());
         let gone: Vec<PartitionId> = before
             .unwrap_or_default()
@@ -91,6 +99,9 @@ impl MessageQueueListener for RebalanceListener {
             let mut names: Vec<String> = now.iter().map(ToString::to_string).collect();
             names.sort();
             tracing::info!(topic, owned = %names.join(" "), revoked = gone.len(), "RocketMQ queues assigned");
+        }
+        if !gone.is_empty() {
+            (self.on_revoked)(&gone);
         }
         ownership.revoked.extend(gone);
     }
@@ -132,6 +143,7 @@ impl RocketMqSource {
         group: &str,
         instance: &str,
         topics: &[String],
+        on_revoked: OnRevoked,
     ) -> Result<Self, SourceError> {
         let failed = |cause: String| SourceError {
             topics: topics.join(", "),
@@ -155,7 +167,14 @@ impl RocketMqSource {
         let ownership = Arc::new(Mutex::new(Ownership::default()));
         for topic in topics {
             consumer
-                .subscribe_with_listener(topic, "*", RebalanceListener(Arc::clone(&ownership)))
+                .subscribe_with_listener(
+                    topic,
+                    "*",
+                    RebalanceListener {
+                        ownership: Arc::clone(&ownership),
+                        on_revoked: Arc::clone(&on_revoked),
+                    },
+                )
                 .await
                 .map_err(|e| failed(failure_text(&e)))?;
         }
@@ -177,38 +196,22 @@ impl RocketMqSource {
         })
     }
 
-    /// Stores `offsets` (next to read, per queue) as the group's consumer
-    /// offsets on the brokers, each acknowledged; the first failure is
-    /// returned with its queue.
-    pub async fn commit(&self, offsets: &[(PartitionId, i64)]) -> Result<(), String> {
-        let Some(store) = self.consumer.offset_store().await else {
-            return Err("the consumer has no offset store (not started)".to_string());
-        };
-        for (lane, offset) in offsets {
-            let Some(queue) = queue_of(lane) else {
-                return Err(format!("{lane} is not a RocketMQ queue"));
-            };
-            // Memory first: the client writes what it holds to the broker
-            // on a timer and at shutdown, and would undo a commit it did
-            // not hold.
-            store.update_offset(&queue, *offset, false).await;
-            store
-                .update_consume_offset_to_broker(&queue, *offset, false)
-                .await
-                .map_err(|e| {
-                    format!(
-                        "cannot commit offset {offset} of {lane}: {}",
-                        failure_text(&e)
-                    )
-                })?;
-        }
-        Ok(())
-    }
-
-    /// Leaves the group: its queues go to the other members.
-    pub async fn shutdown(self) {
-        self.poller.abort();
-        self.consumer.shutdown().await;
+    /// The topic's queues, in the order the router indexes them (by broker
+    /// name, then queue id).
+    pub async fn queues(&self, topic: &str) -> Result<Vec<MessageQueue>, String> {
+        let mut queues = self
+            .consumer
+            .fetch_message_queues(topic)
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot read the queues of RocketMQ topic `{topic}`: {}",
+                    failure_text(&e)
+                )
+            })?;
+        queues
+            .sort_by(|a, b| (a.broker_name(), a.queue_id()).cmp(&(b.broker_name(), b.queue_id())));
+        Ok(queues)
     }
 
     fn owns(&self, lane: &PartitionId) -> bool {
@@ -291,6 +294,10 @@ impl Incoming for RocketMqMessage {
 impl Source for RocketMqSource {
     type Record = RocketMqMessage;
 
+    fn reads(&self, lane: &PartitionId) -> bool {
+        lane.broker.is_some()
+    }
+
     /// Messages of queues revoked after they were polled are dropped: the
     /// queue's next owner reads them again.
     async fn recv(&self) -> Result<RocketMqMessage, String> {
@@ -369,5 +376,43 @@ impl Source for RocketMqSource {
                 .await
                 .map_err(|_| format!("no answer within {}s", timeout.as_secs()))?
         })
+    }
+
+    /// Stores `offsets` (next to read, per queue) as the group's consumer
+    /// offsets on the brokers, each acknowledged; the first failure is
+    /// returned with its queue.
+    async fn commit(
+        &self,
+        offsets: &[(PartitionId, i64)],
+        _wait: bool,
+    ) -> Result<Committed, String> {
+        let Some(store) = self.consumer.offset_store().await else {
+            return Err("the consumer has no offset store (not started)".to_string());
+        };
+        for (lane, offset) in offsets {
+            let Some(queue) = queue_of(lane) else {
+                return Err(format!("{lane} is not a RocketMQ queue"));
+            };
+            // Memory first: the client writes what it holds to the broker
+            // on a timer and at shutdown, and would undo a commit it did
+            // not hold.
+            store.update_offset(&queue, *offset, false).await;
+            store
+                .update_consume_offset_to_broker(&queue, *offset, false)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot commit offset {offset} of {lane}: {}",
+                        failure_text(&e)
+                    )
+                })?;
+        }
+        Ok(Committed::Stored)
+    }
+
+    /// Leaves the group: its queues go to the other members.
+    async fn close(&self) {
+        self.poller.abort();
+        self.consumer.shutdown().await;
     }
 }

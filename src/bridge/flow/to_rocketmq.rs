@@ -1,23 +1,18 @@
-//! A direction of copying, as the dispatcher drives it: what it reads (a
-//! [`Source`]), how one mapping turns a record into an entry of one of its
-//! target's lanes, the lanes themselves, and how a restart finds the copies
-//! a previous owner stored past the commit. The dispatcher, checkpoints,
-//! limits, in-flight permits and senders are the same in every direction;
-//! only this differs.
-//!
-//! [`ToRocketMq`] is the dual-write direction (Kafka to RocketMQ).
+//! Kafka to RocketMQ, the dual-write phase: a Kafka partition's records go
+//! to the queues of the mapping's RocketMQ topic, and a restart reads the
+//! queues' tails back for the copies a killed owner stored.
 
 use std::collections::BTreeSet;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rocketmq_model::message::MessageQueue;
 
-use super::MappingRuntime;
+use super::Flow;
 use crate::already_stored::{Wanted, scan_queue_tail};
+use crate::bridge::MappingRuntime;
 use crate::checkpoint::PartitionId;
-use crate::config::{MessageIds, RocketMqConfig};
+use crate::config::{MessageIds, Ordering, RocketMqConfig};
 use crate::kafka_source::consumer::BridgeConsumer;
 use crate::mapping::{self, MappingRules, Rejection, SourceRecord};
 use crate::message_id;
@@ -25,58 +20,11 @@ use crate::rocketmq_reader::{ReadError, with_reader};
 use crate::rocketmq_sink::encode::Envelope;
 use crate::rocketmq_sink::fence::Fence;
 use crate::rocketmq_sink::queue_lane::{QueueLane, QueueLanes, describe};
-use crate::sink::{Lane, Record};
-use crate::source::Source;
-
-/// A record as `F`'s source reads it.
-pub(super) type InRecord<F> = <<F as Flow>::Source as Source>::Record;
-/// A record as `F`'s lanes carry it.
-pub(super) type OutRecord<F> = Record<<<F as Flow>::Lane as Lane>::Entry>;
-
-/// One direction of copying.
-pub(super) trait Flow: Clone + Send + Sync + 'static {
-    type Source: Source;
-    type Lane: Lane;
-    /// A lane of a mapping's target, as the mapping's plan lists them.
-    type Target: Clone + Send + Sync + 'static;
-    /// How one mapping maps its records.
-    type Rules: Send + Sync + 'static;
-
-    /// The lane that writes to `target`.
-    fn lane(&self, target: &Self::Target) -> Self::Lane;
-
-    /// `target` as the logs name it.
-    fn describe(target: &Self::Target) -> String;
-
-    /// The topic a target lane belongs to.
-    fn target_topic(target: &Self::Target) -> &str;
-
-    /// Maps `record` (read from source lane `lane`) by `mapping`'s rules,
-    /// picks its lane (an index into the mapping's plan) and encodes it for
-    /// that lane.
-    fn encode(
-        &self,
-        mapping: &MappingRuntime<Self>,
-        record: &InRecord<Self>,
-        lane: &PartitionId,
-    ) -> Result<(usize, OutRecord<Self>), Rejection>
-    where
-        Self: Sized;
-
-    /// The copies in each target lane's tail of the source lanes wanted
-    /// there, at or past their committed offsets, at most `window` back:
-    /// (source lane, offset). Every lane is fenced before it is read, so
-    /// what a killed owner's last sends stored is readable by then.
-    fn scan_tails(
-        &self,
-        scans: Vec<(Self::Target, Vec<Wanted>)>,
-        window: Duration,
-    ) -> impl Future<Output = Result<Vec<(PartitionId, i64)>, String>> + Send;
-}
+use crate::router::QueueRouter;
 
 /// Kafka to RocketMQ: the dual-write phase.
 #[derive(Clone)]
-pub(super) struct ToRocketMq {
+pub(in crate::bridge) struct ToRocketMq {
     pub lanes: QueueLanes,
     pub message_ids: MessageIds,
     pub rocketmq: RocketMqConfig,
@@ -92,6 +40,10 @@ impl Flow for ToRocketMq {
     type Lane = QueueLane;
     type Target = MessageQueue;
     type Rules = MappingRules;
+
+    fn router(ordering: Ordering, lanes: usize, spread: usize) -> QueueRouter {
+        QueueRouter::new(ordering, lanes, spread)
+    }
 
     fn lane(&self, target: &MessageQueue) -> QueueLane {
         self.lanes.lane(target.clone())

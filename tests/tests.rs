@@ -45,4 +45,5 @@ mod start_position;
 mod transactions;
 mod translate_offsets;
 mod verify;
+mod way_back;
 mod write_refusal;

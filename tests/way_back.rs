@@ -1,0 +1,295 @@
+//! The way back (RocketMQ to Kafka) run by the binary against the real
+//! brokers: each message copied once across kill -9 restarts, in queue
+//! and key order, with its body, key, tags and properties.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_rocketmq_bridge::checkpoint::PartitionId;
+use kafka_rocketmq_bridge::config::RocketMqConfig;
+use kafka_rocketmq_bridge::rocketmq_sink::{RocketMqRuntime, start_producer};
+use kafka_rocketmq_bridge::rocketmq_source::RocketMqSource;
+use kafka_rocketmq_bridge::router::kafka_partition_of_key;
+use kafka_rocketmq_bridge::source::Source;
+use rocketmq_model::common::message::message_single::Message;
+use rocketmq_model::message::MessageQueue;
+
+use crate::support::*;
+
+const QUEUES: i32 = 4;
+const KEYS: usize = 40;
+
+/// A reverse mapping `rocketmq_topic` -> `kafka_topic`, committing every
+/// second: each kill leaves up to a second of copies past the commit.
+fn way_back_config(
+    brokers: &TestBrokers,
+    rocketmq_topic: &str,
+    kafka_topic: &str,
+    ordering: &str,
+) -> String {
+    let group = unique("back").replace(['.', '-'], "_");
+    let text = config_text(&brokers.kafka, &brokers.name_server, &[]).replace(
+        "rocketmq:\n",
+        &format!("rocketmq:\n  consumer_group: \"{group}\"\n"),
+    );
+    format!(
+        "{text}  - direction: rocketmq_to_kafka\n    rocketmq_topic: \"{rocketmq_topic}\"\n    \
+         kafka_topic: \"{kafka_topic}\"\n    ordering: {ordering}\n\
+         metrics:\n  listen: \"127.0.0.1:{}\"\n\
+         bridge:\n  commit_interval: 1s\n  queue_buffer_records: 512\n  max_batch_records: 128\n",
+        closed_port()
+    )
+}
+
+/// Message `n`: key `k{n % KEYS}`, always on the queue of its key, so
+/// that key order and queue order can both be checked.
+fn message(topic: &str, n: usize) -> Message {
+    let key = n % KEYS;
+    Message::builder()
+        .topic(topic)
+        .body_slice(format!("body-{n}").as_bytes())
+        .keys(vec![format!("k{key}")])
+        .tags(format!("t{}", n % 3))
+        .raw_property("n", n.to_string())
+        .expect("a legal property")
+        .build_unchecked()
+}
+
+/// Sends `total` messages, in batches per queue.
+async fn produce_messages(name_server: &str, topic: &str, total: usize) {
+    let config: RocketMqConfig =
+        serde_yaml::from_str(&format!("name_server: \"{name_server}\"")).expect("config");
+    let runtime = RocketMqRuntime::start(1).expect("runtime");
+    let producer = start_producer(runtime.client_runtime(), &config)
+        .await
+        .expect("producer");
+    let mut per_queue: BTreeMap<i32, Vec<Message>> = BTreeMap::new();
+    for n in 0..total {
+        let queue = ((n % KEYS) as i32) % QUEUES;
+        let batch = per_queue.entry(queue).or_default();
+        batch.push(message(topic, n));
+        if batch.len() == 200 {
+            let batch = std::mem::take(batch);
+            send(&producer, topic, queue, batch).await;
+        }
+    }
+    for (queue, batch) in per_queue {
+        if !batch.is_empty() {
+            send(&producer, topic, queue, batch).await;
+        }
+    }
+    let mut producer = producer;
+    producer.shutdown().await;
+    runtime.shutdown().await;
+}
+
+async fn send(
+    producer: &rocketmq_client_rust::DefaultMQProducer,
+    topic: &str,
+    queue: i32,
+    batch: Vec<Message>,
+) {
+    producer
+        .send_batch_to_queue(batch, MessageQueue::from_parts(topic, "broker-a", queue))
+        .await
+        .expect("RocketMQ stored the batch");
+}
+
+fn header<'a>(record: &'a ReadBack, name: &str) -> Option<&'a str> {
+    record
+        .headers
+        .iter()
+        .find(|(key, _)| key == name)
+        .and_then(|(_, value)| value.as_deref())
+        .and_then(|value| std::str::from_utf8(value).ok())
+}
+
+/// (queue id, queue offset) of a copy, from its provenance headers.
+fn source_of(record: &ReadBack) -> (i32, i64) {
+    let number = |name| {
+        header(record, name)
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or_else(|| panic!("copy {record:?} has no {name}"))
+    };
+    (
+        number("ROCKETMQ_QUEUE_ID") as i32,
+        number("ROCKETMQ_QUEUE_OFFSET"),
+    )
+}
+
+/// The consumer offsets of the way back's group, per queue, read by a
+/// new member of the group once the bridge stopped.
+async fn committed_offsets(config: &std::path::Path, topic: &str) -> Vec<i64> {
+    let config = parse_config(&std::fs::read_to_string(config).expect("config")).rocketmq;
+    let runtime = RocketMqRuntime::start(1).expect("runtime");
+    let source = RocketMqSource::start(
+        runtime.client_runtime(),
+        &config,
+        &config.consumer_group,
+        "checker",
+        &[topic.to_string()],
+        Arc::new(|_: &[PartitionId]| {}),
+    )
+    .await
+    .expect("the checker joins the group");
+    let lanes: Vec<PartitionId> = (0..QUEUES)
+        .map(|queue| PartitionId::queue(topic, "broker-a", queue))
+        .collect();
+    let offsets =
+        tokio::task::block_in_place(|| source.committed_offsets(&lanes, Duration::from_secs(10)))
+            .expect("committed offsets readable");
+    source.close().await;
+    runtime.shutdown().await;
+    offsets
+        .into_iter()
+        .map(|(lane, offset)| offset.unwrap_or_else(|| panic!("nothing committed for {lane}")))
+        .collect()
+}
+
+async fn wait_for_copies(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    at_least: i64,
+    bridge: &BridgeProcess,
+) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let copied: i64 = high_watermarks(bootstrap, topic, partitions).iter().sum();
+        if copied >= at_least {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{copied} of {at_least} copies after 300 s: {}",
+            bridge.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn kill_restarts_copy_each_message_back_once(ordering: &str) {
+    let total: usize = 20_000;
+    let brokers = brokers();
+    let base = unique("back");
+    let (rocketmq_topic, kafka_topic) = (format!("{base}_src"), format!("{base}.copy"));
+    let partitions = 4;
+    let file = config_file(&way_back_config(
+        &brokers,
+        &rocketmq_topic,
+        &kafka_topic,
+        ordering,
+    ));
+    create_topics(file.path(), partitions as u32, QUEUES as u32);
+    produce_messages(&brokers.name_server, &rocketmq_topic, total).await;
+
+    let seed = std::process::id() as usize;
+    let kills: Vec<i64> = (1..=3)
+        .map(|k| (total * (k * 20 + (seed * 7 * k) % 15) / 100) as i64)
+        .collect();
+    let mut logs = Vec::new();
+    for point in &kills {
+        let bridge = BridgeProcess::start(file.path());
+        wait_for_copies(&brokers.kafka, &kafka_topic, partitions, *point, &bridge).await;
+        logs.push(bridge.kill9());
+    }
+    let mut bridge = BridgeProcess::start(file.path());
+    wait_for_copies(
+        &brokers.kafka,
+        &kafka_topic,
+        partitions,
+        total as i64,
+        &bridge,
+    )
+    .await;
+    bridge.stop_gracefully(Duration::from_secs(30));
+    logs.push(bridge.logs());
+
+    let copies: Vec<ReadBack> = (0..partitions)
+        .flat_map(|p| read_partition(&brokers.kafka, &kafka_topic, p))
+        .collect();
+    let mut count: BTreeMap<(i32, i64), usize> = BTreeMap::new();
+    for copy in &copies {
+        *count.entry(source_of(copy)).or_default() += 1;
+    }
+    let duplicated: Vec<_> = count.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    let scans: Vec<&str> = logs
+        .iter()
+        .flat_map(|l| l.lines())
+        .filter(|l| l.contains("already_stored"))
+        .collect();
+    assert_eq!(
+        count.len(),
+        total,
+        "messages missing; restart scans: {scans:?}"
+    );
+    assert!(
+        duplicated.is_empty(),
+        "{} copies of {total} messages after {} kills; duplicated: {duplicated:?}; scans: {scans:?}",
+        copies.len(),
+        kills.len()
+    );
+    assert_eq!(copies.len(), total);
+    // Every queue's end is committed in the consumer group.
+    let committed = committed_offsets(file.path(), &rocketmq_topic).await;
+    assert_eq!(
+        committed.iter().sum::<i64>(),
+        total as i64,
+        "committed per queue: {committed:?}"
+    );
+
+    // Each queue's messages, and each key's, in order within a partition;
+    // each key in one partition (checked by the order: offsets per key grow).
+    let mut last: BTreeMap<String, i64> = BTreeMap::new();
+    for copy in &copies {
+        let (queue, offset) = source_of(copy);
+        let key = String::from_utf8(copy.key.clone().expect("keyed")).expect("text key");
+        // A queue's messages may spread over partitions by key (key_hash).
+        let in_partition = format!("queue {queue} in partition {}", copy.partition);
+        for group in [in_partition, format!("key {key}")] {
+            let before = last.insert(group.clone(), offset);
+            assert!(
+                before.is_none_or(|b| b < offset),
+                "{group} out of order: offset {offset} after {before:?}"
+            );
+        }
+    }
+    let keys = last.keys().filter(|group| group.starts_with("key")).count();
+    assert_eq!(keys, KEYS);
+
+    // A sample copy carries its message whole.
+    let sample = copies
+        .iter()
+        .find(|c| header(c, "n") == Some("1234"))
+        .expect("message 1234 copied");
+    assert_eq!(sample.value.as_deref(), Some(&b"body-1234"[..]));
+    assert_eq!(sample.key.as_deref(), Some(&b"k34"[..]));
+    assert_eq!(header(sample, "ROCKETMQ_TAGS"), Some("t1"));
+    assert_eq!(
+        header(sample, "ROCKETMQ_TOPIC"),
+        Some(rocketmq_topic.as_str())
+    );
+    if ordering == "partition" {
+        let (queue, _) = source_of(sample);
+        assert_eq!(
+            sample.partition,
+            queue % partitions,
+            "queue q goes to partition q mod P"
+        );
+    }
+    eprintln!(
+        "{ordering}: kills at {kills:?}; {} copies of {total}; restart scans: {scans:?}",
+        copies.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_restarts_copy_each_message_back_once_in_partition_mode() {
+    kill_restarts_copy_each_message_back_once("partition").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_restarts_copy_each_message_back_once_in_key_hash_mode() {
+    kill_restarts_copy_each_message_back_once("key_hash").await;
+}

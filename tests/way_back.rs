@@ -270,14 +270,15 @@ async fn kill_restarts_copy_each_message_back_once(ordering: &str) {
         header(sample, "ROCKETMQ_TOPIC"),
         Some(rocketmq_topic.as_str())
     );
-    if ordering == "partition" {
-        let (queue, _) = source_of(sample);
-        assert_eq!(
-            sample.partition,
-            queue % partitions,
-            "queue q goes to partition q mod P"
-        );
-    }
+    let (queue, _) = source_of(sample);
+    let expected_partition = match ordering {
+        "key_hash" => kafka_partition_of_key(b"k34", partitions as usize) as i32,
+        _ => queue % partitions,
+    };
+    assert_eq!(
+        sample.partition, expected_partition,
+        "{ordering}: queue q to partition q mod P, or Kafka's murmur2 of the key"
+    );
     eprintln!(
         "{ordering}: kills at {kills:?}; {} copies of {total}; restart scans: {scans:?}",
         copies.len()

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use crate::support::*;
-use kafka_rocketmq_bridge::dead_letter::{ORIGIN_OFFSET_HEADER, REASON_HEADER};
 
 fn scenario(
     policy: &str,
@@ -65,40 +64,6 @@ fn bad_records() -> Vec<TestRecord> {
         ),
         record(Some(b"last".to_vec()), vec![]),
     ]
-}
-
-async fn read_dead_letters(kafka: &str, topic: &str, expected: usize) -> Vec<(String, i64)> {
-    use rdkafka::Message;
-    use rdkafka::consumer::{Consumer, StreamConsumer};
-    use rdkafka::message::Headers;
-    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", kafka)
-        .set("group.id", unique("dlq-reader"))
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "6000")
-        .create()
-        .expect("dlq consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
-    let mut found = Vec::new();
-    while found.len() < expected {
-        let message = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
-            .await
-            .expect("dead letter")
-            .expect("recv");
-        let header = |name: &str| {
-            message.headers().and_then(|h| {
-                h.iter()
-                    .find(|h| h.key == name)
-                    .and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned()))
-            })
-        };
-        let offset: i64 = header(ORIGIN_OFFSET_HEADER)
-            .expect("origin offset")
-            .parse()
-            .expect("number");
-        found.push((header(REASON_HEADER).expect("reason"), offset));
-    }
-    found
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

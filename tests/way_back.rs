@@ -294,3 +294,137 @@ async fn kill_9_restarts_copy_each_message_back_once_in_partition_mode() {
 async fn kill_9_restarts_copy_each_message_back_once_in_key_hash_mode() {
     kill_restarts_copy_each_message_back_once("key_hash").await;
 }
+
+/// Sets Kafka topic `topic`'s `max.message.bytes`.
+async fn set_max_message_bytes(bootstrap: &str, topic: &str, bytes: usize) {
+    use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client");
+    let value = bytes.to_string();
+    let change = AlterConfig::new(ResourceSpecifier::Topic(topic)).set("max.message.bytes", &value);
+    let results = admin
+        .alter_configs([&change], &AdminOptions::new())
+        .await
+        .expect("alter configs");
+    for result in results {
+        result.expect("max.message.bytes set");
+    }
+}
+
+/// Messages the way back cannot copy as they are: bigger than the Kafka
+/// topic takes, empty, or carrying a forward copy's provenance that a
+/// producer set. Each goes to its policy, is counted and logged with its
+/// coordinates; the others are copied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_messages_go_to_their_policies_counted_and_logged() {
+    let brokers = brokers();
+    let base = unique("backbad");
+    let (rocketmq_topic, kafka_topic, dlq) = (
+        format!("{base}_src"),
+        format!("{base}.copy"),
+        format!("{base}.dlq"),
+    );
+    let config = way_back_config(&brokers, &rocketmq_topic, &kafka_topic, "partition").replace(
+        "    ordering: partition\n",
+        &format!(
+            "    ordering: partition\n    on_oversized_body: dead_letter\n    on_empty_value: skip\n    \
+             on_suspect_provenance: dead_letter\n    dead_letter_topic: \"{dlq}\"\n"
+        ),
+    );
+    let file = config_file(&config);
+    create_topics(file.path(), 1, 1);
+    set_max_message_bytes(&brokers.kafka, &kafka_topic, 4096).await;
+
+    let plain = |body: &[u8]| {
+        Message::builder()
+            .topic(&rocketmq_topic)
+            .body_slice(body)
+            .build_unchecked()
+    };
+    // A forward copy's properties, set by a producer: its msgId is not the
+    // one the bridge would give that record.
+    let forged = Message::builder()
+        .topic(&rocketmq_topic)
+        .body_slice(b"forged")
+        .raw_property("KAFKA_TOPIC", "orders")
+        .and_then(|b| b.raw_property("KAFKA_PARTITION", "0"))
+        .and_then(|b| b.raw_property("KAFKA_OFFSET", "7"))
+        .expect("legal properties")
+        .build_unchecked();
+    let messages = vec![
+        plain(b"first"),
+        plain(&vec![b'x'; 10_000]),
+        plain(b""),
+        forged,
+        plain(b"last"),
+    ];
+    let config_rocketmq: RocketMqConfig =
+        serde_yaml::from_str(&format!("name_server: \"{}\"", brokers.name_server)).expect("config");
+    let runtime = RocketMqRuntime::start(1).expect("runtime");
+    let mut producer = start_producer(runtime.client_runtime(), &config_rocketmq)
+        .await
+        .expect("producer");
+    let mut sent = Vec::new();
+    for message in messages {
+        let stored = producer
+            .send_to_queue(
+                message,
+                MessageQueue::from_parts(&rocketmq_topic, "broker-a", 0),
+            )
+            .await;
+        sent.push(stored.is_ok());
+    }
+    producer.shutdown().await;
+    runtime.shutdown().await;
+    // RocketMQ's client may refuse an empty body itself; then the queue
+    // holds one message less and offsets shift.
+    let empty_stored = sent[2];
+    assert!(
+        sent.iter().enumerate().all(|(i, ok)| *ok || i == 2),
+        "{sent:?}"
+    );
+    eprintln!("RocketMQ stored the empty message: {empty_stored}");
+    let offset_of = |index: i64| {
+        if !empty_stored && index > 2 {
+            index - 1
+        } else {
+            index
+        }
+    };
+
+    let mut bridge = BridgeProcess::start(file.path());
+    let expected_letters = vec![
+        ("oversized_body".to_string(), offset_of(1)),
+        ("suspect_provenance".to_string(), offset_of(3)),
+    ];
+    let letters = read_dead_letters(&brokers.kafka, &dlq, 2).await;
+    assert_eq!(letters, expected_letters, "{}", bridge.logs());
+    wait_for_copies(&brokers.kafka, &kafka_topic, 1, 2, &bridge).await;
+    bridge.stop_gracefully(Duration::from_secs(30));
+    let logs = bridge.logs();
+    let copies = read_partition(&brokers.kafka, &kafka_topic, 0);
+    let values: Vec<&[u8]> = copies.iter().filter_map(|c| c.value.as_deref()).collect();
+    assert_eq!(values, vec![&b"first"[..], &b"last"[..]]);
+    assert!(logs.contains("dead_lettered: 2"), "{logs}");
+    if empty_stored {
+        assert!(logs.contains("skipped: 1"), "{logs}");
+        assert!(
+            logs.contains(&format!("record={rocketmq_topic}@broker-a#0@2")),
+            "the empty message is logged with its coordinates:\n{logs}"
+        );
+    }
+    for index in [1, 3] {
+        let coordinates = format!("record={rocketmq_topic}@broker-a#0@{}", offset_of(index));
+        assert!(
+            logs.contains(&coordinates),
+            "{coordinates} is logged:\n{logs}"
+        );
+    }
+    assert!(
+        logs.contains("msgId is not the one the bridge gives"),
+        "the forged message is logged with why:\n{logs}"
+    );
+}

@@ -1348,3 +1348,40 @@ pub async fn write_straight(name_server: &str, topic: &str, queue: usize, record
     producer.shutdown().await;
     runtime.shutdown().await;
 }
+
+pub async fn read_dead_letters(kafka: &str, topic: &str, expected: usize) -> Vec<(String, i64)> {
+    use rdkafka::Message;
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::message::Headers;
+    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka)
+        .set("group.id", unique("dlq-reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .expect("dlq consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut found = Vec::new();
+    while found.len() < expected {
+        let message = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+            .await
+            .expect("dead letter")
+            .expect("recv");
+        let header = |name: &str| {
+            message.headers().and_then(|h| {
+                h.iter()
+                    .find(|h| h.key == name)
+                    .and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned()))
+            })
+        };
+        let offset: i64 = header(kafka_rocketmq_bridge::dead_letter::ORIGIN_OFFSET_HEADER)
+            .expect("origin offset")
+            .parse()
+            .expect("number");
+        found.push((
+            header(kafka_rocketmq_bridge::dead_letter::REASON_HEADER).expect("reason"),
+            offset,
+        ));
+    }
+    found
+}

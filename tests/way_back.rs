@@ -27,6 +27,7 @@ fn way_back_config(
     rocketmq_topic: &str,
     kafka_topic: &str,
     ordering: &str,
+    metrics_port: u16,
 ) -> String {
     let group = unique("back").replace(['.', '-'], "_");
     let text = config_text(&brokers.kafka, &brokers.name_server, &[]).replace(
@@ -36,9 +37,8 @@ fn way_back_config(
     format!(
         "{text}  - direction: rocketmq_to_kafka\n    rocketmq_topic: \"{rocketmq_topic}\"\n    \
          kafka_topic: \"{kafka_topic}\"\n    ordering: {ordering}\n\
-         metrics:\n  listen: \"127.0.0.1:{}\"\n\
-         bridge:\n  commit_interval: 1s\n  queue_buffer_records: 512\n  max_batch_records: 128\n",
-        closed_port()
+         metrics:\n  listen: \"127.0.0.1:{metrics_port}\"\n\
+         bridge:\n  commit_interval: 1s\n  queue_buffer_records: 512\n  max_batch_records: 128\n"
     )
 }
 
@@ -180,6 +180,7 @@ async fn kill_restarts_copy_each_message_back_once(ordering: &str) {
         &rocketmq_topic,
         &kafka_topic,
         ordering,
+        closed_port(),
     ));
     create_topics(file.path(), partitions as u32, QUEUES as u32);
     produce_messages(&brokers.name_server, &rocketmq_topic, total).await;
@@ -327,7 +328,14 @@ async fn bad_messages_go_to_their_policies_counted_and_logged() {
         format!("{base}.copy"),
         format!("{base}.dlq"),
     );
-    let config = way_back_config(&brokers, &rocketmq_topic, &kafka_topic, "partition").replace(
+    let config = way_back_config(
+        &brokers,
+        &rocketmq_topic,
+        &kafka_topic,
+        "partition",
+        closed_port(),
+    )
+    .replace(
         "    ordering: partition\n",
         &format!(
             "    ordering: partition\n    on_oversized_body: dead_letter\n    on_empty_value: skip\n    \
@@ -426,5 +434,89 @@ async fn bad_messages_go_to_their_policies_counted_and_logged() {
     assert!(
         logs.contains("msgId is not the one the bridge gives"),
         "the forged message is logged with why:\n{logs}"
+    );
+}
+
+/// One topic pair mapped both ways with loop prevention, producers on both
+/// sides: each record crosses once, and no copy comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_directions_on_one_pair_copy_each_record_once_and_never_back() {
+    let (from_kafka, from_rocketmq): (usize, usize) = (3_000, 2_000);
+    let brokers = brokers();
+    let base = unique("pair");
+    let (kafka_topic, rocketmq_topic) = (format!("{base}.k"), format!("{base}_r"));
+    let port = closed_port();
+    let config = way_back_config(&brokers, &rocketmq_topic, &kafka_topic, "partition", port)
+        .replace(
+            "    ordering: partition\n",
+            &format!(
+                "    ordering: partition\n    loop_prevention: true\n\
+                 \x20 - kafka_topic: \"{kafka_topic}\"\n    rocketmq_topic: \"{rocketmq_topic}\"\n    \
+                 loop_prevention: true\n"
+            ),
+        )
+        ;
+    let file = config_file(&config);
+    create_topics(file.path(), QUEUES as u32, QUEUES as u32);
+    produce(
+        &kafka_producer(&brokers.kafka),
+        &kafka_topic,
+        &keyed_records("pair", from_kafka, 50),
+    )
+    .await;
+    produce_messages(&brokers.name_server, &rocketmq_topic, from_rocketmq).await;
+
+    let mut bridge = BridgeProcess::start(file.path());
+    let crossings = (from_kafka + from_rocketmq) as f64;
+    // Each side sees the other's copies and skips them as the bridge's.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while metric_sum(port, "bridge_records_skipped_total") < crossings {
+        assert!(
+            Instant::now() < deadline,
+            "skipped {} of {crossings} copies: {}",
+            metric_sum(port, "bridge_records_skipped_total"),
+            bridge.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bridge.stop_gracefully(Duration::from_secs(30));
+    let logs = bridge.logs();
+
+    // Kafka: its own records, then one copy of each RocketMQ message.
+    let in_kafka: Vec<ReadBack> = (0..QUEUES)
+        .flat_map(|p| read_partition(&brokers.kafka, &kafka_topic, p))
+        .collect();
+    let copies: BTreeMap<(i32, i64), usize> = in_kafka
+        .iter()
+        .filter(|r| header(r, "ROCKETMQ_COPY_ID").is_some())
+        .fold(BTreeMap::new(), |mut count, r| {
+            *count.entry(source_of(r)).or_default() += 1;
+            count
+        });
+    assert_eq!(in_kafka.len(), from_kafka + from_rocketmq, "{logs}");
+    assert_eq!(copies.len(), from_rocketmq);
+    assert!(copies.values().all(|n| *n == 1), "a message copied twice");
+
+    // RocketMQ: its own messages, then one copy of each Kafka record.
+    let reader = Reader::new(&brokers.name_server).await;
+    let in_rocketmq = reader.read(&rocketmq_topic).await;
+    reader.close().await;
+    let forward: BTreeMap<(String, i32, i64), usize> = in_rocketmq
+        .iter()
+        .filter_map(|m| m.kafka_record().ok())
+        .fold(BTreeMap::new(), |mut count, r| {
+            *count.entry((r.topic, r.partition, r.offset)).or_default() += 1;
+            count
+        });
+    assert_eq!(in_rocketmq.len(), from_kafka + from_rocketmq, "{logs}");
+    assert_eq!(forward.len(), from_kafka);
+    assert!(forward.values().all(|n| *n == 1), "a record copied twice");
+    assert!(
+        forward.keys().all(|(topic, _, _)| *topic == kafka_topic),
+        "only Kafka's own records were copied forward"
+    );
+    assert!(
+        logs.contains(&format!("skipped: {}", from_kafka + from_rocketmq)),
+        "{logs}"
     );
 }

@@ -8,10 +8,10 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics::{Label, Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::config::{LiveLimits, RateLimit};
+use crate::config::{Direction, LiveLimits, RateLimit};
 use crate::mapping::Rejection;
 use crate::rocketmq_sink::send::SendErrorKind;
 
@@ -260,8 +260,23 @@ fn describe() {
 /// increment has no earlier sample, so Prometheus's `rate()` and
 /// `increase()` would miss that first send error or skipped record, and a
 /// dashboard would have nothing to draw for a healthy bridge.
-pub fn register_mapping(mapping: &str) {
-    let mapping = mapping.to_string();
+/// The labels of one of a mapping's series: `mapping`, the `direction` it
+/// copies in, and `extra`.
+pub fn mapping_labels(
+    mapping: &str,
+    direction: Direction,
+    extra: &[(&'static str, &'static str)],
+) -> Vec<Label> {
+    let mut labels = vec![
+        Label::new("mapping", mapping.to_string()),
+        Label::new("direction", direction.label()),
+    ];
+    labels.extend(extra.iter().map(|(key, value)| Label::new(*key, *value)));
+    labels
+}
+
+pub fn register_mapping(mapping: &str, direction: Direction) {
+    let labels = |extra: &[(&'static str, &'static str)]| mapping_labels(mapping, direction, extra);
     for name in [
         RECORDS_PRODUCED,
         BYTES_PRODUCED,
@@ -269,11 +284,10 @@ pub fn register_mapping(mapping: &str) {
         RECORDS_ALREADY_STORED,
         RECORDS_STORED_DESPITE_FAILURE,
     ] {
-        metrics::counter!(name, "mapping" => mapping.clone()).increment(0);
+        metrics::counter!(name, labels(&[])).increment(0);
     }
     for kind in SendErrorKind::ALL {
-        metrics::counter!(SEND_ERRORS, "mapping" => mapping.clone(), "kind" => kind.label())
-            .increment(0);
+        metrics::counter!(SEND_ERRORS, labels(&[("kind", kind.label())])).increment(0);
     }
     for reason in Rejection::REASONS {
         for name in [
@@ -282,7 +296,7 @@ pub fn register_mapping(mapping: &str) {
             RECORDS_DEAD_LETTERED,
             BYTES_DEAD_LETTERED,
         ] {
-            metrics::counter!(name, "mapping" => mapping.clone(), "reason" => reason).increment(0);
+            metrics::counter!(name, labels(&[("reason", reason)])).increment(0);
         }
     }
 }

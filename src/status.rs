@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::checkpoint::{PartitionId, PartitionProgress};
-use crate::config::{LiveLimits, RateLimit};
+use crate::config::{Direction, LiveLimits, RateLimit};
 use crate::count_match::Verdict;
 
 /// How long a mapping must go unthrottled to count as no longer throttled.
@@ -57,12 +57,26 @@ pub struct VerifiedDay {
     pub checked_at: String,
 }
 
+impl MappingState {
+    /// Whether `lane` is one this mapping reads: a partition of its Kafka
+    /// topic, or on the way back a queue of its RocketMQ topic.
+    fn reads(&self, lane: &PartitionId) -> bool {
+        match self.direction {
+            Direction::KafkaToRocketmq => lane.broker.is_none() && *lane.topic == *self.kafka_topic,
+            Direction::RocketmqToKafka => {
+                lane.broker.is_some() && *lane.topic == *self.rocketmq_topic
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 struct MappingState {
     /// The label its rate limit is kept under (a regex mapping's, for its topics).
     limit_label: String,
     kafka_topic: String,
     rocketmq_topic: String,
+    direction: Direction,
     failing_queues: usize,
     throttle: Option<Throttle>,
 }
@@ -112,6 +126,7 @@ impl StatusBoard {
         limit_label: &str,
         kafka_topic: &str,
         rocketmq_topic: &str,
+        direction: Direction,
     ) {
         self.lock().mappings.insert(
             label.to_string(),
@@ -119,6 +134,7 @@ impl StatusBoard {
                 limit_label: limit_label.to_string(),
                 kafka_topic: kafka_topic.to_string(),
                 rocketmq_topic: rocketmq_topic.to_string(),
+                direction,
                 failing_queues: 0,
                 throttle: None,
             },
@@ -294,7 +310,7 @@ impl BoardState {
             .map(|(_, rows)| rows.as_slice())
             .unwrap_or_default()
             .iter()
-            .filter(|row| *row.partition.topic == *mapping.kafka_topic)
+            .filter(|row| mapping.reads(&row.partition))
             .map(|row| {
                 let (high_watermark, group_committed) = self
                     .offsets
@@ -304,6 +320,7 @@ impl BoardState {
                 let committed = row.committed.max(group_committed);
                 PartitionStatus {
                     partition: row.partition.partition,
+                    broker: row.partition.broker.as_deref().map(str::to_string),
                     state,
                     committed,
                     high_watermark,
@@ -321,20 +338,21 @@ impl BoardState {
         partitions.extend(
             self.assigned
                 .iter()
-                .filter(|id| *id.topic == *mapping.kafka_topic && !listed.contains(&id.partition))
+                .filter(|id| mapping.reads(id) && !listed.contains(&id.partition))
                 .map(|id| self.waiting_partition(id, state)),
         );
         partitions.extend(
             self.revoked
                 .iter()
-                .filter(|id| *id.topic == *mapping.kafka_topic)
-                .map(|id| PartitionStatus::revoked(id.partition)),
+                .filter(|id| mapping.reads(id))
+                .map(PartitionStatus::revoked),
         );
         partitions.sort_by_key(|p| p.partition);
         MappingStatus {
             mapping: label,
             kafka_topic: &mapping.kafka_topic,
             rocketmq_topic: &mapping.rocketmq_topic,
+            direction: mapping.direction.label(),
             state,
             throttled_by: mapping.throttle.as_ref().map(|t| t.limiter),
             rate_limit: self
@@ -356,6 +374,7 @@ impl BoardState {
             .map_or((None, None), |(high, committed)| (Some(*high), *committed));
         PartitionStatus {
             partition: id.partition,
+            broker: id.broker.as_deref().map(str::to_string),
             state,
             committed,
             high_watermark,
@@ -377,13 +396,18 @@ fn cutover_conditions(
     verified: &[&VerifiedDay],
 ) -> Vec<LiveCondition> {
     let max_lag = crate::count_match::DEFAULT_MAX_LAG;
+    // The cutover is about the dual-write direction's lag.
+    let forward = Direction::KafkaToRocketmq.label();
     let partitions = || {
-        mappings.iter().flat_map(|m| {
-            m.partitions
-                .iter()
-                .filter(|p| p.state != "revoked")
-                .map(move |p| (m.kafka_topic, p))
-        })
+        mappings
+            .iter()
+            .filter(|m| m.direction == forward)
+            .flat_map(|m| {
+                m.partitions
+                    .iter()
+                    .filter(|p| p.state != "revoked")
+                    .map(move |p| (m.kafka_topic, p))
+            })
     };
     let total: Option<i64> = partitions().map(|(_, p)| p.lag).sum();
     let worst = partitions()
@@ -527,6 +551,7 @@ struct MappingStatus<'a> {
     mapping: &'a str,
     kafka_topic: &'a str,
     rocketmq_topic: &'a str,
+    direction: &'static str,
     state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     throttled_by: Option<&'static str>,
@@ -537,7 +562,11 @@ struct MappingStatus<'a> {
 
 #[derive(Serialize)]
 struct PartitionStatus {
+    /// A Kafka partition, or a RocketMQ queue id (with its `broker`) on
+    /// the way back.
     partition: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    broker: Option<String>,
     state: &'static str,
     committed: Option<i64>,
     high_watermark: Option<i64>,
@@ -548,9 +577,10 @@ struct PartitionStatus {
 }
 
 impl PartitionStatus {
-    fn revoked(partition: i32) -> Self {
+    fn revoked(id: &PartitionId) -> Self {
         PartitionStatus {
-            partition,
+            partition: id.partition,
+            broker: id.broker.as_deref().map(str::to_string),
             state: "revoked",
             committed: None,
             high_watermark: None,
@@ -595,7 +625,13 @@ mod tests {
             },
         );
         board.reset(&limits);
-        board.add_mapping("orders", "orders", "orders", "orders_rmq");
+        board.add_mapping(
+            "orders",
+            "orders",
+            "orders",
+            "orders_rmq",
+            Direction::KafkaToRocketmq,
+        );
         board.offsets(PartitionId::new("orders", 0), 150, Some(90));
         board.sample(vec![progress(0, 100, 100)], 0);
         board.assigned(&[

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use kafka_rocketmq_bridge::already_stored::Wanted;
 use kafka_rocketmq_bridge::checkpoint::{Checkpoints, PartitionId};
-use kafka_rocketmq_bridge::config::MessageIds;
+use kafka_rocketmq_bridge::config::{Direction, MessageIds};
 use kafka_rocketmq_bridge::health::Readiness;
 use kafka_rocketmq_bridge::in_flight::{InFlight, InFlightBudget};
 use kafka_rocketmq_bridge::kafka_sink::{KafkaEntry, KafkaRecord, PartitionLanes, read_back};
@@ -117,7 +117,11 @@ async fn a_partition_lane_stores_each_record_once_in_order_across_a_kafka_restar
     let messages = messages();
     let budget = InFlightBudget::new();
     let (tx, rx) = tokio::sync::mpsc::channel(1024);
-    let sender = sender::spawn(shared.for_mapping("way-back"), lanes.lane(&topic, 0), rx);
+    let sender = sender::spawn(
+        shared.for_mapping("way-back", Direction::RocketmqToKafka),
+        lanes.lane(&topic, 0),
+        rx,
+    );
     let mut records = to_records(&topic, &messages).into_iter();
     let mut hand_over = async |count: usize| {
         for record in records.by_ref().take(count) {

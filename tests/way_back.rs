@@ -479,6 +479,49 @@ async fn both_directions_on_one_pair_copy_each_record_once_and_never_back() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Each direction's series carry its label.
+    let count = |name: &str, direction: &str, reason: Option<&str>| {
+        let mut labels = vec![("direction", direction)];
+        labels.extend(reason.map(|reason| ("reason", reason)));
+        metric_sum_where(port, name, &labels) as usize
+    };
+    let (back, forth) = ("rocketmq_to_kafka", "kafka_to_rocketmq");
+    assert_eq!(
+        count("bridge_records_consumed_total", back, None),
+        from_rocketmq + from_kafka
+    );
+    assert_eq!(
+        count("bridge_records_consumed_total", forth, None),
+        from_kafka + from_rocketmq
+    );
+    assert_eq!(
+        count("bridge_records_produced_total", back, None),
+        from_rocketmq
+    );
+    assert_eq!(
+        count("bridge_records_produced_total", forth, None),
+        from_kafka
+    );
+    assert_eq!(
+        count("bridge_records_skipped_total", back, Some("bridge_copy")),
+        from_kafka
+    );
+    assert_eq!(
+        count("bridge_records_skipped_total", forth, Some("bridge_copy")),
+        from_rocketmq
+    );
+    // `/status` lists both mappings, the way back's rows by queue.
+    let status = status_json(port);
+    let mappings = status["mappings"].as_array().expect("mappings");
+    let way_back = mappings
+        .iter()
+        .find(|m| m["direction"] == back)
+        .unwrap_or_else(|| panic!("no way-back mapping in {status}"));
+    assert_eq!(way_back["rocketmq_topic"], rocketmq_topic.as_str());
+    let queues = way_back["partitions"].as_array().expect("rows");
+    assert_eq!(queues.len(), QUEUES as usize, "{status}");
+    assert!(queues.iter().all(|q| q["broker"] == "broker-a"), "{status}");
+    assert!(mappings.iter().any(|m| m["direction"] == forth), "{status}");
     bridge.stop_gracefully(Duration::from_secs(30));
     let logs = bridge.logs();
 

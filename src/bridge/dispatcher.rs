@@ -30,10 +30,11 @@ use super::flow::{Flow, InRecord, OutRecord};
 use super::{DispatchCounters, MappingRuntime, QueuedFor, SenderParts, Stop, start_senders};
 use crate::already_stored::AlreadyStored;
 use crate::checkpoint::{Checkpoints, PartitionId};
-use crate::config::{BridgeSettings, LiveLimits, MappingConfig, RecordPolicy};
+use crate::config::{BridgeSettings, Direction, LiveLimits, MappingConfig, RecordPolicy};
 use crate::dead_letter::DeadLetterWriter;
 use crate::in_flight::{InFlight, InFlightBudget};
 use crate::mapping::Rejection;
+use crate::metrics::mapping_labels;
 use crate::rate_limit::{Admission, LimiterKind, RateLimits, Throttled};
 use crate::source::{Incoming, Source};
 use crate::status::{StatusBoard, ThrottleChange};
@@ -319,7 +320,7 @@ impl<F: Flow> Dispatcher<F> {
             match admitted {
                 Ok(()) => {
                     let (limiter, since) = held.blocked;
-                    count_throttled(&label, limiter, now.duration_since(since));
+                    count_throttled(&label, F::DIRECTION, limiter, now.duration_since(since));
                     held.blocked = (limiter, now);
                     held.admission = Admission::default();
                     let Some(message) = held.records.pop_front() else {
@@ -342,7 +343,7 @@ impl<F: Flow> Dispatcher<F> {
                     held.retry_at = now + throttled.wait;
                     let (limiter, since) = held.blocked;
                     if limiter != throttled.limiter {
-                        count_throttled(&label, limiter, now.duration_since(since));
+                        count_throttled(&label, F::DIRECTION, limiter, now.duration_since(since));
                         held.blocked = (throttled.limiter, now);
                     }
                     self.note_throttled(topic, throttled.limiter);
@@ -507,8 +508,11 @@ impl<F: Flow> Dispatcher<F> {
             .fetch_add(records, AtomicOrdering::Relaxed);
         if let Some(mapping) = self.mappings.get(&*id.topic) {
             mapping.consumed.increment(records);
-            metrics::counter!(crate::metrics::RECORDS_ALREADY_STORED, "mapping" => mapping.label.clone())
-                .increment(records);
+            metrics::counter!(
+                crate::metrics::RECORDS_ALREADY_STORED,
+                mapping_labels(&mapping.label, F::DIRECTION, &[])
+            )
+            .increment(records);
         }
     }
 
@@ -557,7 +561,12 @@ impl<F: Flow> Dispatcher<F> {
         if paused {
             self.resume_all();
         }
-        count_throttled(label, LimiterKind::InFlightBytes, since.elapsed());
+        count_throttled(
+            label,
+            F::DIRECTION,
+            LimiterKind::InFlightBytes,
+            since.elapsed(),
+        );
         result
     }
 
@@ -667,10 +676,9 @@ impl<F: Flow> Dispatcher<F> {
 
     fn count_skipped(&self, mapping: &str, rejection: Rejection, value_bytes: u64) {
         self.counters.skipped.fetch_add(1, AtomicOrdering::Relaxed);
-        metrics::counter!(crate::metrics::RECORDS_SKIPPED, "mapping" => mapping.to_string(), "reason" => rejection.reason())
-            .increment(1);
-        metrics::counter!(crate::metrics::BYTES_SKIPPED, "mapping" => mapping.to_string(), "reason" => rejection.reason())
-            .increment(value_bytes);
+        let labels = mapping_labels(mapping, F::DIRECTION, &[("reason", rejection.reason())]);
+        metrics::counter!(crate::metrics::RECORDS_SKIPPED, labels.iter()).increment(1);
+        metrics::counter!(crate::metrics::BYTES_SKIPPED, labels.iter()).increment(value_bytes);
     }
 
     fn reject(
@@ -730,9 +738,14 @@ impl<F: Flow> Dispatcher<F> {
                 self.counters
                     .dead_lettered
                     .fetch_add(1, AtomicOrdering::Relaxed);
-                metrics::counter!(crate::metrics::RECORDS_DEAD_LETTERED, "mapping" => mapping.label.clone(), "reason" => rejection.reason())
+                let labels = mapping_labels(
+                    &mapping.label,
+                    F::DIRECTION,
+                    &[("reason", rejection.reason())],
+                );
+                metrics::counter!(crate::metrics::RECORDS_DEAD_LETTERED, labels.iter())
                     .increment(1);
-                metrics::counter!(crate::metrics::BYTES_DEAD_LETTERED, "mapping" => mapping.label.clone(), "reason" => rejection.reason())
+                metrics::counter!(crate::metrics::BYTES_DEAD_LETTERED, labels.iter())
                     .increment(value_bytes);
                 writer.write(dlq.clone(), record.into_dead_letter(), id, rejection);
                 Ok(())
@@ -741,12 +754,12 @@ impl<F: Flow> Dispatcher<F> {
     }
 }
 
-fn count_throttled(mapping: &str, limiter: LimiterKind, waited: Duration) {
+fn count_throttled(mapping: &str, direction: Direction, limiter: LimiterKind, waited: Duration) {
     if waited.is_zero() {
         return;
     }
-    metrics::histogram!(crate::metrics::THROTTLED, "mapping" => mapping.to_string(), "limiter" => limiter.label())
-        .record(waited.as_secs_f64());
+    let labels = mapping_labels(mapping, direction, &[("limiter", limiter.label())]);
+    metrics::histogram!(crate::metrics::THROTTLED, labels.iter()).record(waited.as_secs_f64());
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -164,17 +164,19 @@ impl<F: Flow> MappingRuntime<F> {
         senders: Vec<mpsc::Sender<QueuedFor<F>>>,
     ) -> Self {
         let label = config.label().to_string();
-        crate::metrics::register_mapping(&label);
+        crate::metrics::register_mapping(&label, config.direction);
+        let labels = crate::metrics::mapping_labels(&label, config.direction, &[]);
         core.status.add_mapping(
             &label,
             config.limit_label(),
             &config.kafka_topic,
             &config.rocketmq_topic,
+            config.direction,
         );
         MappingRuntime {
             limit_label: config.limit_label().to_string(),
-            consumed: metrics::counter!(crate::metrics::RECORDS_CONSUMED, "mapping" => label.clone()),
-            consumed_bytes: metrics::counter!(crate::metrics::BYTES_CONSUMED, "mapping" => label.clone()),
+            consumed: metrics::counter!(crate::metrics::RECORDS_CONSUMED, labels.iter()),
+            consumed_bytes: metrics::counter!(crate::metrics::BYTES_CONSUMED, labels.iter()),
             label,
             rules,
             router,
@@ -317,7 +319,7 @@ fn start_senders<F: Flow>(
 ) -> (QueueRouter, Vec<mpsc::Sender<QueuedFor<F>>>) {
     let router = F::router(mapping.ordering, targets.len(), settings.max_batch_records);
     let mut senders = Vec::with_capacity(targets.len());
-    let context = parts.shared.for_mapping(mapping.label());
+    let context = parts.shared.for_mapping(mapping.label(), mapping.direction);
     for target in targets {
         let (tx, rx) = mpsc::channel(settings.queue_buffer_records);
         tasks.push(sender::spawn(context.clone(), parts.flow.lane(target), rx));

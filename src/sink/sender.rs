@@ -14,6 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::time::{Duration, Instant};
 
 use metrics::{Counter, Histogram};
+
+use crate::config::Direction;
+use crate::metrics::mapping_labels;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -56,6 +59,7 @@ pub struct SendCounters {
 #[derive(Clone)]
 pub struct SenderMeters {
     pub mapping: Arc<str>,
+    pub direction: Direction,
     pub produced: Counter,
     pub produced_bytes: Counter,
     pub retries: Counter,
@@ -64,16 +68,25 @@ pub struct SenderMeters {
 }
 
 impl SenderMeters {
-    pub fn new(mapping: &str) -> Self {
-        let label = mapping.to_string();
+    pub fn new(mapping: &str, direction: Direction) -> Self {
+        let labels = mapping_labels(mapping, direction, &[]);
         SenderMeters {
             mapping: Arc::from(mapping),
-            produced: metrics::counter!(crate::metrics::RECORDS_PRODUCED, "mapping" => label.clone()),
-            produced_bytes: metrics::counter!(crate::metrics::BYTES_PRODUCED, "mapping" => label.clone()),
-            retries: metrics::counter!(crate::metrics::SEND_RETRIES, "mapping" => label.clone()),
-            send_latency: metrics::histogram!(crate::metrics::SEND_LATENCY, "mapping" => label.clone()),
-            end_to_end_latency: metrics::histogram!(crate::metrics::END_TO_END_LATENCY, "mapping" => label),
+            direction,
+            produced: metrics::counter!(crate::metrics::RECORDS_PRODUCED, labels.iter()),
+            produced_bytes: metrics::counter!(crate::metrics::BYTES_PRODUCED, labels.iter()),
+            retries: metrics::counter!(crate::metrics::SEND_RETRIES, labels.iter()),
+            send_latency: metrics::histogram!(crate::metrics::SEND_LATENCY, labels.iter()),
+            end_to_end_latency: metrics::histogram!(
+                crate::metrics::END_TO_END_LATENCY,
+                labels.iter()
+            ),
         }
+    }
+
+    /// This mapping's labels and `extra`, for a series made on the spot.
+    fn labels(&self, extra: &[(&'static str, &'static str)]) -> Vec<metrics::Label> {
+        mapping_labels(&self.mapping, self.direction, extra)
     }
 }
 
@@ -88,10 +101,10 @@ pub struct SenderShared {
 }
 
 impl SenderShared {
-    pub fn for_mapping(&self, mapping: &str) -> SenderContext {
+    pub fn for_mapping(&self, mapping: &str, direction: Direction) -> SenderContext {
         SenderContext {
             shared: self.clone(),
-            meters: SenderMeters::new(mapping),
+            meters: SenderMeters::new(mapping, direction),
         }
     }
 }
@@ -202,8 +215,11 @@ async fn send_until_stored<L: Lane>(context: &SenderContext, lane: &L, batch: &[
             lane_failing(context, true);
         }
         let kind = cause.kind();
-        metrics::counter!(crate::metrics::SEND_ERRORS, "mapping" => context.meters.mapping.to_string(), "kind" => kind)
-            .increment(1);
+        metrics::counter!(
+            crate::metrics::SEND_ERRORS,
+            context.meters.labels(&[("kind", kind)])
+        )
+        .increment(1);
         context.meters.retries.increment(1);
         // One line when a lane starts failing, then one every 30 s: never one per retry.
         if attempts == 1 || last_report.elapsed() >= Duration::from_secs(30) {
@@ -323,8 +339,11 @@ fn not_found<'a, L: Lane>(
             .counters
             .stored_despite_failure
             .fetch_add(found as u64, AtomicOrdering::Relaxed);
-        metrics::counter!(crate::metrics::RECORDS_STORED_DESPITE_FAILURE, "mapping" => context.meters.mapping.to_string())
-            .increment(found as u64);
+        metrics::counter!(
+            crate::metrics::RECORDS_STORED_DESPITE_FAILURE,
+            context.meters.labels(&[])
+        )
+        .increment(found as u64);
         tracing::info!(
             lane = %lane.name(), found, resending = rest.len(),
             "a failed send was stored all the same; not sending those records again"

@@ -667,6 +667,27 @@ pub async fn wait_for_http(
 
 /// The sum of every series of counter or gauge `name` on `/metrics`, parsed
 /// as Prometheus text; 0 if nothing answers.
+/// The sum of `name`'s series whose labels include all of `labels`.
+pub fn metric_sum_where(port: u16, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let Some((_, body)) = http_get(port, "/metrics") else {
+        return 0.0;
+    };
+    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string())))
+        .expect("/metrics is Prometheus text");
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match &s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => *v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
 pub fn metric_sum(port: u16, name: &str) -> f64 {
     let Some((_, body)) = http_get(port, "/metrics") else {
         return 0.0;

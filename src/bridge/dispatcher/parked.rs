@@ -202,6 +202,7 @@ impl<F: Flow> Dispatcher<F> {
         let waited = parked.since.elapsed();
         count_throttled(
             &self.mapping_label(&id.topic),
+            F::DIRECTION,
             LimiterKind::QueueBuffer,
             waited,
         );

@@ -17,7 +17,7 @@ use std::time::Duration;
 use super::MappingRuntime;
 use crate::already_stored::Wanted;
 use crate::checkpoint::PartitionId;
-use crate::config::Ordering;
+use crate::config::{Direction, Ordering};
 use crate::mapping::Rejection;
 use crate::router::QueueRouter;
 use crate::sink::{Lane, Record};
@@ -33,6 +33,8 @@ pub(super) type OutRecord<F> = Record<<<F as Flow>::Lane as Lane>::Entry>;
 
 /// One direction of copying.
 pub(super) trait Flow: Clone + Send + Sync + 'static {
+    /// What the metrics' `direction` label says.
+    const DIRECTION: Direction;
     type Source: Source;
     type Lane: Lane;
     /// A lane of a mapping's target, as the mapping's plan lists them.

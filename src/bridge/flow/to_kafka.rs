@@ -11,7 +11,7 @@ use super::Flow;
 use crate::already_stored::Wanted;
 use crate::bridge::MappingRuntime;
 use crate::checkpoint::PartitionId;
-use crate::config::Ordering;
+use crate::config::{Direction, Ordering};
 use crate::kafka_sink::encode::{KafkaEntry, KafkaRecord};
 use crate::kafka_sink::partition_lane::{PartitionLane, PartitionLanes};
 use crate::kafka_sink::read_back::scan_partition_tail;
@@ -58,6 +58,7 @@ impl Flow for ToKafka {
     /// A partition of the target Kafka topic.
     type Target = PartitionId;
     type Rules = ToKafkaRules;
+    const DIRECTION: Direction = Direction::RocketmqToKafka;
 
     fn router(ordering: Ordering, lanes: usize, spread: usize) -> QueueRouter {
         QueueRouter::to_kafka(ordering, lanes, spread)

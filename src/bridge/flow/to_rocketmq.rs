@@ -12,7 +12,7 @@ use super::Flow;
 use crate::already_stored::{Wanted, scan_queue_tail};
 use crate::bridge::MappingRuntime;
 use crate::checkpoint::PartitionId;
-use crate::config::{MessageIds, Ordering, RocketMqConfig};
+use crate::config::{Direction, MessageIds, Ordering, RocketMqConfig};
 use crate::kafka_source::consumer::BridgeConsumer;
 use crate::mapping::{self, MappingRules, Rejection, SourceRecord};
 use crate::message_id;
@@ -40,6 +40,7 @@ impl Flow for ToRocketMq {
     type Lane = QueueLane;
     type Target = MessageQueue;
     type Rules = MappingRules;
+    const DIRECTION: Direction = Direction::KafkaToRocketmq;
 
     fn router(ordering: Ordering, lanes: usize, spread: usize) -> QueueRouter {
         QueueRouter::new(ordering, lanes, spread)

@@ -563,3 +563,99 @@ async fn both_directions_on_one_pair_copy_each_record_once_and_never_back() {
         "{logs}"
     );
 }
+
+/// The queues an instance owns now, from its last "RocketMQ queues
+/// assigned" line.
+fn owned_queues(logs: &str) -> Vec<String> {
+    logs.lines()
+        .rfind(|line| line.contains("RocketMQ queues assigned"))
+        .and_then(|line| line.split("owned=").nth(1))
+        .map(|owned| {
+            owned
+                .split(" revoked=")
+                .next()
+                .unwrap_or_default()
+                .trim_matches('"')
+                .split_whitespace()
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Two instances in one RocketMQ consumer group split the queues; when one
+/// is killed, the other takes its queues over; each message lands once.
+/// A rate limit on the mapping keeps the copy running while they change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_split_the_queues_and_one_takes_over_when_the_other_dies() {
+    let total: usize = 12_000;
+    let brokers = brokers();
+    let base = unique("backscale");
+    let (rocketmq_topic, kafka_topic) = (format!("{base}_src"), format!("{base}.copy"));
+    let port = closed_port();
+    let text = way_back_config(&brokers, &rocketmq_topic, &kafka_topic, "partition", port).replace(
+        "    ordering: partition\n",
+        "    ordering: partition\n    rate_limit:\n      messages_per_second: 1500\n",
+    );
+    // One config per instance, the same groups: each serves its metrics
+    // on its own port.
+    let file = config_file(&text);
+    let other_file = config_file(&text.replace(
+        &format!("127.0.0.1:{port}"),
+        &format!("127.0.0.1:{}", closed_port()),
+    ));
+    create_topics(file.path(), QUEUES as u32, QUEUES as u32);
+    produce_messages(&brokers.name_server, &rocketmq_topic, total).await;
+
+    let first = BridgeProcess::start(file.path());
+    wait_for_copies(&brokers.kafka, &kafka_topic, QUEUES, 2_000, &first).await;
+    let mut second = BridgeProcess::start(other_file.path());
+    // The group splits the queues between the two.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !(owned_queues(&first.logs()).len() == 2 && owned_queues(&second.logs()).len() == 2) {
+        assert!(
+            Instant::now() < deadline,
+            "the queues were not split: first {:?}, second {:?}",
+            owned_queues(&first.logs()),
+            owned_queues(&second.logs())
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let copied: i64 = high_watermarks(&brokers.kafka, &kafka_topic, QUEUES)
+        .iter()
+        .sum();
+    assert!(copied < total as i64, "the copy ended before the split");
+    wait_for_copies(
+        &brokers.kafka,
+        &kafka_topic,
+        QUEUES,
+        copied + 2_000,
+        &second,
+    )
+    .await;
+    let first_logs = first.kill9();
+    wait_for_copies(&brokers.kafka, &kafka_topic, QUEUES, total as i64, &second).await;
+    assert_eq!(
+        owned_queues(&second.logs()).len(),
+        QUEUES as usize,
+        "{}",
+        second.logs()
+    );
+    second.stop_gracefully(Duration::from_secs(30));
+
+    let copies: Vec<ReadBack> = (0..QUEUES)
+        .flat_map(|p| read_partition(&brokers.kafka, &kafka_topic, p))
+        .collect();
+    let mut count: BTreeMap<(i32, i64), usize> = BTreeMap::new();
+    for copy in &copies {
+        *count.entry(source_of(copy)).or_default() += 1;
+    }
+    let duplicated: Vec<_> = count.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert_eq!(count.len(), total, "messages missing");
+    assert!(
+        duplicated.is_empty(),
+        "{} copies of {total}; duplicated: {duplicated:?}\nfirst:\n{first_logs}\nsecond:\n{}",
+        copies.len(),
+        second.logs()
+    );
+}

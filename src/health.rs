@@ -23,6 +23,12 @@ pub struct Readiness {
     pub running: AtomicBool,
     /// Partitions currently assigned to this instance.
     pub assigned_partitions: AtomicUsize,
+    /// The run consumes Kafka (it has `kafka_to_rocketmq` mappings).
+    pub consumes_kafka: AtomicBool,
+    /// The run reads RocketMQ (it has `rocketmq_to_kafka` mappings).
+    pub reads_rocketmq: AtomicBool,
+    /// RocketMQ queues the way back's consumer group assigned to this instance.
+    pub assigned_queues: AtomicUsize,
     /// librdkafka reports at least one Kafka broker connection up.
     pub kafka_up: AtomicBool,
     /// A Kafka broker refused the credentials since a connection was last up.
@@ -125,8 +131,13 @@ impl Readiness {
         let kafka_up = self.kafka_up.load(Ordering::Relaxed);
         let failing = self.failing_queues.load(Ordering::Relaxed);
         let route_failing = self.route_failing.load(Ordering::Relaxed);
+        let queues = self.assigned_queues.load(Ordering::Relaxed);
         let kafka = if !running {
             "starting"
+        } else if !self.consumes_kafka.load(Ordering::Relaxed) {
+            // The way back only produces to Kafka; its failing sends are
+            // counted with the others (`failing_queues`).
+            "ok"
         } else if self.kafka_credentials_refused.load(Ordering::Relaxed) {
             "credentials refused"
         } else if !kafka_up {
@@ -144,12 +155,14 @@ impl Readiness {
             "reads failing"
         } else if route_failing {
             "name server unreachable"
+        } else if self.reads_rocketmq.load(Ordering::Relaxed) && queues == 0 {
+            "no queues assigned"
         } else {
             "ok"
         };
         let ready = kafka == "ok" && rocketmq == "ok";
         let body = format!(
-            "{{\"ready\":{ready},\"kafka\":\"{kafka}\",\"rocketmq\":\"{rocketmq}\",\"assigned_partitions\":{assigned},\"failing_queues\":{failing}}}\n"
+            "{{\"ready\":{ready},\"kafka\":\"{kafka}\",\"rocketmq\":\"{rocketmq}\",\"assigned_partitions\":{assigned},\"assigned_queues\":{queues},\"failing_queues\":{failing}}}\n"
         );
         (ready, body)
     }

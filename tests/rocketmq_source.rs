@@ -100,7 +100,7 @@ async fn a_group_member_reads_each_queue_in_order_and_resumes_from_its_commits()
         &group,
         "one",
         &topics,
-        Arc::new(|_: &[PartitionId]| {}),
+        Arc::new(|_: &[PartitionId], _| {}),
     )
     .await
     .expect("the source starts");
@@ -155,7 +155,7 @@ async fn a_group_member_reads_each_queue_in_order_and_resumes_from_its_commits()
         &group,
         "two",
         &topics,
-        Arc::new(|_: &[PartitionId]| {}),
+        Arc::new(|_: &[PartitionId], _| {}),
     )
     .await
     .expect("the source starts again");

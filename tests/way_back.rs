@@ -129,7 +129,7 @@ async fn committed_offsets(config: &std::path::Path, topic: &str) -> Vec<i64> {
         &config.consumer_group,
         "checker",
         &[topic.to_string()],
-        Arc::new(|_: &[PartitionId]| {}),
+        Arc::new(|_: &[PartitionId], _| {}),
     )
     .await
     .expect("the checker joins the group");
@@ -625,6 +625,10 @@ async fn two_instances_split_the_queues_and_one_takes_over_when_the_other_dies()
         .iter()
         .sum();
     assert!(copied < total as i64, "the copy ended before the split");
+    // A way-back-only instance is ready once it owns queues.
+    let (code, body) = http_get(port, "/readyz").expect("/readyz answers");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"assigned_queues\":2"), "{body}");
     wait_for_copies(
         &brokers.kafka,
         &kafka_topic,
@@ -651,7 +655,31 @@ async fn two_instances_split_the_queues_and_one_takes_over_when_the_other_dies()
         *count.entry(source_of(copy)).or_default() += 1;
     }
     let duplicated: Vec<_> = count.iter().filter(|(_, n)| **n > 1).take(5).collect();
-    assert_eq!(count.len(), total, "messages missing");
+    let missing: Vec<_> = (0..QUEUES)
+        .flat_map(|q| (0..(total as i64 / QUEUES as i64)).map(move |o| (q, o)))
+        .filter(|k| !count.contains_key(k))
+        .take(5)
+        .collect();
+    assert_eq!(
+        count.len(),
+        total,
+        "messages missing, first {missing:?}; duplicated: {duplicated:?}\nfirst:\n{}\nsecond:\n{}",
+        first_logs
+            .lines()
+            .filter(|l| l.contains("queues assigned")
+                || l.contains("restart_scan")
+                || l.contains("commit"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        second
+            .logs()
+            .lines()
+            .filter(|l| l.contains("queues assigned")
+                || l.contains("restart_scan")
+                || l.contains("commit"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     assert!(
         duplicated.is_empty(),
         "{} copies of {total}; duplicated: {duplicated:?}\nfirst:\n{first_logs}\nsecond:\n{}",

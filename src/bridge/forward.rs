@@ -52,6 +52,9 @@ pub(super) async fn start(
         return Ok(None);
     }
     let settings = &config.bridge;
+    core.readiness
+        .consumes_kafka
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let mut producer = rocketmq_sink::start_producer(runtime.client_runtime(), &config.rocketmq)
         .await
         .map_err(|e| StartError(e.to_string()))?;

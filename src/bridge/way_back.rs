@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::Ordering as AtomicOrdering;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -18,10 +19,12 @@ use crate::kafka_sink::PartitionLanes;
 use crate::kafka_source;
 use crate::mapping::reverse::ReverseRules;
 use crate::rocketmq_sink::RocketMqRuntime;
-use crate::rocketmq_source::{OnRevoked, RocketMqSource};
+use crate::rocketmq_source::{OnRebalance, RocketMqSource};
 
 /// How long start-up waits for Kafka's metadata and topic configs.
 const METADATA_DEADLINE: Duration = Duration::from_secs(30);
+/// How long a member that lost queues waits for their copies in flight.
+const HANDOFF_DRAIN: Duration = Duration::from_secs(2);
 /// How long the restart scan may read one partition.
 const SCAN_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -58,6 +61,9 @@ pub(super) async fn start(
             scan_deadline: SCAN_DEADLINE,
         },
     };
+    core.readiness
+        .reads_rocketmq
+        .store(true, AtomicOrdering::Relaxed);
     let topics: Vec<String> = mappings.iter().map(|m| m.rocketmq_topic.clone()).collect();
     let group = &config.rocketmq.consumer_group;
     let source = RocketMqSource::start(
@@ -66,7 +72,7 @@ pub(super) async fn start(
         group,
         &instance_name(&config.kafka),
         &topics,
-        forget_revoked(core),
+        follow_rebalances(core),
     )
     .await
     .map_err(|e| StartError(e.to_string()))?;
@@ -194,13 +200,32 @@ fn instance_name(kafka: &KafkaConfig) -> String {
     format!("{name}-{}", std::process::id())
 }
 
-/// Queues a rebalance took away: their checkpoints are dropped, so no
-/// commit of this instance moves an offset their new owner moves.
-fn forget_revoked(core: &Core) -> OnRevoked {
+/// Queues a rebalance took away: their copies in flight get up to
+/// `HANDOFF_DRAIN` to be stored (the new owner waits
+/// `rocketmq_source::HANDOFF_GRACE` before its restart scan reads the
+/// partitions' tails), then their checkpoints are dropped, so no commit of
+/// this instance moves an offset their new owner moves. `/readyz` counts
+/// the queues owned.
+fn follow_rebalances(core: &Core) -> OnRebalance {
     let checkpoints = Arc::clone(&core.checkpoints);
     let status = Arc::clone(&core.status);
-    Arc::new(move |lanes: &[PartitionId]| {
-        checkpoints.revoke(lanes);
-        status.revoked(lanes);
+    let readiness = Arc::clone(&core.readiness);
+    Arc::new(move |revoked: &[PartitionId], owned: usize| {
+        if !revoked.is_empty() {
+            // Called on the client's runtime, which is multi-threaded.
+            let drained =
+                tokio::task::block_in_place(|| checkpoints.wait_drained(revoked, HANDOFF_DRAIN));
+            if !drained {
+                tracing::warn!(
+                    queues = revoked.len(),
+                    "RocketMQ queues revoked before their copies in flight were stored; their new owner may copy some again"
+                );
+            }
+        }
+        checkpoints.revoke(revoked);
+        status.revoked(revoked);
+        readiness
+            .assigned_queues
+            .store(owned, AtomicOrdering::Relaxed);
     })
 }

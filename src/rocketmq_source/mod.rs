@@ -41,6 +41,14 @@ const CHANNEL_RECORDS: usize = 1024;
 /// How long one poll waits for messages before the task looks at its
 /// commands again.
 const POLL_WAIT_MS: u64 = 20;
+/// How long a queue this member just gained waits before its first
+/// message goes to the pipeline. RocketMQ's rebalance is not coordinated:
+/// each member computes its share on its own, so the member that loses a
+/// queue may still be sending its last copies when the new owner starts;
+/// the new owner's restart scan must come after those are stored. The
+/// loser hears of the change within about 100 ms (the broker notifies
+/// every member) and drains before it lets go (see `OnRebalance`).
+pub const HANDOFF_GRACE: Duration = Duration::from_secs(3);
 
 /// Starting the consumer failed; the text names the name server and group.
 #[derive(Debug, thiserror::Error)]
@@ -66,18 +74,21 @@ enum Command {
 struct Ownership {
     owned: HashMap<String, HashSet<PartitionId>>,
     revoked: Vec<PartitionId>,
+    /// Queues gained, and until when their messages wait.
+    gained: HashMap<PartitionId, tokio::time::Instant>,
 }
 
-/// Told which queues a rebalance took away, on the client's runtime,
-/// after the client stopped reading them: the pipeline stops committing
-/// them (their next owner may have read past the last commit already).
-pub type OnRevoked = Arc<dyn Fn(&[PartitionId]) + Send + Sync>;
+/// Told of each rebalance, on the client's runtime, after the client
+/// stopped reading the queues it lost: those queues (the pipeline stops
+/// committing them: their next owner may have read past the last commit
+/// already) and how many this member owns now.
+pub type OnRebalance = Arc<dyn Fn(&[PartitionId], usize) + Send + Sync>;
 
 /// Hears the group's rebalance. Called after the client started or
 /// stopped reading the queues, on the client's runtime.
 struct RebalanceListener {
     ownership: Arc<Mutex<Ownership>>,
-    on_revoked: OnRevoked,
+    on_rebalance: OnRebalance,
 }
 
 impl MessageQueueListener for RebalanceListener {
@@ -90,21 +101,35 @@ impl MessageQueueListener for RebalanceListener {
         let now: HashSet<PartitionId> = mine.iter().map(lane_of).collect();
         let mut ownership = self.ownership.lock().unwrap_or_else(|p| p.into_inner());
         let before = ownership.owned.insert(topic.to_string(), now.clone());
+        let before = before.unwrap_or_default();
         let gone: Vec<PartitionId> = before
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|lane| !now.contains(lane))
+            .iter()
+            .filter(|lane| !now.contains(*lane))
+            .cloned()
             .collect();
+        let until = tokio::time::Instant::now() + HANDOFF_GRACE;
+        for lane in now.iter().filter(|lane| !before.contains(*lane)) {
+            ownership.gained.insert(lane.clone(), until);
+        }
+        for lane in &gone {
+            ownership.gained.remove(lane);
+        }
         if !gone.is_empty() || !now.is_empty() {
             let mut names: Vec<String> = now.iter().map(ToString::to_string).collect();
             names.sort();
             tracing::info!(topic, owned = %names.join(" "), revoked = gone.len(), "RocketMQ queues assigned");
         }
-        if !gone.is_empty() {
-            (self.on_revoked)(&gone);
-        }
+        let owned = ownership.owned.values().map(HashSet::len).sum();
+        (self.on_rebalance)(&gone, owned);
         ownership.revoked.extend(gone);
     }
+}
+
+/// What the pipeline has not taken yet: the channel from the poller, and a
+/// message held back while its queue's handoff lasts.
+struct Untaken {
+    channel: mpsc::Receiver<RocketMqMessage>,
+    waiting: Option<RocketMqMessage>,
 }
 
 /// A RocketMQ queue as the pipeline names it.
@@ -125,7 +150,7 @@ fn queue_of(lane: &PartitionId) -> Option<MessageQueue> {
 pub struct RocketMqSource {
     consumer: Arc<DefaultLitePullConsumer>,
     ownership: Arc<Mutex<Ownership>>,
-    records: tokio::sync::Mutex<mpsc::Receiver<RocketMqMessage>>,
+    records: tokio::sync::Mutex<Untaken>,
     commands: mpsc::UnboundedSender<Command>,
     poller: JoinHandle<()>,
     /// The runtime the source was started on: [`Source::committed_offsets`]
@@ -143,7 +168,7 @@ impl RocketMqSource {
         group: &str,
         instance: &str,
         topics: &[String],
-        on_revoked: OnRevoked,
+        on_rebalance: OnRebalance,
     ) -> Result<Self, SourceError> {
         let failed = |cause: String| SourceError {
             topics: topics.join(", "),
@@ -172,7 +197,7 @@ impl RocketMqSource {
                     "*",
                     RebalanceListener {
                         ownership: Arc::clone(&ownership),
-                        on_revoked: Arc::clone(&on_revoked),
+                        on_rebalance: Arc::clone(&on_rebalance),
                     },
                 )
                 .await
@@ -189,7 +214,10 @@ impl RocketMqSource {
         Ok(RocketMqSource {
             consumer,
             ownership,
-            records: tokio::sync::Mutex::new(records),
+            records: tokio::sync::Mutex::new(Untaken {
+                channel: records,
+                waiting: None,
+            }),
             commands,
             poller,
             runtime: tokio::runtime::Handle::current(),
@@ -220,6 +248,17 @@ impl RocketMqSource {
             .owned
             .get(lane.topic.as_ref())
             .is_some_and(|owned| owned.contains(lane))
+    }
+
+    /// Until when `lane`'s messages wait, if it was gained lately.
+    fn handoff_until(&self, lane: &PartitionId) -> Option<tokio::time::Instant> {
+        let mut ownership = self.ownership.lock().unwrap_or_else(|p| p.into_inner());
+        let until = *ownership.gained.get(lane)?;
+        if until <= tokio::time::Instant::now() {
+            ownership.gained.remove(lane);
+            return None;
+        }
+        Some(until)
     }
 
     fn send(&self, command: Command) {
@@ -299,16 +338,31 @@ impl Source for RocketMqSource {
     }
 
     /// Messages of queues revoked after they were polled are dropped: the
-    /// queue's next owner reads them again.
+    /// queue's next owner reads them again. The first message of a queue
+    /// gained lately waits out the handoff (`HANDOFF_GRACE`), and every
+    /// message behind it too: a rebalance is rare, and one wait keeps the
+    /// order simple. Cancel-safe: a waiting message stays in `waiting`.
     async fn recv(&self) -> Result<RocketMqMessage, String> {
         let mut records = self.records.lock().await;
         loop {
-            let Some(message) = records.recv().await else {
-                return Err("the RocketMQ consumer stopped".to_string());
+            let message = match records.waiting.take() {
+                Some(message) => message,
+                None => records
+                    .channel
+                    .recv()
+                    .await
+                    .ok_or_else(|| "the RocketMQ consumer stopped".to_string())?,
             };
-            if self.owns(&message.lane()) {
-                return Ok(message);
+            let lane = message.lane();
+            if !self.owns(&lane) {
+                continue;
             }
+            if let Some(until) = self.handoff_until(&lane) {
+                records.waiting = Some(message);
+                tokio::time::sleep_until(until).await;
+                continue;
+            }
+            return Ok(message);
         }
     }
 

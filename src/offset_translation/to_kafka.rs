@@ -300,13 +300,24 @@ async fn oldest_unconsumed(
     let mut ends = HashMap::new();
     let mut oldest: HashMap<String, Option<i64>> = HashMap::new();
     with_reader(&config.rocketmq, &group, async |reader: &TopicReader| {
+        // The reader learns each topic's route by listing its queues.
+        let mut queues = HashMap::new();
+        for position in committed.values() {
+            if !oldest.contains_key(&position.topic) {
+                for queue in reader.queues(&position.topic).await? {
+                    queues.insert(lane_of(&queue), queue);
+                }
+                oldest.insert(position.topic.clone(), None);
+            }
+        }
         for (lane, position) in committed {
-            let queue = MessageQueue::from_parts(
-                position.topic.as_str(),
-                position.broker.as_str(),
-                position.queue,
-            );
-            let (min, max) = reader.offsets(&queue).await?;
+            let Some(queue) = queues.get(lane) else {
+                return Err(VerifyError(format!(
+                    "RocketMQ topic `{}` has no queue {lane} any more: run the translation again",
+                    position.topic
+                )));
+            };
+            let (min, max) = reader.offsets(queue).await?;
             ends.insert(lane.clone(), max);
             let first = position.committed.unwrap_or(min).max(min);
             let entry = oldest.entry(position.topic.clone()).or_default();
@@ -315,7 +326,7 @@ async fn oldest_unconsumed(
             }
             let mut stored = None;
             reader
-                .scan_queue(&queue, first, first + 1, |message| {
+                .scan_queue(queue, first, first + 1, |message| {
                     stored = Some(message.store_timestamp);
                 })
                 .await?;

@@ -303,6 +303,7 @@ async fn rollback_rehearsal(ordering: &str) {
     for queue in dry["queues"].as_array().expect("queues") {
         let id = queue["queue"].as_i64().expect("queue id") as i32;
         let committed = queue["committed"].as_i64();
+        assert_eq!(queue["end"].as_i64(), Some(per_queue), "{dry}");
         match targets.get(&id) {
             Some(target) => assert_eq!(committed, Some(*target), "queue {id}: {dry}"),
             None => assert!(
@@ -311,6 +312,23 @@ async fn rollback_rehearsal(ordering: &str) {
             ),
         }
     }
+    let table = run(&[
+        "translate-offsets",
+        "--config",
+        path,
+        "--group",
+        &kafka_group,
+        "--rocketmq-group",
+        &rocketmq_group,
+        "--to-kafka",
+    ]);
+    assert_eq!(table.status.code(), Some(0), "{}", stderr(&table));
+    assert!(
+        stdout(&table).contains("REDELIVERED") && stdout(&table).contains("dry run"),
+        "{}",
+        stdout(&table)
+    );
+    eprintln!("{}", stdout(&table));
     assert_eq!(
         group_committed(&brokers.kafka, &kafka_group, &kafka_topic, PARTITIONS),
         vec![None; PARTITIONS as usize],

@@ -203,7 +203,8 @@ pub async fn translate(
         }
     };
     // The oldest unconsumed message's store time, per RocketMQ topic.
-    let oldest = oldest_unconsumed(config, &committed, &mut translation).await;
+    let mut committed = committed;
+    let oldest = oldest_unconsumed(config, &mut committed, &mut translation).await;
     let oldest = match oldest {
         Ok(found) => found,
         Err(error) => {
@@ -288,16 +289,15 @@ fn lane_of(queue: &MessageQueue) -> PartitionId {
     PartitionId::queue(queue.topic_str(), queue.broker_name(), queue.queue_id())
 }
 
-/// Each queue's end, and the store time of the oldest message the group
-/// has not consumed, per RocketMQ topic (`None`: everything consumed).
+/// Sets each queue's end; returns the store time of the oldest message the
+/// group has not consumed, per RocketMQ topic (`None`: everything consumed).
 /// Notes the queues never committed and those the reverse copy is behind on.
 async fn oldest_unconsumed(
     config: &BridgeConfig,
-    committed: &BTreeMap<PartitionId, QueuePosition>,
+    committed: &mut BTreeMap<PartitionId, QueuePosition>,
     translation: &mut KafkaOffsetTranslation,
 ) -> Result<HashMap<String, Option<i64>>, VerifyError> {
     let group = format!("{}-translate", config.rocketmq.producer_group);
-    let mut ends = HashMap::new();
     let mut oldest: HashMap<String, Option<i64>> = HashMap::new();
     with_reader(&config.rocketmq, &group, async |reader: &TopicReader| {
         // The reader learns each topic's route by listing its queues.
@@ -310,7 +310,7 @@ async fn oldest_unconsumed(
                 oldest.insert(position.topic.clone(), None);
             }
         }
-        for (lane, position) in committed {
+        for (lane, position) in committed.iter_mut() {
             let Some(queue) = queues.get(lane) else {
                 return Err(VerifyError(format!(
                     "RocketMQ topic `{}` has no queue {lane} any more: run the translation again",
@@ -318,7 +318,7 @@ async fn oldest_unconsumed(
                 )));
             };
             let (min, max) = reader.offsets(queue).await?;
-            ends.insert(lane.clone(), max);
+            position.end = max;
             let first = position.committed.unwrap_or(min).max(min);
             let entry = oldest.entry(position.topic.clone()).or_default();
             if first >= max {
@@ -330,7 +330,7 @@ async fn oldest_unconsumed(
                     stored = Some(message.store_timestamp);
                 })
                 .await?;
-            // Unreadable (deleted meanwhile): the queue's first message bounds it.
+            // Unreadable (deleted meanwhile): no bound, partitions read whole.
             let stored = stored.unwrap_or(0);
             *entry = Some(entry.map_or(stored, |t: i64| t.min(stored)));
         }
@@ -339,8 +339,8 @@ async fn oldest_unconsumed(
     .await?;
     let group = &translation.rocketmq_group;
     let mut never = 0;
-    for (lane, position) in committed {
-        let end = ends.get(lane).copied().unwrap_or(0);
+    for (lane, position) in committed.iter() {
+        let end = position.end;
         if position.committed.is_none() {
             never += 1;
             translation.notes.push(format!(

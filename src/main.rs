@@ -122,17 +122,26 @@ enum Command {
         json: bool,
     },
     /// Where a Kafka consumer group stopped, as RocketMQ consumer offsets
-    /// (a dry run unless --apply). Exit code 0: done; 2: could not run.
+    /// (cutover); with --to-kafka, where a RocketMQ consumer group stopped,
+    /// as Kafka committed offsets (rollback). A dry run unless --apply.
+    /// Exit code 0: done; 2: could not run.
     TranslateOffsets {
         #[command(flatten)]
         config: ConfigArg,
-        /// The Kafka consumer group whose committed offsets are translated.
+        /// The Kafka consumer group: whose committed offsets are translated,
+        /// or with --to-kafka the group written.
         #[arg(long)]
         group: String,
-        /// The RocketMQ consumer group to write (default: the same name as --group).
+        /// The RocketMQ consumer group: written, or with --to-kafka read
+        /// (default: the same name as --group).
         #[arg(long)]
         rocketmq_group: Option<String>,
-        /// Write the offsets to the RocketMQ consumer group.
+        /// Rollback: translate the RocketMQ group's consumer offsets into the
+        /// Kafka group's committed offsets, over the rocketmq_to_kafka mappings.
+        #[arg(long)]
+        to_kafka: bool,
+        /// Write the offsets (with --to-kafka, the Kafka group must have no
+        /// active members).
         #[arg(long)]
         apply: bool,
         /// Print the offsets as JSON.
@@ -374,14 +383,19 @@ async fn dispatch(command: Command) -> ExitCode {
             config,
             group,
             rocketmq_group,
+            to_kafka,
             apply,
             json,
         } => {
             let Some(loaded) = load(&config.config) else {
                 return ExitCode::from(EXIT_VERIFY_ERROR);
             };
-            let loaded = forward_only(loaded, "translate-offsets");
             let rocketmq_group = rocketmq_group.unwrap_or_else(|| group.clone());
+            if to_kafka {
+                return translate_offsets_to_kafka(&loaded, &group, &rocketmq_group, apply, json)
+                    .await;
+            }
+            let loaded = forward_only(loaded, "translate-offsets");
             translate_offsets(&loaded, &group, &rocketmq_group, apply, json).await
         }
         Command::CutoverCheck {
@@ -509,7 +523,35 @@ async fn translate_offsets(
             .map(|()| translation),
         other => other,
     };
-    match applied {
+    print_translation(applied, json, |t| t.render(apply))
+}
+
+async fn translate_offsets_to_kafka(
+    config: &config::BridgeConfig,
+    kafka_group: &str,
+    rocketmq_group: &str,
+    apply: bool,
+    json: bool,
+) -> ExitCode {
+    use kafka_rocketmq_bridge::offset_translation::to_kafka;
+    let progress = count_match::Progress::on_terminal(json);
+    let translated = to_kafka::translate(config, kafka_group, rocketmq_group, &progress).await;
+    let applied = match translated {
+        Ok(translation) if apply => to_kafka::apply(config, &translation)
+            .await
+            .map(|()| translation),
+        other => other,
+    };
+    print_translation(applied, json, |t| t.render(apply))
+}
+
+/// Prints a translation as JSON or as its table, or the error.
+fn print_translation<T: serde::Serialize>(
+    result: Result<T, count_match::VerifyError>,
+    json: bool,
+    render: impl Fn(&T) -> String,
+) -> ExitCode {
+    match result {
         Ok(translation) => {
             if json {
                 println!(
@@ -517,7 +559,7 @@ async fn translate_offsets(
                     serde_json::to_string_pretty(&translation).unwrap_or_default()
                 );
             } else {
-                print!("{}", translation.render(apply));
+                print!("{}", render(&translation));
             }
             ExitCode::SUCCESS
         }

@@ -38,6 +38,7 @@ mod queue_change;
 mod regex_mappings;
 mod rocketmq_cluster;
 mod rocketmq_source;
+mod rollback;
 mod scale_out;
 mod secrets;
 mod service;

@@ -4,7 +4,9 @@
 //!   from where the lane's copies can start to the partition's end;
 //! - [`scan_partition_tail`]: at a restart, the copies of newly owned
 //!   queues past their committed offsets, read backwards from the
-//!   partition's end (the mirror of `already_stored::scan_queue_tail`).
+//!   partition's end (the mirror of `already_stored::scan_queue_tail`);
+//! - [`scan_since`]: for `translate-offsets --to-kafka`, every record's
+//!   provenance from a record time on, to the partition's end.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -35,7 +37,7 @@ pub fn stored_since(
 ) -> Result<Stored, String> {
     let tail = PartitionTail::open(client, topic, partition, deadline)?;
     let mut found = HashSet::new();
-    tail.scan(from.max(tail.low), tail.high, |coordinates| {
+    tail.scan(from.max(tail.low), tail.high, |_, coordinates| {
         if let Some(coordinates) = coordinates.filter(|c| wanted.contains(c)) {
             found.insert(coordinates);
         }
@@ -72,7 +74,7 @@ pub fn scan_partition_tail(
     let (mut end, mut step) = (tail.high, FIRST_STEP);
     while end > floor && (uncommitted || !open.is_empty()) {
         let start = (end - step).max(floor);
-        tail.scan(start, end, |coordinates| {
+        tail.scan(start, end, |_, coordinates| {
             let Some((queue, offset)) = coordinates else {
                 return;
             };
@@ -92,6 +94,44 @@ pub fn scan_partition_tail(
         step = (step * 2).min(MAX_STEP);
     }
     Ok(found)
+}
+
+/// The offsets of a partition when [`scan_since`] read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScannedRange {
+    /// The log start.
+    pub low: i64,
+    /// The high watermark: one past the last record.
+    pub high: i64,
+    /// Where the read started.
+    pub start: i64,
+}
+
+/// Reads partition `topic/partition` from its first record whose
+/// timestamp is at or after `since_ms` (Kafka's offsets-for-times lookup:
+/// every record before it has an earlier timestamp) to its end, calling
+/// `visit` with each record's offset and provenance in offset order.
+/// Without `since_ms`, reads nothing. Blocking: run it off the async
+/// workers.
+pub fn scan_since(
+    client: &ClientConfig,
+    topic: &str,
+    partition: i32,
+    since_ms: Option<i64>,
+    deadline: Duration,
+    visit: impl FnMut(i64, Option<(PartitionId, i64)>),
+) -> Result<ScannedRange, String> {
+    let tail = PartitionTail::open(client, topic, partition, deadline)?;
+    let start = match since_ms {
+        Some(since) if tail.high > tail.low => tail.offset_at(since)?,
+        _ => tail.high,
+    };
+    tail.scan(start, tail.high, visit)?;
+    Ok(ScannedRange {
+        low: tail.low,
+        high: tail.high,
+        start,
+    })
 }
 
 /// A reader of one partition, and its offsets when it was opened.
@@ -151,6 +191,12 @@ impl<'a> PartitionTail<'a> {
             return Ok(self.low);
         };
         let since = newest.saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
+        self.offset_at(since)
+    }
+
+    /// The first offset whose record's timestamp is at or after `since`
+    /// (the partition's end if none is).
+    fn offset_at(&self, since: i64) -> Result<i64, String> {
         let mut at = TopicPartitionList::new();
         at.add_partition_offset(self.topic, self.partition, Offset::Offset(since))
             .map_err(|error| format!("{}: {error}", self.name()))?;
@@ -168,19 +214,20 @@ impl<'a> PartitionTail<'a> {
         Ok(offset.clamp(self.low, self.high))
     }
 
-    /// Calls `visit` with the provenance of each record in `[start, end)`.
+    /// Calls `visit` with the offset and provenance of each record in
+    /// `[start, end)`.
     fn scan(
         &self,
         start: i64,
         end: i64,
-        mut visit: impl FnMut(Option<(PartitionId, i64)>),
+        mut visit: impl FnMut(i64, Option<(PartitionId, i64)>),
     ) -> Result<(), String> {
         self.scan_messages(start, end, |message| {
             let headers = message.headers();
             let pairs = headers
                 .into_iter()
                 .flat_map(|h| h.iter().map(|h| (h.key, h.value)));
-            visit(reverse::provenance(pairs));
+            visit(message.offset(), reverse::provenance(pairs));
         })
     }
 

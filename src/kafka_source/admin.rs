@@ -1,5 +1,6 @@
 //! Kafka metadata and topic creation with a deadline, for `check` and
-//! `create-topics`.
+//! `create-topics`, and a consumer group's committed offsets written from
+//! outside the group, for `translate-offsets --to-kafka --apply`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -7,8 +8,9 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::{BridgeConfig, KafkaConfig, expand_regex_mappings};
 
@@ -45,6 +47,25 @@ pub enum KafkaAdminError {
     },
     #[error("invalid Kafka client settings: {0}")]
     Settings(String),
+    #[error(
+        "Kafka at {bootstrap} refused to set consumer group `{group}`'s offsets because the group has \
+         active members ({cause}): stop every consumer of group `{group}` on Kafka, wait until it has \
+         no members (kafka-consumer-groups.sh --describe --group {group} --members), then run this again"
+    )]
+    GroupActive {
+        bootstrap: String,
+        group: String,
+        cause: String,
+    },
+    #[error(
+        "Kafka at {bootstrap} did not store consumer group `{group}`'s offsets: {cause}; check \
+         kafka.bootstrap_servers, the group's ACLs, and that the topics exist"
+    )]
+    GroupCommit {
+        bootstrap: String,
+        group: String,
+        cause: String,
+    },
 }
 
 /// A client context that keeps librdkafka quiet, but remembers an
@@ -245,4 +266,76 @@ pub async fn resolve_regex_mappings(
         .await
         .map_err(|e| e.to_string())?;
     expand_regex_mappings(config, &topics).map_err(|problems| problems.join("\n"))
+}
+
+/// Kafka's answers to a commit from outside a group that has members: the
+/// group is not empty (classic protocol: unknown member, generation or a
+/// rebalance; consumer protocol: member epochs).
+fn group_is_active(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::UnknownMemberId
+            | RDKafkaErrorCode::IllegalGeneration
+            | RDKafkaErrorCode::RebalanceInProgress
+            | RDKafkaErrorCode::StaleMemberEpoch
+            | RDKafkaErrorCode::FencedMemberEpoch
+            | RDKafkaErrorCode::NonEmptyGroup
+    )
+}
+
+/// Stores `offsets` (topic, partition, next offset to read) as consumer
+/// group `group`'s committed offsets, without joining the group, and reads
+/// them back. Kafka takes this only while the group has no members.
+/// Blocking: run it off the async workers.
+pub fn commit_group_offsets(
+    kafka: &KafkaConfig,
+    group: &str,
+    offsets: &[(String, i32, i64)],
+    deadline: Duration,
+) -> Result<(), KafkaAdminError> {
+    let failed = |cause: String| KafkaAdminError::GroupCommit {
+        bootstrap: kafka.bootstrap_servers.clone(),
+        group: group.to_string(),
+        cause,
+    };
+    let context = QuietContext::default();
+    let mut config = super::quick_client_config(kafka, deadline);
+    config.set("group.id", group);
+    let consumer: BaseConsumer<QuietContext> = config
+        .create_with_context(context)
+        .map_err(|e| KafkaAdminError::Settings(e.to_string()))?;
+    let mut list = TopicPartitionList::new();
+    for (topic, partition, offset) in offsets {
+        list.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+            .map_err(|e| failed(format!("{topic}/{partition}: {e}")))?;
+    }
+    let refused = |error: KafkaError| match error.rdkafka_error_code() {
+        Some(code) if group_is_active(code) => KafkaAdminError::GroupActive {
+            bootstrap: kafka.bootstrap_servers.clone(),
+            group: group.to_string(),
+            cause: error.to_string(),
+        },
+        _ => consumer
+            .context()
+            .failure(kafka, deadline, error.to_string()),
+    };
+    consumer.commit(&list, CommitMode::Sync).map_err(refused)?;
+    // A partition's own error may not fail the whole commit: read back.
+    let stored = consumer
+        .committed_offsets(list.clone(), deadline)
+        .map_err(refused)?;
+    for element in list.elements() {
+        let found = stored
+            .find_partition(element.topic(), element.partition())
+            .map(|e| e.offset());
+        if found != Some(element.offset()) {
+            return Err(failed(format!(
+                "{}/{} reads back as {found:?} after committing {:?}",
+                element.topic(),
+                element.partition(),
+                element.offset()
+            )));
+        }
+    }
+    Ok(())
 }

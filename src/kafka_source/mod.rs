@@ -16,8 +16,8 @@ use rdkafka::ClientConfig;
 use crate::config::KafkaConfig;
 
 pub use admin::{
-    KafkaAdminError, create_topic, list_topics, max_message_bytes, partition_counts,
-    resolve_regex_mappings,
+    KafkaAdminError, commit_group_offsets, create_topic, list_topics, max_message_bytes,
+    partition_counts, resolve_regex_mappings,
 };
 
 /// librdkafka settings for any client of the configured cluster. User

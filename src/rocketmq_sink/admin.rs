@@ -1,5 +1,6 @@
 //! RocketMQ admin calls with a deadline: queue counts for `check`, topic
-//! creation for `create-topics`. The client's own admin timeouts are long
+//! creation for `create-topics`, a consumer group's offsets read and set
+//! for `translate-offsets`. The client's own admin timeouts are long
 //! (up to 60 s), so every call here is wrapped in `tokio::time::timeout`.
 
 use std::collections::BTreeMap;
@@ -9,7 +10,9 @@ use std::time::Duration;
 
 use cheetah_string::CheetahString;
 use rocketmq_client_rust::{AclClientRPCHook, ClientError, ClientRuntime, SessionCredentials};
-use rocketmq_client_rust::{ConsumerAdmin, DefaultMQAdminExt, OffsetAdmin, RouteAdmin, TopicAdmin};
+use rocketmq_client_rust::{
+    ConsumerAdmin, DefaultMQAdminExt, MQAdminMutationExt, OffsetAdmin, RouteAdmin, TopicAdmin,
+};
 use rocketmq_model::message::MessageQueue;
 use rocketmq_model::topic::TopicConfig;
 use rocketmq_protocol::protocol::subscription::subscription_group_config::SubscriptionGroupConfig;
@@ -19,6 +22,8 @@ use crate::config::RocketMqConfig;
 
 /// Broker answer for a topic with no route (`TOPIC_NOT_EXIST`).
 const TOPIC_NOT_EXIST: i32 = 17;
+/// Broker answer for a consumer offset the group never stored (`QUERY_NOT_FOUND`).
+const QUERY_NOT_FOUND: i32 = 22;
 
 /// A RocketMQ admin call that failed; the text names the address and topic.
 #[derive(Debug, thiserror::Error)]
@@ -219,6 +224,101 @@ impl RocketMqAdmin {
             .await?;
         }
         Ok(())
+    }
+
+    /// The read queues of `topic` on each broker of its route, sorted by
+    /// broker name, then queue id (the order the router indexes them in),
+    /// each with the address of its broker's master.
+    pub async fn topic_queues(
+        &self,
+        topic: &str,
+    ) -> Result<Vec<(MessageQueue, CheetahString)>, RocketMqAdminError> {
+        let millis = self.deadline.as_millis() as u64;
+        let route = self
+            .bounded(
+                &format!("route of topic `{topic}`"),
+                self.admin
+                    .examine_topic_route_info_with_timeout(CheetahString::from(topic), millis),
+            )
+            .await?;
+        let Some(route) = route else {
+            return Err(self.no_route(topic));
+        };
+        let mut queues = Vec::new();
+        for data in &route.queue_datas {
+            let master = route
+                .broker_datas
+                .iter()
+                .find(|b| b.broker_name() == &data.broker_name)
+                .and_then(|b| b.broker_addrs().get(&0).cloned());
+            let Some(master) = master else {
+                return Err(RocketMqAdminError::Call {
+                    name_server: self.name_server.clone(),
+                    operation: format!("find the master of broker `{}`", data.broker_name),
+                    cause: format!("topic `{topic}`'s route lists no master for it"),
+                });
+            };
+            for id in 0..data.read_queue_nums as i32 {
+                let queue = MessageQueue::from_parts(topic, data.broker_name.as_str(), id);
+                queues.push((queue, master.clone()));
+            }
+        }
+        if queues.is_empty() {
+            return Err(self.no_route(topic));
+        }
+        queues.sort_by(|(a, _), (b, _)| {
+            (a.broker_name(), a.queue_id()).cmp(&(b.broker_name(), b.queue_id()))
+        });
+        Ok(queues)
+    }
+
+    /// Consumer group `group`'s stored offset on each of `queues` (from
+    /// [`Self::topic_queues`]), read from the brokers without joining the
+    /// group; `None` where the broker holds none. A broker answers 0 rather
+    /// than none while a queue's first message is still in its memory.
+    pub async fn consumer_offsets(
+        &self,
+        group: &str,
+        queues: &[(MessageQueue, CheetahString)],
+    ) -> Result<Vec<Option<i64>>, RocketMqAdminError> {
+        let mut offsets = Vec::with_capacity(queues.len());
+        for (queue, broker) in queues {
+            let asked = self
+                .bounded_raw(MQAdminMutationExt::mutation_consumer_offset(
+                    &self.admin,
+                    broker.clone(),
+                    CheetahString::from(group),
+                    CheetahString::from(queue.topic_str()),
+                    queue.queue_id(),
+                ))
+                .await?;
+            match asked {
+                Ok(offset) => offsets.push((offset >= 0).then_some(offset)),
+                Err(error) if error.broker_response_code() == Some(QUERY_NOT_FOUND) => {
+                    offsets.push(None);
+                }
+                Err(error) => {
+                    return Err(self.broker_failed(
+                        broker,
+                        &format!(
+                            "read group `{group}`'s offset on `{}` queue {}",
+                            queue.topic_str(),
+                            queue.queue_id()
+                        ),
+                        &error,
+                    ));
+                }
+            }
+        }
+        Ok(offsets)
+    }
+
+    fn no_route(&self, topic: &str) -> RocketMqAdminError {
+        RocketMqAdminError::Call {
+            name_server: self.name_server.clone(),
+            operation: format!("route of topic `{topic}`"),
+            cause: "the topic does not exist (no route)".to_string(),
+        }
     }
 
     /// Sets consumer group `group`'s offset on each queue, on the broker

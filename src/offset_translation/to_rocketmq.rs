@@ -1,4 +1,4 @@
-//! `translate-offsets`: at cutover, a Kafka consumer group continues in
+//! `translate-offsets` (the forward direction): at cutover, a Kafka consumer group continues in
 //! RocketMQ where it stopped. For each queue of each target topic this
 //! finds the first message that is a copy of a record the Kafka group has
 //! not consumed yet (by its provenance), and can write that position as the
@@ -12,21 +12,16 @@
 //! queue per partition, the translation is exact.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use rocketmq_model::message::MessageQueue;
 
-use crate::config::{BridgeConfig, MappingConfig, is_legal_rocketmq_topic};
+use super::{Boundary, Column, SLACK_MS, Seen, check_rocketmq_group, render_table};
+use crate::config::{BridgeConfig, MappingConfig};
 use crate::count_match::kafka_scan::{group_offsets, timestamps_at, topic_partitions};
 use crate::count_match::{Coordinates, Progress, VerifyError};
 use crate::rocketmq_reader::{TopicReader, with_reader};
 use crate::rocketmq_sink::with_admin;
-
-/// Where the scan of each queue starts, before the first unconsumed record's
-/// timestamp: a copy is stored after its record was written, and brokers'
-/// time indexes are approximate.
-const SLACK_MS: i64 = 3_600_000;
 
 /// One queue's translated offset.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -59,35 +54,48 @@ pub struct OffsetTranslation {
 
 impl OffsetTranslation {
     pub fn render(&self, applied: bool) -> String {
-        let mut out = format!(
-            "Kafka group `{}` -> RocketMQ consumer group `{}`\n\n",
-            self.kafka_group, self.rocketmq_group
-        );
-        let _ = writeln!(
-            out,
-            "{:<24} {:<12} {:>5} {:>10} {:>10} {:>11}  NEXT RECORD",
-            "MAPPING", "BROKER", "QUEUE", "OFFSET", "END", "REDELIVERED"
-        );
-        for q in &self.queues {
-            let next = q
-                .next
-                .as_ref()
-                .map_or("(end of queue)".to_string(), ToString::to_string);
-            let _ = writeln!(
-                out,
-                "{:<24} {:<12} {:>5} {:>10} {:>10} {:>11}  {next}",
-                q.mapping, q.broker, q.queue, q.offset, q.end, q.redelivered
-            );
-        }
-        for note in &self.notes {
-            let _ = writeln!(out, "note: {note}");
-        }
-        out.push_str(if applied {
-            "\napplied: the RocketMQ consumer group starts at these offsets\n"
-        } else {
-            "\ndry run: add --apply to write these offsets to the RocketMQ consumer group\n"
-        });
-        out
+        const COLUMNS: [Column; 6] = [
+            Column::left("MAPPING", 24),
+            Column::left("BROKER", 12),
+            Column::right("QUEUE", 5),
+            Column::right("OFFSET", 10),
+            Column::right("END", 10),
+            Column::right("REDELIVERED", 11),
+        ];
+        let rows: Vec<Vec<String>> = self
+            .queues
+            .iter()
+            .map(|q| {
+                let next = q
+                    .next
+                    .as_ref()
+                    .map_or("(end of queue)".to_string(), ToString::to_string);
+                vec![
+                    q.mapping.clone(),
+                    q.broker.clone(),
+                    q.queue.to_string(),
+                    q.offset.to_string(),
+                    q.end.to_string(),
+                    q.redelivered.to_string(),
+                    next,
+                ]
+            })
+            .collect();
+        render_table(
+            &format!(
+                "Kafka group `{}` -> RocketMQ consumer group `{}`",
+                self.kafka_group, self.rocketmq_group
+            ),
+            &COLUMNS,
+            "NEXT RECORD",
+            &rows,
+            &self.notes,
+            if applied {
+                "applied: the RocketMQ consumer group starts at these offsets"
+            } else {
+                "dry run: add --apply to write these offsets to the RocketMQ consumer group"
+            },
+        )
     }
 }
 
@@ -98,12 +106,7 @@ pub async fn translate(
     rocketmq_group: &str,
     progress: &Progress,
 ) -> Result<OffsetTranslation, VerifyError> {
-    if !is_legal_rocketmq_topic(rocketmq_group) {
-        return Err(VerifyError(format!(
-            "`{rocketmq_group}` is not a legal RocketMQ group name (letters, digits, `%`, `|`, `_`, `-`): \
-             give one with --rocketmq-group"
-        )));
-    }
+    check_rocketmq_group(rocketmq_group)?;
     let config = crate::kafka_source::resolve_regex_mappings(config, Duration::from_secs(30))
         .await
         .map_err(VerifyError)?;
@@ -182,7 +185,7 @@ async fn translate_queue(
     let failed = |e: crate::rocketmq_reader::ReadError| VerifyError(e.to_string());
     let (min, max) = reader.offsets(&queue).await.map_err(failed)?;
     let kafka_topic = mapping.kafka_topic.as_str();
-    let mut scan = QueueScan::default();
+    let mut scan = Boundary::default();
     // Everything consumed: no earliest unconsumed record, start at the end.
     if let Some(earliest) = earliest_unconsumed {
         let start = reader
@@ -191,7 +194,7 @@ async fn translate_queue(
             .map_err(failed)?
             .clamp(min, max.max(min));
         let read = |from| {
-            QueueScan::read(
+            read_queue(
                 reader,
                 &queue,
                 (from, max),
@@ -203,11 +206,11 @@ async fn translate_queue(
         scan = read(start).await?;
         // The time index is approximate: if the very first message read was
         // already unconsumed, earlier ones may be too. Read the whole queue.
-        if start > min && scan.first_read == Some(start) && scan.boundary_offset() == Some(start) {
+        if start > min && scan.first_seen == Some(start) && scan.offset() == Some(start) {
             scan = read(min).await?;
         }
     }
-    let (offset, next) = scan.boundary.unwrap_or((max, None));
+    let (offset, next) = scan.first.unwrap_or((max, None));
     Ok(QueueOffset {
         mapping: mapping.label().to_string(),
         topic: mapping.rocketmq_topic.clone(),
@@ -221,52 +224,34 @@ async fn translate_queue(
     })
 }
 
-/// What one pass over a queue found.
-#[derive(Default)]
-struct QueueScan {
-    /// The first message that is not a consumed copy, and its record.
-    boundary: Option<(i64, Option<Coordinates>)>,
-    /// Consumed copies after the boundary.
-    redelivered: u64,
-    first_read: Option<i64>,
-}
-
-impl QueueScan {
-    async fn read(
-        reader: &TopicReader,
-        queue: &MessageQueue,
-        (from, to): (i64, i64),
-        kafka_topic: &str,
-        is_consumed: &impl Fn(i32, i64) -> bool,
-        progress: &Progress,
-    ) -> Result<Self, VerifyError> {
-        let mut scan = QueueScan::default();
-        reader
-            .scan_queue(queue, from, to, |message| {
-                progress.add(1);
-                scan.first_read.get_or_insert(message.queue_offset);
-                let record = message
-                    .kafka_record()
-                    .ok()
-                    .filter(|r| r.topic == kafka_topic);
-                let consumed = record
-                    .as_ref()
-                    .is_some_and(|r| is_consumed(r.partition, r.offset));
-                if scan.boundary.is_some() {
-                    scan.redelivered += u64::from(consumed);
-                } else if !consumed {
-                    let next = record.as_ref().map(Coordinates::of);
-                    scan.boundary = Some((message.queue_offset, next));
-                }
-            })
-            .await
-            .map_err(|e| VerifyError(e.to_string()))?;
-        Ok(scan)
-    }
-
-    fn boundary_offset(&self) -> Option<i64> {
-        self.boundary.as_ref().map(|(offset, _)| *offset)
-    }
+/// One pass over a queue from `from` to `to`: a message that is not a
+/// copy of a consumed record (a record not consumed, or no copy at all)
+/// is the boundary.
+async fn read_queue(
+    reader: &TopicReader,
+    queue: &MessageQueue,
+    (from, to): (i64, i64),
+    kafka_topic: &str,
+    is_consumed: &impl Fn(i32, i64) -> bool,
+    progress: &Progress,
+) -> Result<Boundary<Option<Coordinates>>, VerifyError> {
+    let mut scan = Boundary::default();
+    reader
+        .scan_queue(queue, from, to, |message| {
+            progress.add(1);
+            let record = message
+                .kafka_record()
+                .ok()
+                .filter(|r| r.topic == kafka_topic);
+            let seen = match record {
+                Some(r) if is_consumed(r.partition, r.offset) => Seen::Consumed,
+                record => Seen::Unconsumed(record.as_ref().map(Coordinates::of)),
+            };
+            scan.see(message.queue_offset, seen);
+        })
+        .await
+        .map_err(|e| VerifyError(e.to_string()))?;
+    Ok(scan)
 }
 
 /// Writes the translated offsets to the RocketMQ consumer group.

@@ -55,6 +55,8 @@ pub struct WayBack {
     pub produce: Figure,
     pub bridge: Figure,
     pub rss: Figure,
+    /// Records per batch the bridge sent to a partition.
+    pub batch: Figure,
     /// CPU seconds per process during the last copy.
     pub cpu: CpuUse,
 }
@@ -63,6 +65,15 @@ impl WayBack {
     /// The source ceiling: the faster of the two raw readers.
     fn source_ceiling(&self) -> f64 {
         self.pull.median().max(self.lite_pull.median())
+    }
+
+    /// Which raw reader [`WayBack::source_ceiling`] is.
+    fn source_reader(&self) -> &'static str {
+        if self.pull.median() >= self.lite_pull.median() {
+            "`TopicReader` pull"
+        } else {
+            "lite pull"
+        }
     }
 
     fn ceiling(&self) -> f64 {
@@ -120,9 +131,11 @@ impl WayBack {
             "\nThe source ceiling is the faster of the two raw readers. The sink ceiling produces each record as the bridge would write it \
              (the reverse mapping's key, value and headers, provenance included; queue q to partition q mod P) through one rdkafka producer \
              with the bridge's settings for the way back. It and the bridge are timed from the first to the last record below Kafka's high watermarks. \
-             Peak RSS of the bridge (VmHWM): {:.0} MiB. CPU used during the last copy: bridge {:.1} s ({:.1} µs/record), Kafka broker {:.1} s ({:.1} µs/record), \
+             Peak RSS of the bridge (VmHWM): {:.0} MiB; it sent {:.0} records per batch on average (at most {}). CPU used during the last copy: bridge {:.1} s ({:.1} µs/record), Kafka broker {:.1} s ({:.1} µs/record), \
              RocketMQ name server and broker {:.1} s ({:.1} µs/record).\n",
             self.rss.median() / (1 << 20) as f64,
+            self.batch.median(),
+            kafka_rocketmq_bridge::config::BridgeSettings::default().max_batch_records,
             cpu.bridge,
             per_record(cpu.bridge),
             cpu.kafka,
@@ -136,10 +149,11 @@ impl WayBack {
     pub fn target_row(&self, verdict: fn(bool) -> &'static str) -> String {
         let ratio = self.bridge.median() / self.ceiling();
         format!(
-            "| the way back ≥ 90% of min(RocketMQ source, Kafka sink ceiling) | {:.0}% ({:.0}/s against min({:.0}, {:.0})/s) | {} |",
+            "| the way back ≥ 90% of min(RocketMQ source, Kafka sink ceiling) | {:.0}% ({:.0}/s against min({:.0} ({}), {:.0})/s) | {} |",
             ratio * 100.0,
             self.bridge.median(),
             self.source_ceiling(),
+            self.source_reader(),
             self.produce.median(),
             verdict(ratio >= 0.9)
         )
@@ -222,11 +236,13 @@ pub async fn round(
     .await?;
     into.bridge.push(copy.rate);
     into.rss.push(copy.rss as f64);
+    into.batch.push(copy.mean_batch);
     into.cpu = copy.cpu;
     bench.say(format!(
-        "round {round}, the way back: RocketMQ pull {pull:.0}/s, lite pull {lite_pull:.0}/s, Kafka produce {produce:.0}/s, bridge {:.0}/s ({:.0} MiB peak RSS; CPU s: bridge {:.1}, Kafka broker {:.1}, RocketMQ {:.1})",
+        "round {round}, the way back: RocketMQ pull {pull:.0}/s, lite pull {lite_pull:.0}/s, Kafka produce {produce:.0}/s, bridge {:.0}/s ({:.0} MiB peak RSS, {:.0} records per batch; CPU s: bridge {:.1}, Kafka broker {:.1}, RocketMQ {:.1})",
         copy.rate,
         copy.rss as f64 / (1 << 20) as f64,
+        copy.mean_batch,
         copy.cpu.bridge,
         copy.cpu.kafka,
         copy.cpu.rocketmq

@@ -3,7 +3,8 @@
 //!
 //! Ceilings (raw Kafka consume, raw RocketMQ produce with the bridge's own
 //! batches), the hand-written baseline (one synchronous send and one commit
-//! per record), the bridge in each mode, latency at half load, rate-limit
+//! per record), the bridge in each mode, the way back against its own
+//! ceilings (`pipeline/way_back.rs`), latency at half load, rate-limit
 //! accuracy, and a scaling table. It prints each figure as it goes and
 //! writes the Markdown report and a CSV for the chart.
 //!
@@ -22,9 +23,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use rdkafka::ClientConfig;
 use rdkafka::Message as _;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 
 use kafka_rocketmq_bridge::checkpoint::PartitionId;
 use kafka_rocketmq_bridge::config::RocketMqConfig;
@@ -41,6 +42,12 @@ mod daily_verify_cost;
 mod restart;
 #[path = "pipeline/results_scan.rs"]
 mod results_scan;
+#[path = "pipeline/target.rs"]
+mod target;
+#[path = "pipeline/way_back.rs"]
+mod way_back;
+
+use target::Target;
 
 struct Args {
     smoke: bool,
@@ -186,6 +193,8 @@ struct Variant {
     bridge: &'static str,
     /// Environment of the bridge process.
     env: &'static [(&'static str, &'static str)],
+    /// `mappings[].direction`: empty for the default (Kafka to RocketMQ).
+    direction: &'static str,
 }
 
 const PARTITION: Variant = Variant {
@@ -195,6 +204,7 @@ const PARTITION: Variant = Variant {
     rocketmq: "",
     bridge: "",
     env: &[],
+    direction: "",
 };
 /// glibc gives each thread that allocates its own arena (up to 8 per core)
 /// and keeps freed memory in each; two arenas bound what is kept.
@@ -217,10 +227,13 @@ const CLIENT_IDS: Variant = Variant {
     ..PARTITION
 };
 
-/// The bench's view of the clusters: a config file per run, and a reader.
+/// The bench's view of the clusters: a config file per run, and a reader
+/// on each side.
 struct Bench {
     args: Args,
     reader: TopicReader,
+    /// Reads Kafka topics' high watermarks (the way back's copies).
+    watermarks: BaseConsumer,
     runtime: Option<RocketMqRuntime>,
     rocketmq: RocketMqConfig,
     work: PathBuf,
@@ -248,12 +261,23 @@ impl Bench {
             rocketmq,
             bridge,
             env: _,
+            direction,
         } = variant;
+        // The way back reads RocketMQ as a consumer group of its own: a new
+        // one per run reads each queue from its first message.
+        let (direction, consumer_group) = if direction.is_empty() {
+            (String::new(), String::new())
+        } else {
+            (
+                format!("    direction: {direction}\n"),
+                format!("  consumer_group: \"{}\"\n", unique("bench_back_group_")),
+            )
+        };
         let text = format!(
             "kafka:\n  bootstrap_servers: \"{}\"\n  group_id: \"{}\"\n{kafka_keys}  properties:\n    session.timeout.ms: 6000\n{kafka}\
              metrics:\n  listen: \"127.0.0.1:0\"\n\
-             rocketmq:\n  name_server: \"{}\"\n{rocketmq}bridge:\n  commit_interval: 1s\n{bridge}\
-             mappings:\n  - kafka_topic: \"{kafka_topic}\"\n    rocketmq_topic: \"{rocketmq_topic}\"\n    ordering: {ordering}\n",
+             rocketmq:\n  name_server: \"{}\"\n{consumer_group}{rocketmq}bridge:\n  commit_interval: 1s\n{bridge}\
+             mappings:\n  - kafka_topic: \"{kafka_topic}\"\n    rocketmq_topic: \"{rocketmq_topic}\"\n    ordering: {ordering}\n{direction}",
             self.args.kafka,
             unique("bench-group-"),
             self.args.name_server,
@@ -264,8 +288,24 @@ impl Bench {
 
     /// Creates the topics with the bridge's own `create-topics`.
     fn create_topics(&self, config: &Path, partitions: u32, queues: u32) -> Result<()> {
-        let output = Command::new(&self.args.bridge)
-            .args(["create-topics", "--config"])
+        self.create_topics_on(None, config, partitions, queues)
+    }
+
+    /// `create-topics`, on one side only (`kafka` or `rocketmq`) when given.
+    fn create_topics_on(
+        &self,
+        only: Option<&str>,
+        config: &Path,
+        partitions: u32,
+        queues: u32,
+    ) -> Result<()> {
+        let mut command = Command::new(&self.args.bridge);
+        command.arg("create-topics");
+        if let Some(side) = only {
+            command.args(["--only", side]);
+        }
+        let output = command
+            .arg("--config")
             .arg(config)
             .args(["--partitions", &partitions.to_string()])
             .args(["--queues", &queues.to_string()])
@@ -337,15 +377,7 @@ async fn preload(
         if let Some(start) = day_start {
             record = record.timestamp(start + (i as i64 * 86_400_000) / records.max(1) as i64);
         }
-        loop {
-            match producer.send_result(record) {
-                Ok(delivery) => break pending.push(delivery),
-                Err((_, back)) => {
-                    record = back;
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                }
-            }
-        }
+        pending.push(enqueue(&producer, record).await);
         if pending.len() >= 50_000 {
             for delivery in pending.drain(..) {
                 delivery.await?.map_err(|(e, _)| e)?;
@@ -357,6 +389,22 @@ async fn preload(
     }
     producer.flush(Duration::from_secs(30))?;
     Ok(started.elapsed())
+}
+
+/// Hands `record` to the producer, waiting while its queue is full.
+async fn enqueue(
+    producer: &FutureProducer,
+    mut record: FutureRecord<'_, [u8], [u8]>,
+) -> DeliveryFuture {
+    loop {
+        match producer.send_result(record) {
+            Ok(delivery) => return delivery,
+            Err((_, back)) => {
+                record = back;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
 }
 
 fn kafka_consumer(bootstrap: &str, topic: &str) -> Result<StreamConsumer> {
@@ -398,13 +446,16 @@ struct SinkRates {
     broker_cpu: f64,
 }
 
-/// Raw RocketMQ produce of `records` messages shaped like the bridge's
-/// (same mapping, batches of the bridge's default size, one sender per queue).
+/// Raw RocketMQ produce of `records` messages made by `envelope` (topic,
+/// index, value size): the sink ceiling sends them shaped like the
+/// bridge's copies ([`bench_envelope`]), in batches of the bridge's default
+/// size, one sender per queue; the way back pre-loads its originals so.
 async fn sink_ceiling(
     bench: &Bench,
     topic: &str,
     records: usize,
     value_size: usize,
+    envelope: fn(&str, usize, usize) -> Envelope,
 ) -> Result<SinkRates> {
     let runtime = bench.runtime.as_ref().context("runtime")?;
     let mut producer =
@@ -432,7 +483,7 @@ async fn sink_ceiling(
             let mut sent = 0;
             while sent < mine {
                 let batch: Vec<Envelope> = (sent..(sent + batch_records).min(mine))
-                    .map(|i| bench_envelope(&topic, q * per_queue + i, value_size))
+                    .map(|i| envelope(&topic, q * per_queue + i, value_size))
                     .collect();
                 sent += batch.len();
                 // Like the bridge: a refused batch (broker busy) is retried, in order.
@@ -471,7 +522,7 @@ async fn sink_ceiling(
     };
     let readable = wait_until_readable(
         bench,
-        topic,
+        Target::RocketMq(topic),
         records as i64,
         Duration::from_secs(900),
         || false,
@@ -649,27 +700,28 @@ impl Drop for BridgeProcess {
     }
 }
 
-/// Waits until `topic` holds `expected` messages; returns when the first and
+/// Waits until `target` holds `expected` records; returns when the first and
 /// the last arrived, or fails at `deadline` or when the bridge exits.
 async fn wait_for_copy(
     bench: &Bench,
-    topic: &str,
+    target: Target<'_>,
     expected: i64,
     deadline: Duration,
     bridge: &mut BridgeProcess,
 ) -> Result<(Instant, Instant)> {
-    wait_until_readable(bench, topic, expected, deadline, || bridge.exited())
+    wait_until_readable(bench, target, expected, deadline, || bridge.exited())
         .await
         .with_context(|| format!("the bridge's log: {}", bridge.log.display()))
 }
 
-/// Waits until `topic`'s queues hold `expected` messages, which is when a
-/// consumer can read them (the broker has dispatched them to its consume
-/// queues, after acknowledging them): when the first and the last became
+/// Waits until `target` holds `expected` records a consumer can read: in a
+/// RocketMQ topic, once the broker has dispatched them to its consume
+/// queues (after acknowledging them); in a Kafka topic, once they are below
+/// the high watermark. Returns when the first and the last became
 /// readable. Fails at `deadline`, or once `gave_up` says the writer stopped.
 async fn wait_until_readable(
     bench: &Bench,
-    topic: &str,
+    target: Target<'_>,
     expected: i64,
     deadline: Duration,
     mut gave_up: impl FnMut() -> bool,
@@ -677,7 +729,7 @@ async fn wait_until_readable(
     let begin = Instant::now();
     let mut first = None;
     loop {
-        let count = bench.count(topic).await.unwrap_or(0);
+        let count = bench.count_in(target).await.unwrap_or(0);
         let now = Instant::now();
         if count > 0 && first.is_none() {
             first = Some(now);
@@ -687,7 +739,7 @@ async fn wait_until_readable(
         }
         if begin.elapsed() > deadline || gave_up() {
             bail!(
-                "only {count} of {expected} readable in {topic} (within {deadline:?}, or the writer stopped)"
+                "only {count} of {expected} readable in {target} (within {deadline:?}, or the writer stopped)"
             );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -704,11 +756,30 @@ async fn bridge_throughput(
     let rocketmq_topic = unique("bench_out_");
     let config = bench.config(kafka_topic, &rocketmq_topic, variant)?;
     bench.create_topics(&config, bench.args.partitions, bench.args.queues)?;
+    timed_copy(
+        bench,
+        config,
+        Target::RocketMq(&rocketmq_topic),
+        records,
+        variant,
+    )
+    .await
+}
+
+/// Runs the bridge with `config` until `target` holds `records` copies,
+/// timed from the first copy readable to the last.
+async fn timed_copy(
+    bench: &Bench,
+    config: PathBuf,
+    target: Target<'_>,
+    records: usize,
+    variant: &Variant,
+) -> Result<Copy> {
     let mut bridge = BridgeProcess::start_with_env(bench, &config, variant.env)?;
     let before = CpuUse::now(bridge.child.id());
     let (first, last) = wait_for_copy(
         bench,
-        &rocketmq_topic,
+        target,
         records as i64,
         Duration::from_secs(900),
         &mut bridge,
@@ -885,7 +956,7 @@ async fn latency(
     // Ready once the probe record went through.
     wait_for_copy(
         bench,
-        &rocketmq_topic,
+        Target::RocketMq(&rocketmq_topic),
         1,
         Duration::from_secs(60),
         &mut bridge,
@@ -894,7 +965,7 @@ async fn latency(
     let (total, offered) = produce_steady(bench, &producer, &kafka_topic, rate, duration).await?;
     wait_for_copy(
         bench,
-        &rocketmq_topic,
+        Target::RocketMq(&rocketmq_topic),
         total as i64 + 1,
         Duration::from_secs(300),
         &mut bridge,
@@ -963,21 +1034,13 @@ async fn produce_steady(
             tokio::time::sleep(wait).await;
         }
         let (key, value, headers) = record_parts(i, bench.args.value_size);
-        let mut record = FutureRecord::<[u8], [u8]>::to(kafka_topic)
+        let record = FutureRecord::<[u8], [u8]>::to(kafka_topic)
             .key(key.as_slice())
             .payload(value.as_slice())
             .headers(headers)
             .timestamp(now_ms());
-        loop {
-            match producer.send_result(record) {
-                Ok(delivery) => break pending.push(delivery),
-                // The producer fell behind: the offered rate is reported as reached.
-                Err((_, back)) => {
-                    record = back;
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-            }
-        }
+        // A producer that falls behind waits: the offered rate is reported as reached.
+        pending.push(enqueue(producer, record).await);
     }
     let offered = total as f64 / started.elapsed().as_secs_f64();
     for delivery in pending {
@@ -1053,7 +1116,7 @@ async fn rate_limit_accuracy(
     // Past the first second's burst.
     wait_for_copy(
         bench,
-        &rocketmq_topic,
+        Target::RocketMq(&rocketmq_topic),
         i64::from(limit) * 2,
         Duration::from_secs(120),
         &mut bridge,
@@ -1087,14 +1150,7 @@ async fn fresh_backlog_stamped(
 ) -> Result<(String, Duration)> {
     let topic = unique("bench.in.");
     let config = bench.config(&topic, &unique("bench_unused_"), &PARTITION)?;
-    let output = Command::new(&bench.args.bridge)
-        .args(["create-topics", "--only", "kafka", "--config"])
-        .arg(&config)
-        .args(["--partitions", &partitions.to_string()])
-        .output()?;
-    if !output.status.success() {
-        bail!("create-topics: {}", String::from_utf8_lossy(&output.stderr));
-    }
+    bench.create_topics_on(Some("kafka"), &config, partitions, bench.args.queues)?;
     let took = preload(&bench.args.kafka, &topic, records, value_size, day_start).await?;
     Ok((topic, took))
 }
@@ -1130,9 +1186,14 @@ async fn main() -> Result<()> {
         &unique("bench-reader-"),
     )
     .await?;
+    let watermarks: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &args.kafka)
+        .create()
+        .context("a Kafka client for the watermarks")?;
     let mut bench = Bench {
         args,
         reader,
+        watermarks,
         runtime: Some(runtime),
         rocketmq,
         work,
@@ -1202,6 +1263,8 @@ struct Results {
     limit: Option<(u32, f64)>,
     /// Kill -9 halfway and restart, with each kind of restart.
     restart: Option<restart::Restarts>,
+    /// The way back (RocketMQ to Kafka) against its own ceilings.
+    way_back: way_back::WayBack,
     scaling: BTreeMap<String, f64>,
 }
 
@@ -1262,13 +1325,19 @@ async fn run_all(bench: &mut Bench) -> Result<String> {
     let ledgers = results_scan::fill(bench, records)?;
     results.results_entries = ledgers.entries;
     let stamped = daily_verify_cost::backlog(bench, records).await?;
+    let (back_backlog, back_preload) = way_back::backlog(bench, records).await?;
+    results.way_back.preload.push(back_preload);
+    bench.say(format!(
+        "  RocketMQ stored the way back's {records} originals at {back_preload:.0} records/s"
+    ));
     for round in 1..=repeat {
         let source = source_ceiling(&bench.args.kafka, &backlog, records).await?;
         results.source.push(source);
         let sink_topic = unique("bench_sink_");
         let config = bench.config(&backlog, &sink_topic, &PARTITION)?;
         bench.create_topics(&config, bench.args.partitions, bench.args.queues)?;
-        let sink_rates = sink_ceiling(bench, &sink_topic, records, value_size).await?;
+        let sink_rates =
+            sink_ceiling(bench, &sink_topic, records, value_size, bench_envelope).await?;
         let sink = sink_rates.readable;
         results.sink.push(sink);
         results.sink_acknowledged.push(sink_rates.acknowledged);
@@ -1330,6 +1399,7 @@ async fn run_all(bench: &mut Bench) -> Result<String> {
             arenas.rate,
             arenas.rss as f64 / (1 << 20) as f64
         ));
+        way_back::round(bench, round, &back_backlog, records, &mut results.way_back).await?;
     }
 
     let naive_budget = if bench.args.smoke {
@@ -1603,6 +1673,7 @@ fn render(bench: &Bench, r: &Results) -> String {
         r.sink_broker_cpu,
         per_record(r.sink_broker_cpu),
     );
+    r.way_back.render(&mut out, args.records, args.value_size);
     let _ = writeln!(
         out,
         "## Targets\n\n| target | measured | verdict |\n| --- | --- | --- |"
@@ -1615,6 +1686,7 @@ fn render(bench: &Bench, r: &Results) -> String {
         r.key_hash.median() / ceiling * 100.0,
         verdict(ratio >= 0.9)
     );
+    let _ = writeln!(out, "{}", r.way_back.target_row(verdict));
     let naive_ratio = r.partition.median() / r.naive.median();
     let _ = writeln!(
         out,
@@ -1738,14 +1810,15 @@ fn write_csv(bench: &Bench, r: &Results) -> Result<()> {
         std::fs::create_dir_all(parent)?;
     }
     let mut csv = String::from("what,records_per_second\n");
-    for (name, figure) in [
+    let forward = [
         ("source ceiling", &r.source),
         ("sink ceiling", &r.sink),
         ("bridge partition", &r.partition),
         ("bridge key_hash", &r.key_hash),
         ("bridge client ids", &r.client_ids),
         ("naive bridge", &r.naive),
-    ] {
+    ];
+    for (name, figure) in forward.into_iter().chain(r.way_back.csv_rows()) {
         let _ = writeln!(csv, "{name},{:.0}", figure.median());
     }
     std::fs::write(&bench.args.csv, csv)?;

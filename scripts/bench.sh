@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks, measured side by side in one run (see docs/benchmarks.md):
 # the source and sink ceilings, the naive hand-written bridge, the bridge in
-# each mode, latency at half load, rate-limit accuracy and a scaling table.
+# each mode, the way back (RocketMQ to Kafka) against its own ceilings (raw
+# RocketMQ pull, raw Kafka produce), latency at half load, rate-limit
+# accuracy and a scaling table.
 #
 #   scripts/bench.sh            full run (about 15 min): rewrites docs/benchmarks.md
 #                               and docs/benchmarks.png

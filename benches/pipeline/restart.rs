@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use super::{Bench, BridgeProcess, PARTITION, Variant, settled_count, unique, wait_for_copy};
+use super::{
+    Bench, BridgeProcess, PARTITION, Target, Variant, settled_count, unique, wait_for_copy,
+};
 
 /// At-least-once restarts, for the comparison.
 const AT_LEAST_ONCE: Variant = Variant {
@@ -158,7 +160,7 @@ async fn restart_attempt(
     let mut first = BridgeProcess::start(bench, &config)?;
     wait_for_copy(
         bench,
-        &rocketmq_topic,
+        Target::RocketMq(&rocketmq_topic),
         records as i64 / 2,
         deadline,
         &mut first,
@@ -187,7 +189,7 @@ async fn restart_attempt(
     let resume_ms = restarted.elapsed().as_secs_f64() * 1000.0;
     wait_for_copy(
         bench,
-        &rocketmq_topic,
+        Target::RocketMq(&rocketmq_topic),
         records as i64,
         deadline,
         &mut second,

@@ -72,7 +72,7 @@ impl SendError for KafkaSendFailure {
 /// The producer settings the lanes rely on; `kafka.properties` may not
 /// override them (the config refuses none of these today, so they are set
 /// last and win).
-const PRODUCER_SETTINGS: [(&str, &str); 4] = [
+pub const PRODUCER_SETTINGS: [(&str, &str); 4] = [
     ("enable.idempotence", "true"),
     ("enable.gapless.guarantee", "true"),
     ("acks", "all"),

@@ -106,7 +106,7 @@ async fn consume_and_commit(
         group,
         "rehearsal",
         &[topic.to_string()],
-        Arc::new(|_: &[PartitionId]| {}),
+        Arc::new(|_: &[PartitionId], _| {}),
     )
     .await
     .expect("the consumer joins its group");

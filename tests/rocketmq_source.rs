@@ -145,7 +145,7 @@ async fn a_group_member_reads_each_queue_in_order_and_resumes_from_its_commits()
     })
     .expect("committed offsets readable");
     assert_eq!(committed, vec![(lane(0), Some(10)), (lane(1), Some(20))]);
-    source.close().await;
+    source.shutdown().await;
 
     // A new member of the group starts where the commits say, and from
     // the first message where nothing was committed.
@@ -168,6 +168,6 @@ async fn a_group_member_reads_each_queue_in_order_and_resumes_from_its_commits()
     // Nothing more arrives.
     let extra = tokio::time::timeout(Duration::from_secs(2), again.recv()).await;
     assert!(extra.is_err(), "no message read twice: {extra:?}");
-    again.close().await;
+    again.shutdown().await;
     runtime.shutdown().await;
 }

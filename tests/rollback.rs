@@ -131,7 +131,7 @@ async fn consume_and_commit(
         .map(|(queue, target)| (PartitionId::queue(topic, "broker-a", *queue), *target))
         .collect();
     source.commit(&offsets, true).await.expect("committed");
-    source.close().await;
+    source.shutdown().await;
     runtime.shutdown().await;
 }
 

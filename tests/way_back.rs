@@ -139,7 +139,7 @@ async fn committed_offsets(config: &std::path::Path, topic: &str) -> Vec<i64> {
     let offsets =
         tokio::task::block_in_place(|| source.committed_offsets(&lanes, Duration::from_secs(10)))
             .expect("committed offsets readable");
-    source.close().await;
+    source.shutdown().await;
     runtime.shutdown().await;
     offsets
         .into_iter()
@@ -511,12 +511,24 @@ async fn both_directions_on_one_pair_copy_each_record_once_and_never_back() {
         from_rocketmq
     );
     // `/status` lists both mappings, the way back's rows by queue.
-    let status = status_json(port);
+    // The status sampler runs every 2 s: wait for a sample with the rows.
+    let way_back_of = |status: &serde_json::Value| {
+        status["mappings"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["direction"] == back).cloned())
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (status, way_back) = loop {
+        let status = status_json(port);
+        let way_back =
+            way_back_of(&status).unwrap_or_else(|| panic!("no way-back mapping in {status}"));
+        let rows = way_back["partitions"].as_array().map_or(0, Vec::len);
+        if rows == QUEUES as usize || Instant::now() > deadline {
+            break (status, way_back);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let mappings = status["mappings"].as_array().expect("mappings");
-    let way_back = mappings
-        .iter()
-        .find(|m| m["direction"] == back)
-        .unwrap_or_else(|| panic!("no way-back mapping in {status}"));
     assert_eq!(way_back["rocketmq_topic"], rocketmq_topic.as_str());
     let queues = way_back["partitions"].as_array().expect("rows");
     assert_eq!(queues.len(), QUEUES as usize, "{status}");

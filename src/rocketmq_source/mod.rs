@@ -41,8 +41,8 @@ const CHANNEL_RECORDS: usize = 1024;
 /// How long one poll waits for messages before the task looks at its
 /// commands again.
 const POLL_WAIT_MS: u64 = 20;
-/// How long a queue this member just gained waits before its first
-/// message goes to the pipeline. RocketMQ's rebalance is not coordinated:
+/// How long a queue this member just gained from a live peer waits before
+/// its first message goes to the pipeline. RocketMQ's rebalance is not coordinated:
 /// each member computes its share on its own, so the member that loses a
 /// queue may still be sending its last copies when the new owner starts;
 /// the new owner's restart scan must come after those are stored. The
@@ -97,7 +97,7 @@ impl MessageQueueListener for RebalanceListener {
     fn message_queue_changed(
         &self,
         topic: &str,
-        _all: &HashSet<MessageQueue>,
+        all: &HashSet<MessageQueue>,
         mine: &HashSet<MessageQueue>,
     ) {
         let now: HashSet<PartitionId> = mine.iter().map(lane_of).collect();
@@ -109,9 +109,13 @@ impl MessageQueueListener for RebalanceListener {
             .filter(|lane| !now.contains(*lane))
             .cloned()
             .collect();
-        let until = tokio::time::Instant::now() + HANDOFF_GRACE;
-        for lane in now.iter().filter(|lane| !before.contains(*lane)) {
-            ownership.gained.insert(lane.clone(), until);
+        // A member that owns every queue has no live peer still sending
+        // (one that left drained first; one killed sends nothing more).
+        if mine.len() < all.len() {
+            let until = tokio::time::Instant::now() + HANDOFF_GRACE;
+            for lane in now.iter().filter(|lane| !before.contains(*lane)) {
+                ownership.gained.insert(lane.clone(), until);
+            }
         }
         for lane in &gone {
             ownership.gained.remove(lane);
@@ -122,8 +126,11 @@ impl MessageQueueListener for RebalanceListener {
             tracing::info!(topic, owned = %names.join(" "), revoked = gone.len(), "RocketMQ queues assigned");
         }
         let owned = ownership.owned.values().map(HashSet::len).sum();
+        ownership.revoked.extend(gone.iter().cloned());
+        // The callback may wait for the lost queues to drain: not under
+        // the lock, which the pipeline's reads take.
+        drop(ownership);
         (self.on_rebalance)(&gone, owned);
-        ownership.revoked.extend(gone);
     }
 }
 
@@ -242,6 +249,14 @@ impl RocketMqSource {
         queues
             .sort_by(|a, b| (a.broker_name(), a.queue_id()).cmp(&(b.broker_name(), b.queue_id())));
         Ok(queues)
+    }
+
+    /// Leaves the group and waits until the client unregistered from the
+    /// brokers, however long its pulls take: for a client runtime that
+    /// goes on serving others.
+    pub async fn shutdown(&self) {
+        self.poller.abort();
+        self.consumer.shutdown().await;
     }
 
     fn owns(&self, lane: &PartitionId) -> bool {
@@ -466,11 +481,12 @@ impl Source for RocketMqSource {
         Ok(Committed::Stored)
     }
 
-    /// Leaves the group: its queues go to the other members. The client's
-    /// shutdown waits for its pulls, which the broker holds up to 20 s
-    /// (long polling), measured at 5-20 s; the offsets are committed by
-    /// then, so it gets `CLOSE_WAIT`, and the broker drops the member when
-    /// the connection closes.
+    /// Leaves the group, waiting at most `CLOSE_WAIT`: the client's
+    /// shutdown waits for its pulls, which the broker may hold (long
+    /// polling); measured at 5-20 s. The offsets are committed by then, and
+    /// `run` shuts the client runtime down next, which closes the
+    /// connections, so the broker drops the member anyway.
+    /// [`RocketMqSource::shutdown`] waits for the whole shutdown.
     async fn close(&self) {
         self.poller.abort();
         if tokio::time::timeout(CLOSE_WAIT, self.consumer.shutdown())

@@ -409,7 +409,8 @@ async fn dispatch(command: Command) -> ExitCode {
             let Some(loaded) = load(&config.config) else {
                 return ExitCode::from(EXIT_VERIFY_ERROR);
             };
-            let loaded = forward_only(loaded, "cutover-check");
+            // The way back's conditions are cutover-check's own; the
+            // results conditions cover the dual-write direction.
             let days = match count_match::days::DayRange::last_full_days(days, &timezone) {
                 Ok(days) => days,
                 Err(error) => {
@@ -422,7 +423,7 @@ async fn dispatch(command: Command) -> ExitCode {
             {
                 Ok(report) => {
                     results_match::add_results_conditions(
-                        &loaded,
+                        &loaded.forward_part().0,
                         report,
                         days,
                         &results_groups,

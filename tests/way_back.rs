@@ -699,3 +699,77 @@ async fn two_instances_split_the_queues_and_one_takes_over_when_the_other_dies()
         second.logs()
     );
 }
+
+/// `cutover-check` counts the way back's lag from its consumer group's
+/// offsets: behind before the copy ran, caught up after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cutover_check_waits_for_the_way_back_to_catch_up() {
+    let brokers = brokers();
+    let base = unique("backcut");
+    let (rocketmq_topic, kafka_topic) = (format!("{base}_src"), format!("{base}.copy"));
+    let (forward_from, forward_to) = (format!("{base}.fwd"), format!("{base}_fwd"));
+    let config = way_back_config(
+        &brokers,
+        &rocketmq_topic,
+        &kafka_topic,
+        "partition",
+        closed_port(),
+    )
+    .replace(
+        "mappings:\n",
+        &format!(
+            "mappings:\n  - kafka_topic: \"{forward_from}\"\n    rocketmq_topic: \"{forward_to}\"\n"
+        ),
+    );
+    let file = config_file(&config);
+    create_topics(file.path(), QUEUES as u32, QUEUES as u32);
+    produce_messages(&brokers.name_server, &rocketmq_topic, 400).await;
+    let path = file.path().to_str().expect("path");
+    let way_back_line = |output: &std::process::Output| {
+        stdout(output)
+            .lines()
+            .find(|line| line.contains("the way back (group"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no way-back condition in:\n{}{}",
+                    stdout(output),
+                    stderr(output)
+                )
+            })
+            .to_string()
+    };
+
+    let before = run(&[
+        "cutover-check",
+        "--config",
+        path,
+        "--days",
+        "1",
+        "--max-lag",
+        "100",
+    ]);
+    let line = way_back_line(&before);
+    assert!(
+        line.starts_with("NO ") && line.contains("400 messages behind"),
+        "{line}"
+    );
+    assert_eq!(before.status.code(), Some(1), "{}", stdout(&before));
+
+    let mut bridge = BridgeProcess::start(file.path());
+    wait_for_copies(&brokers.kafka, &kafka_topic, QUEUES, 400, &bridge).await;
+    bridge.stop_gracefully(Duration::from_secs(30));
+    let after = run(&[
+        "cutover-check",
+        "--config",
+        path,
+        "--days",
+        "1",
+        "--max-lag",
+        "100",
+    ]);
+    let line = way_back_line(&after);
+    assert!(
+        line.starts_with("yes") && line.contains(" 0 messages behind"),
+        "{line}"
+    );
+}

@@ -45,6 +45,20 @@ impl OffsetRanges {
         OffsetRanges(ranges)
     }
 
+    /// The set with every offset below `end` added.
+    pub fn with_all_below(mut self, end: i64) -> Self {
+        if end <= 0 {
+            return self;
+        }
+        let merged = self.0.iter().take_while(|(start, _)| *start <= end).count();
+        let last = self.0[..merged]
+            .iter()
+            .map(|(_, last)| *last)
+            .fold(end - 1, i64::max);
+        self.0.splice(..merged, [(0, last)]);
+        self
+    }
+
     /// Whether `offset` is in the set. Offsets come in increasing order, so
     /// everything below `offset` is forgotten.
     pub fn take(&mut self, offset: i64) -> bool {
@@ -222,6 +236,18 @@ fn provenance(message: &MessageExt) -> Option<(String, i32, i64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn everything_below_a_commit_joins_the_stored_offsets() {
+        let stored = OffsetRanges::from_offsets(vec![5, 6, 7, 12]);
+        assert_eq!(stored.clone().with_all_below(0), stored);
+        assert_eq!(stored.clone().with_all_below(3).describe(), "0-2,5-7,12");
+        assert_eq!(stored.clone().with_all_below(5).describe(), "0-7,12");
+        assert_eq!(stored.clone().with_all_below(6).describe(), "0-7,12");
+        assert_eq!(stored.clone().with_all_below(20).describe(), "0-19");
+        let mut below = stored.with_all_below(3);
+        assert!(below.take(0) && below.take(2) && !below.take(3) && below.take(5));
+    }
 
     #[test]
     fn offsets_merge_into_ranges_and_are_taken_in_order() {

@@ -825,7 +825,7 @@ pub fn ownership_trail(logs: &str) -> Vec<String> {
         "partitions revoked",
         "lost",
         "read the target queues' tails",
-        "already in RocketMQ",
+        "already stored in the target",
         "sending it again",
     ];
     logs.lines()

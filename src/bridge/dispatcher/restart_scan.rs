@@ -86,7 +86,7 @@ impl<F: Flow> Dispatcher<F> {
         self.resume_all();
         let elapsed = started.elapsed();
         metrics::histogram!(crate::metrics::RESTART_SCAN).record(elapsed.as_secs_f64());
-        let total: i64 = found.values().map(OffsetRanges::count).sum();
+        let total: i64 = found.values().map(|(stored, _)| stored.count()).sum();
         tracing::info!(
             partitions = partitions.len(),
             queues = queues.len(),
@@ -97,14 +97,20 @@ impl<F: Flow> Dispatcher<F> {
         // A partition revoked meanwhile is read again if it comes back:
         // its next owner may have stored more by then.
         let still_assigned: HashSet<PartitionId> = self.source.assigned().into_iter().collect();
-        for (partition, stored) in found {
+        for (partition, (stored, committed)) in found {
             if !still_assigned.contains(&partition) {
                 continue;
             }
             if !stored.is_empty() {
                 tracing::info!(%partition, records = stored.count(), offsets = %stored.describe(),
-                    "records past the committed offset are already in RocketMQ; they will not be sent again");
+                    "records past the committed offset are already stored in the target; they will not be sent again");
             }
+            // Everything below the group's commit was stored before it was
+            // committed. Kafka's consumer starts at the commit, but
+            // RocketMQ's client works out where to start on its own, and a
+            // member that lost the queue may commit after that: what this
+            // one reads below the commit is skipped, not copied again.
+            let stored = stored.with_all_below(committed.unwrap_or(0));
             self.already_stored.record(partition, stored);
         }
         Ok(())
@@ -146,7 +152,10 @@ impl<F: Flow> Dispatcher<F> {
                 continue;
             };
             let indices: Vec<usize> = match mapping.config.ordering {
-                Ordering::Partition => vec![mapping.router.route(partition.partition, 0, None)],
+                Ordering::Partition => {
+                    let index = F::lane_index(&mapping.rules, partition);
+                    vec![mapping.router.route(index, 0, None)]
+                }
                 Ordering::KeyHash | Ordering::Unordered => (0..mapping.targets.len()).collect(),
             };
             for index in indices {
@@ -190,7 +199,8 @@ impl<F: Flow> Dispatcher<F> {
 }
 
 /// The group's committed offsets, then each target lane's tail: the
-/// offsets of every partition whose copies are already stored.
+/// offsets of every partition whose copies are already stored past its
+/// commit, and the commit.
 async fn read_tails<F: Flow>(
     source: Arc<F::Source>,
     flow: F,
@@ -198,14 +208,15 @@ async fn read_tails<F: Flow>(
     partitions: Vec<PartitionId>,
     first: (PartitionId, i64),
     targets: &[TargetScan<F::Target>],
-) -> Result<HashMap<PartitionId, OffsetRanges>, String> {
+) -> Result<HashMap<PartitionId, (OffsetRanges, Option<i64>)>, String> {
     let lookup = partitions.clone();
     let committed =
         tokio::task::spawn_blocking(move || source.committed_offsets(&lookup, COMMITTED_TIMEOUT))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("cannot read the group's committed offsets: {e}"))?;
-    let mut committed: HashMap<PartitionId, Option<i64>> = committed.into_iter().collect();
+    let group_committed: HashMap<PartitionId, Option<i64>> = committed.into_iter().collect();
+    let mut committed = group_committed.clone();
     // Exact, where the group's offset could only say where fetching began.
     committed.insert(first.0, Some(first.1));
     let scans = targets
@@ -230,7 +241,8 @@ async fn read_tails<F: Flow>(
         .into_iter()
         .map(|p| {
             let offsets = found.remove(&p).unwrap_or_default();
-            (p, OffsetRanges::from_offsets(offsets))
+            let committed = group_committed.get(&p).copied().flatten();
+            (p, (OffsetRanges::from_offsets(offsets), committed))
         })
         .collect())
 }

@@ -46,6 +46,10 @@ pub(super) trait Flow: Clone + Send + Sync + 'static {
     /// how many records in a row share a lane when order does not matter).
     fn router(ordering: Ordering, lanes: usize, spread: usize) -> QueueRouter;
 
+    /// What the router takes as `lane`'s "partition": its number among the
+    /// source topic's lanes.
+    fn lane_index(rules: &Self::Rules, lane: &PartitionId) -> i32;
+
     /// The lane that writes to `target`.
     fn lane(&self, target: &Self::Target) -> Self::Lane;
 

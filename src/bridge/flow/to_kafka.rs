@@ -40,15 +40,13 @@ pub(in crate::bridge) struct ToKafkaRules {
 }
 
 impl ToKafkaRules {
-    /// `message`'s queue's index among its topic's queues. A queue added
-    /// after the start is not listed: its queue id stands in for it, as
-    /// with one broker.
-    fn queue_index(&self, message: &RocketMqMessage) -> i32 {
+    /// The queue's index among its topic's queues. A queue added after the
+    /// start is not listed: its queue id stands in for it, as with one
+    /// broker.
+    fn queue_index(&self, broker: &str, queue_id: i32) -> i32 {
         self.source_queues
-            .binary_search_by(|(broker, queue)| {
-                (broker.as_str(), *queue).cmp(&(message.broker.as_str(), message.queue_id))
-            })
-            .map_or(message.queue_id, |index| index as i32)
+            .binary_search_by(|(listed, queue)| (listed.as_str(), *queue).cmp(&(broker, queue_id)))
+            .map_or(queue_id, |index| index as i32)
     }
 }
 
@@ -62,6 +60,10 @@ impl Flow for ToKafka {
 
     fn router(ordering: Ordering, lanes: usize, spread: usize) -> QueueRouter {
         QueueRouter::to_kafka(ordering, lanes, spread)
+    }
+
+    fn lane_index(rules: &ToKafkaRules, lane: &PartitionId) -> i32 {
+        rules.queue_index(lane.broker.as_deref().unwrap_or_default(), lane.partition)
     }
 
     fn lane(&self, target: &PartitionId) -> PartitionLane {
@@ -84,7 +86,7 @@ impl Flow for ToKafka {
     ) -> Result<(usize, KafkaRecord), Rejection> {
         let outgoing = reverse::map_message(message, &mapping.rules.reverse)?;
         let partition = mapping.router.route(
-            mapping.rules.queue_index(message),
+            mapping.rules.queue_index(&message.broker, message.queue_id),
             message.queue_offset,
             outgoing.key,
         );

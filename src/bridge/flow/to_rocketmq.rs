@@ -46,6 +46,10 @@ impl Flow for ToRocketMq {
         QueueRouter::new(ordering, lanes, spread)
     }
 
+    fn lane_index(_rules: &MappingRules, lane: &PartitionId) -> i32 {
+        lane.partition
+    }
+
     fn lane(&self, target: &MessageQueue) -> QueueLane {
         self.lanes.lane(target.clone())
     }

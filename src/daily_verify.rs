@@ -115,6 +115,7 @@ async fn verify_day(
         mapping: None,
         slack: SLACK,
         max_listed: MAX_LISTED,
+        as_of: None,
     };
     let paced = Progress::hidden().paced(schedule.scan_rate());
     verify(config, &request, &paced)
@@ -131,7 +132,7 @@ fn publish(report: &VerifyReport, status: &StatusBoard) {
             metrics::gauge!(VERIFY_VERDICT, "mapping" => row.mapping.clone(), "day" => row.day.clone(), "verdict" => verdict.to_string())
                 .set(value);
         }
-        for (side, count) in [("kafka", row.expected), ("rocketmq", row.rocketmq_unique)] {
+        for (side, count) in [("kafka", row.expected), ("rocketmq", row.copies)] {
             metrics::gauge!(VERIFY_RECORDS, "mapping" => row.mapping.clone(), "day" => row.day.clone(), "side" => side)
                 .set(count as f64);
         }
@@ -139,7 +140,7 @@ fn publish(report: &VerifyReport, status: &StatusBoard) {
             day: row.day.clone(),
             mapping: row.mapping.clone(),
             kafka: row.expected,
-            rocketmq: row.rocketmq_unique,
+            rocketmq: row.copies,
             duplicates: row.duplicates,
             verdict: row.verdict,
             checked_at: checked_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),

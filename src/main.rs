@@ -90,6 +90,11 @@ enum Command {
         /// At most this many differing records listed per day.
         #[arg(long, default_value_t = 20)]
         max_listed: usize,
+        /// Judge as if it were this instant (RFC 3339, e.g. 2026-11-25T00:00:00Z)
+        /// instead of now: a day that ends before it counts as over, so today
+        /// can be checked once traffic has stopped.
+        #[arg(long, value_parser = parse_instant)]
+        as_of: Option<i64>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -334,18 +339,19 @@ async fn dispatch(command: Command) -> ExitCode {
             mapping,
             slack,
             max_listed,
+            as_of,
             json,
         } => {
             let (loaded, days) = match load_with_days(&config, &days) {
                 Ok(loaded) => loaded,
                 Err(code) => return code,
             };
-            let loaded = forward_only(loaded, "verify");
             let request = count_match::VerifyRequest {
                 days,
                 mapping,
                 slack,
                 max_listed,
+                as_of,
             };
             verify(&loaded, &request, json).await
         }
@@ -647,6 +653,15 @@ fn forward_only(config: config::BridgeConfig, command: &str) -> config::BridgeCo
         );
     }
     forward
+}
+
+/// An RFC 3339 instant, as milliseconds since the epoch.
+fn parse_instant(text: &str) -> Result<i64, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| {
+            format!("`{text}` is not an RFC 3339 instant ({e}): write e.g. 2026-11-25T00:00:00Z")
+        })
 }
 
 fn load(path: &std::path::Path) -> Option<config::BridgeConfig> {

@@ -46,5 +46,6 @@ mod start_position;
 mod transactions;
 mod translate_offsets;
 mod verify;
+mod verify_back;
 mod way_back;
 mod write_refusal;

@@ -251,7 +251,7 @@ pub enum MessageIds {
 }
 
 /// Which way a mapping copies.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// Kafka records into RocketMQ: the dual-write phase.

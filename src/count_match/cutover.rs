@@ -74,6 +74,7 @@ pub async fn cutover_check(
         mapping: None,
         slack: std::time::Duration::from_secs(3600),
         max_listed: 0,
+        as_of: None,
     };
     let report = verify(config, &request, progress).await?;
     let matched = report.count(Verdict::Match);

@@ -9,6 +9,11 @@
 //! of offsets ([`digest`]). Only when a day does not match is there a second
 //! pass, limited to the first blocks that differ, to name the records.
 //! Memory stays bounded by the number of blocks, not of records.
+//!
+//! That is the forward direction (`kafka_to_rocketmq`). The way back
+//! (`rocketmq_to_kafka`: RocketMQ is the source, Kafka holds the copies) is
+//! in [`way_back`]; both fill the same per-day tallies ([`SourceDay`],
+//! [`CopiesDay`]) and are judged, located and reported by the same code here.
 
 mod cutover;
 pub mod days;
@@ -17,13 +22,14 @@ pub(crate) mod kafka_scan;
 mod progress;
 pub(crate) mod report;
 pub(crate) mod rocketmq_scan;
+mod way_back;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 
-use crate::config::{BridgeConfig, MappingConfig, RecordPolicy};
+use crate::config::{BridgeConfig, Direction, MappingConfig, RecordPolicy};
 use crate::mapping::{self, MappingRules, SourceRecord};
 use crate::rocketmq_reader::{ReadError, TopicReader, with_reader};
 pub use cutover::{Condition, CutoverReport, DEFAULT_MAX_LAG, cutover_check};
@@ -32,10 +38,10 @@ use digest::{BLOCK_OFFSETS, BlockId, DayTally, content_hash};
 pub use kafka_scan::group_offsets;
 pub use progress::Progress;
 pub use report::{
-    Coordinates, DayRow, DayVerdicts, Difference, DuplicateCopy, PartitionSpan, ScanSpeed, Verdict,
-    VerifyReport,
+    Coordinates, CopyAt, DayRow, DayVerdicts, Difference, DuplicateCopy, PartitionSpan, ScanSpeed,
+    Verdict, VerifyReport,
 };
-use rocketmq_scan::{QueueScan, Seen};
+use rocketmq_scan::Seen;
 
 /// Verify could not run: a cluster or topic could not be read. The text
 /// names the broker and the topic.
@@ -60,6 +66,16 @@ pub struct VerifyRequest {
     pub slack: Duration,
     /// At most this many differences named per day.
     pub max_listed: usize,
+    /// Judge as if it were this instant (ms since the epoch) instead of
+    /// now: a day whose end is before it counts as over.
+    pub as_of: Option<i64>,
+}
+
+impl VerifyRequest {
+    fn now_millis(&self) -> i64 {
+        self.as_of
+            .unwrap_or_else(|| chrono::Utc::now().timestamp_millis())
+    }
 }
 
 /// Duplicates whose content is checked against Kafka, at most.
@@ -98,8 +114,14 @@ pub async fn verify(
     let read = with_reader(&config.rocketmq, &group, async |reader| {
         let (mut rows, mut scans) = (Vec::new(), Vec::new());
         for mapping in &mappings {
-            let (mut mapping_rows, mut speeds) =
-                verify_mapping(&config, mapping, reader, request, progress).await?;
+            let (mut mapping_rows, mut speeds) = match mapping.direction {
+                Direction::KafkaToRocketmq => {
+                    verify_mapping(&config, mapping, reader, request, progress).await?
+                }
+                Direction::RocketmqToKafka => {
+                    way_back::verify_mapping(&config, mapping, reader, request, progress).await?
+                }
+            };
             rows.append(&mut mapping_rows);
             scans.append(&mut speeds);
         }
@@ -182,19 +204,42 @@ async fn verify_mapping(
         altered_duplicates,
         ..
     } = kafka;
-    let mut rows: Vec<DayRow> = range
-        .days()
-        .map(|day| {
-            let evidence = Evidence {
-                kafka: kafka_days.get(&day),
-                rocketmq: rocketmq.days.get(&day),
-                altered_duplicates: altered_duplicates.get(&day),
-                partitions: &partition_scans,
-                queues: &queue_scans,
-            };
-            evidence.row(mapping, &range, day)
+    let mut retention: Vec<Retention> = partition_scans
+        .iter()
+        .map(|(partition, scan)| Retention {
+            truncated: scan.truncated,
+            first_timestamp: scan.first_timestamp,
+            what: format!(
+                "Kafka partition {partition} starts at offset {}: older records were deleted by retention",
+                scan.start
+            ),
         })
         .collect();
+    retention.extend(
+        queue_scans
+            .iter()
+            .enumerate()
+            .map(|(queue, scan)| Retention {
+                truncated: scan.truncated,
+                first_timestamp: scan.first_timestamp,
+                what: format!(
+                    "RocketMQ queue {queue} was truncated: older messages were deleted by retention"
+                ),
+            }),
+    );
+    let committed: BTreeMap<i32, Option<i64>> = partition_scans
+        .iter()
+        .map(|(partition, scan)| (*partition, scan.committed))
+        .collect();
+    let mut rows = judge(
+        mapping,
+        request,
+        &kafka_days,
+        &rocketmq.days,
+        &altered_duplicates,
+        &retention,
+        Some(&committed),
+    );
     // Naming differences costs a second pass; nobody asked when none is listed.
     let wanted = if request.max_listed > 0 {
         blocks_to_locate(&rows, &kafka_days, &rocketmq.days)
@@ -204,19 +249,65 @@ async fn verify_mapping(
     if !wanted.is_empty() {
         progress.phase(format!("locating differences in {}", mapping.label()));
         let located = locate(config, mapping, &rules, reader, request, &wanted, progress).await?;
-        for row in &mut rows {
-            if let Some(differences) = located.get(&row.day_date()) {
-                row.differences
-                    .extend(differences.iter().take(request.max_listed).cloned());
-            }
-        }
+        add_located(&mut rows, &located, request.max_listed);
     }
     Ok((rows, speeds))
 }
 
-/// What RocketMQ holds for one day.
+/// One row per day of the range, from both sides' tallies.
+fn judge(
+    mapping: &MappingConfig,
+    request: &VerifyRequest,
+    source: &BTreeMap<NaiveDate, SourceDay>,
+    copies: &BTreeMap<NaiveDate, CopiesDay>,
+    altered_duplicates: &BTreeMap<NaiveDate, Vec<Coordinates>>,
+    retention: &[Retention],
+    committed: Option<&BTreeMap<i32, Option<i64>>>,
+) -> Vec<DayRow> {
+    request
+        .days
+        .days()
+        .map(|day| {
+            let evidence = Evidence {
+                source: source.get(&day),
+                copies: copies.get(&day),
+                altered_duplicates: altered_duplicates.get(&day),
+                retention,
+                committed,
+                now: request.now_millis(),
+            };
+            evidence.row(mapping, &request.days, day)
+        })
+        .collect()
+}
+
+/// Adds the differences the second pass named to their days' rows.
+fn add_located(
+    rows: &mut [DayRow],
+    located: &BTreeMap<NaiveDate, Vec<Difference>>,
+    max_listed: usize,
+) {
+    for row in rows {
+        if let Some(differences) = located.get(&row.day_date()) {
+            row.differences
+                .extend(differences.iter().take(max_listed).cloned());
+        }
+    }
+}
+
+/// What a scan learnt about one partition or queue's retention.
+struct Retention {
+    /// Its first retained offset was above 0 and the scan began there.
+    truncated: bool,
+    /// Timestamp of the first record read there, if any.
+    first_timestamp: Option<i64>,
+    /// The note for a day that may have lost records to it.
+    what: String,
+}
+
+/// What the target holds for one day: the copies.
 #[derive(Default)]
-struct RocketMqDay {
+struct CopiesDay {
     unique: DayTally,
     duplicates: u64,
     /// The first duplicates, for the report.
@@ -227,7 +318,7 @@ struct RocketMqDay {
 
 #[derive(Default)]
 struct RocketMqSide {
-    days: BTreeMap<NaiveDate, RocketMqDay>,
+    days: BTreeMap<NaiveDate, CopiesDay>,
     /// Content hash of each duplicate copy, by Kafka partition and offset.
     duplicate_hashes: HashMap<(i32, i64), Vec<(u64, NaiveDate)>>,
     unchecked_duplicates: u64,
@@ -255,7 +346,7 @@ impl RocketMqSide {
                 if entry.listed_duplicates.len() < max_listed {
                     entry.listed_duplicates.push(DuplicateCopy {
                         coordinates: Coordinates::of(record),
-                        at,
+                        at: CopyAt::Message(at),
                     });
                 }
                 if self.duplicate_hashes.len() < MAX_CHECKED_DUPLICATES {
@@ -278,9 +369,9 @@ impl RocketMqSide {
     }
 }
 
-/// What Kafka holds for one day.
+/// What the source holds for one day.
 #[derive(Default)]
-struct KafkaDay {
+struct SourceDay {
     records: u64,
     /// The records the bridge copies (those its policies let through).
     expected: DayTally,
@@ -289,11 +380,52 @@ struct KafkaDay {
     /// Records under a `fail` policy: the bridge stops at them.
     blocked: u64,
     listed: Vec<Difference>,
+    /// The offsets the day spans per partition (per queue, the way back:
+    /// keyed by the queue's place in the topic's sorted queue list).
     partitions: BTreeMap<i32, PartitionSpan>,
 }
 
+impl SourceDay {
+    /// Counts a record at `unit` (partition or queue) and `offset` with
+    /// `hash`, whose copy the mapping's policies either expect (`Ok`) or
+    /// do not (`Err`: the rejection and the policy it falls under).
+    fn add(
+        &mut self,
+        unit: i32,
+        offset: i64,
+        hash: u64,
+        mapped: Result<(), (mapping::Rejection, RecordPolicy)>,
+        coordinates: impl FnOnce() -> Coordinates,
+        max_listed: usize,
+    ) {
+        self.records += 1;
+        self.partitions
+            .entry(unit)
+            .or_insert_with(|| PartitionSpan::starting_at(unit, offset))
+            .extend(offset);
+        let (rejection, policy) = match mapped {
+            Ok(()) => return self.expected.add(unit, offset, hash),
+            Err(rejected) => rejected,
+        };
+        let reason = rejection.reason().to_string();
+        match policy {
+            RecordPolicy::Skip => *self.skipped.entry(reason).or_default() += 1,
+            RecordPolicy::DeadLetter => *self.dead_lettered.entry(reason).or_default() += 1,
+            RecordPolicy::Fail => {
+                self.blocked += 1;
+                if self.listed.len() < max_listed {
+                    self.listed.push(Difference::Blocked {
+                        coordinates: coordinates(),
+                        why: rejection.to_string(),
+                    });
+                }
+            }
+        }
+    }
+}
+
 struct KafkaSide<'a> {
-    days: BTreeMap<NaiveDate, KafkaDay>,
+    days: BTreeMap<NaiveDate, SourceDay>,
     duplicates: &'a HashMap<(i32, i64), Vec<(u64, NaiveDate)>>,
     altered_duplicates: BTreeMap<NaiveDate, Vec<Coordinates>>,
 }
@@ -310,40 +442,20 @@ impl KafkaSide<'_> {
         let Some(day) = record.timestamp.and_then(|(ms, _)| range.day_of(ms)) else {
             return;
         };
-        let entry = self.days.entry(day).or_default();
-        entry.records += 1;
-        entry
-            .partitions
-            .entry(record.partition)
-            .or_insert_with(|| PartitionSpan::starting_at(record.partition, record.offset))
-            .extend(record.offset);
         let hash = content_hash(record);
         let mapped = if mapping::surely_mappable(record, rules) {
             Ok(())
         } else {
             mapping::map_record(record, rules).map(drop)
         };
-        match mapped {
-            Ok(()) => entry.expected.add(record.partition, record.offset, hash),
-            Err(rejection) => {
-                let reason = rejection.reason().to_string();
-                match mapping.policy_for(rejection) {
-                    RecordPolicy::Skip => *entry.skipped.entry(reason).or_default() += 1,
-                    RecordPolicy::DeadLetter => {
-                        *entry.dead_lettered.entry(reason).or_default() += 1
-                    }
-                    RecordPolicy::Fail => {
-                        entry.blocked += 1;
-                        if entry.listed.len() < max_listed {
-                            entry.listed.push(Difference::Blocked {
-                                coordinates: Coordinates::of(record),
-                                why: rejection.to_string(),
-                            });
-                        }
-                    }
-                }
-            }
-        }
+        self.days.entry(day).or_default().add(
+            record.partition,
+            record.offset,
+            hash,
+            mapped.map_err(|rejection| (rejection, mapping.policy_for(rejection))),
+            || Coordinates::of(record),
+            max_listed,
+        );
         let copies = self.duplicates.get(&(record.partition, record.offset));
         for (copy_hash, copy_day) in copies.into_iter().flatten() {
             if *copy_hash != hash || *copy_day != day {
@@ -373,23 +485,26 @@ fn decide(day_over: bool, counts_match: bool, unexplained: u64, incomplete: bool
 
 /// Everything known about one day, from both sides.
 struct Evidence<'a> {
-    kafka: Option<&'a KafkaDay>,
-    rocketmq: Option<&'a RocketMqDay>,
+    source: Option<&'a SourceDay>,
+    copies: Option<&'a CopiesDay>,
     altered_duplicates: Option<&'a Vec<Coordinates>>,
-    partitions: &'a kafka_scan::PartitionScans,
-    queues: &'a [QueueScan],
+    retention: &'a [Retention],
+    /// The bridge's committed offset (next to copy) per source partition,
+    /// when it can be read.
+    committed: Option<&'a BTreeMap<i32, Option<i64>>>,
+    now: i64,
 }
 
 impl Evidence<'_> {
     fn row(&self, mapping: &MappingConfig, range: &DayRange, day: NaiveDate) -> DayRow {
-        let empty_kafka = KafkaDay::default();
-        let empty_rocketmq = RocketMqDay::default();
-        let kafka = self.kafka.unwrap_or(&empty_kafka);
-        let rocketmq = self.rocketmq.unwrap_or(&empty_rocketmq);
+        let empty_source = SourceDay::default();
+        let empty_copies = CopiesDay::default();
+        let kafka = self.source.unwrap_or(&empty_source);
+        let rocketmq = self.copies.unwrap_or(&empty_copies);
         let altered = self.altered_duplicates.map_or(&[][..], Vec::as_slice);
         let (start, end) = range.bounds(day);
         let mut notes = Vec::new();
-        let day_over = end <= now_millis();
+        let day_over = end <= self.now;
         if !day_over {
             notes.push("the day is not over yet".to_string());
         }
@@ -405,14 +520,18 @@ impl Evidence<'_> {
         differences.extend(altered.iter().map(|c| Difference::AlteredDuplicate {
             coordinates: c.clone(),
         }));
+        let forward = mapping.direction == Direction::KafkaToRocketmq;
         DayRow {
             mapping: mapping.label().to_string(),
+            direction: mapping.direction,
             kafka_topic: mapping.kafka_topic.clone(),
             rocketmq_topic: mapping.rocketmq_topic.clone(),
             day: day.to_string(),
-            kafka_records: kafka.records,
+            source_records: kafka.records,
             expected: kafka.expected.total.count,
-            rocketmq_unique: rocketmq.unique.total.count,
+            copies: rocketmq.unique.total.count,
+            kafka_records: forward.then_some(kafka.records),
+            rocketmq_unique: forward.then_some(rocketmq.unique.total.count),
             duplicates: rocketmq.duplicates,
             duplicate_copies: rocketmq.listed_duplicates.clone(),
             skipped: kafka.skipped.clone(),
@@ -428,28 +547,18 @@ impl Evidence<'_> {
     }
 
     /// Why a day that does not match may simply not be copied or kept whole.
-    fn incomplete_reasons(&self, kafka: &KafkaDay, day_start: i64) -> Vec<String> {
+    fn incomplete_reasons(&self, kafka: &SourceDay, day_start: i64) -> Vec<String> {
         let mut reasons = Vec::new();
-        for (partition, scan) in self.partitions {
+        for scan in self.retention {
             if scan.truncated && scan.first_timestamp.is_none_or(|first| day_start < first) {
-                reasons.push(format!(
-                    "Kafka partition {partition} starts at offset {}: older records were deleted by retention",
-                    scan.start
-                ));
+                reasons.push(scan.what.clone());
             }
         }
-        for (queue, scan) in self.queues.iter().enumerate() {
-            if scan.truncated && scan.first_timestamp.is_none_or(|first| day_start < first) {
-                reasons.push(format!(
-                    "RocketMQ queue {queue} was truncated: older messages were deleted by retention"
-                ));
-            }
-        }
+        let Some(committed_offsets) = self.committed else {
+            return reasons;
+        };
         for span in kafka.partitions.values() {
-            let committed = self
-                .partitions
-                .get(&span.partition)
-                .and_then(|s| s.committed);
+            let committed = committed_offsets.get(&span.partition).copied().flatten();
             if committed.is_none_or(|next| next <= span.last_offset) {
                 let committed = committed.map_or("nothing".to_string(), |c| format!("offset {c}"));
                 reasons.push(format!(
@@ -463,15 +572,11 @@ impl Evidence<'_> {
     }
 }
 
-fn now_millis() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 /// The first differing blocks of the mismatched days, at most [`MAX_LOCATED_BLOCKS`].
 fn blocks_to_locate(
     rows: &[DayRow],
-    kafka: &BTreeMap<NaiveDate, KafkaDay>,
-    rocketmq: &BTreeMap<NaiveDate, RocketMqDay>,
+    kafka: &BTreeMap<NaiveDate, SourceDay>,
+    rocketmq: &BTreeMap<NaiveDate, CopiesDay>,
 ) -> BTreeSet<(NaiveDate, BlockId)> {
     let empty = DayTally::default();
     rows.iter()
@@ -505,7 +610,6 @@ async fn locate(
     let in_wanted = |day: NaiveDate, record: &SourceRecord| {
         wanted.contains(&(day, (record.partition, record.offset / BLOCK_OFFSETS)))
     };
-    type Located = BTreeMap<(NaiveDate, i32, i64), Vec<u64>>;
     let mut in_rocketmq: Located = BTreeMap::new();
     rocketmq_scan::scan(
         reader,
@@ -553,30 +657,36 @@ async fn locate(
             },
         )
     })?;
+    let topic = &mapping.kafka_topic;
     Ok(compare_located(
-        &mapping.kafka_topic,
         &in_kafka,
         &in_rocketmq,
+        |partition, offset| Coordinates {
+            topic: topic.clone(),
+            broker: None,
+            partition,
+            offset,
+        },
     ))
 }
 
+/// Content hashes by day, source partition (or queue) and offset.
+type Located = BTreeMap<(NaiveDate, i32, i64), Vec<u64>>;
+
+/// Names what the source has and the copies do not, and the reverse.
 fn compare_located(
-    topic: &str,
-    kafka: &BTreeMap<(NaiveDate, i32, i64), Vec<u64>>,
-    rocketmq: &BTreeMap<(NaiveDate, i32, i64), Vec<u64>>,
+    source: &Located,
+    copies: &Located,
+    coordinates_of: impl Fn(i32, i64) -> Coordinates,
 ) -> BTreeMap<NaiveDate, Vec<Difference>> {
-    let mut keys: Vec<_> = kafka.keys().chain(rocketmq.keys()).collect();
+    let mut keys: Vec<_> = source.keys().chain(copies.keys()).collect();
     keys.sort();
     keys.dedup();
     let mut found: BTreeMap<NaiveDate, Vec<Difference>> = BTreeMap::new();
     for key in keys {
         let (day, partition, offset) = *key;
-        let coordinates = Coordinates {
-            topic: topic.to_string(),
-            partition,
-            offset,
-        };
-        let difference = match (kafka.get(key), rocketmq.get(key)) {
+        let coordinates = coordinates_of(partition, offset);
+        let difference = match (source.get(key), copies.get(key)) {
             (Some(_), None) => Difference::Missing { coordinates },
             (None, Some(_)) => Difference::Extra { coordinates },
             (Some(k), Some(r)) if k != r => Difference::Altered { coordinates },
@@ -627,12 +737,13 @@ mod tests {
             ((day, 0, 3), vec![99]),
             ((day, 0, 4), vec![14]),
         ]);
-        let found = compare_located("t", &kafka, &rocketmq);
         let at = |offset| Coordinates {
             topic: "t".into(),
+            broker: None,
             partition: 0,
             offset,
         };
+        let found = compare_located(&kafka, &rocketmq, |_, offset| at(offset));
         assert_eq!(
             found.get(&day).cloned().unwrap_or_default(),
             vec![

@@ -8,12 +8,18 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use super::rocketmq_scan::QueuePosition;
+use crate::config::Direction;
 use crate::mapping::SourceRecord;
 
-/// A Kafka record's coordinates.
+/// A source record's coordinates: a Kafka record's topic, partition and
+/// offset, or (the way back) a RocketMQ message's topic, broker, queue id
+/// (in `partition`) and queue offset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Coordinates {
     pub topic: String,
+    /// The RocketMQ broker, for a message (the way back).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker: Option<String>,
     pub partition: i32,
     pub offset: i64,
 }
@@ -22,6 +28,7 @@ impl Coordinates {
     pub fn of(record: &SourceRecord) -> Self {
         Coordinates {
             topic: record.topic.clone(),
+            broker: None,
             partition: record.partition,
             offset: record.offset,
         }
@@ -30,7 +37,31 @@ impl Coordinates {
 
 impl std::fmt::Display for Coordinates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}@{}", self.topic, self.partition, self.offset)
+        match &self.broker {
+            None => write!(f, "{}/{}@{}", self.topic, self.partition, self.offset),
+            Some(broker) => write!(
+                f,
+                "{} {broker} queue {} offset {}",
+                self.topic, self.partition, self.offset
+            ),
+        }
+    }
+}
+
+/// Where a copy is: a RocketMQ message (forward) or a Kafka record (the way back).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum CopyAt {
+    Message(QueuePosition),
+    Record(Coordinates),
+}
+
+impl std::fmt::Display for CopyAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CopyAt::Message(at) => at.fmt(f),
+            CopyAt::Record(at) => write!(f, "Kafka {at}"),
+        }
     }
 }
 
@@ -38,17 +69,20 @@ impl std::fmt::Display for Coordinates {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Difference {
-    /// In Kafka, copyable, not in RocketMQ.
+    /// In the source, copyable, not in the target.
     Missing { coordinates: Coordinates },
-    /// In RocketMQ with this provenance, not in Kafka.
+    /// In the target with this provenance, not in the source.
     Extra { coordinates: Coordinates },
     /// In both, with different content.
     Altered { coordinates: Coordinates },
-    /// A duplicate copy whose content differs from the Kafka record.
+    /// A duplicate copy whose content differs from the source record.
     AlteredDuplicate { coordinates: Coordinates },
     /// A RocketMQ message that is not a copy of this mapping's Kafka topic.
     Foreign { at: QueuePosition, why: String },
-    /// A Kafka record under a `fail` policy: the bridge stops at it.
+    /// The way back: a Kafka record that is not a copy of this mapping's
+    /// RocketMQ topic.
+    ForeignRecord { at: Coordinates, why: String },
+    /// A source record under a `fail` policy: the bridge stops at it.
     Blocked {
         coordinates: Coordinates,
         why: String,
@@ -59,7 +93,7 @@ pub enum Difference {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DuplicateCopy {
     pub coordinates: Coordinates,
-    pub at: QueuePosition,
+    pub at: CopyAt,
 }
 
 impl std::fmt::Display for DuplicateCopy {
@@ -75,24 +109,25 @@ impl std::fmt::Display for DuplicateCopy {
 impl std::fmt::Display for Difference {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Difference::Missing { coordinates } => write!(f, "missing in RocketMQ: {coordinates}"),
+            Difference::Missing { coordinates } => write!(f, "missing copy: {coordinates}"),
             Difference::Extra { coordinates } => {
                 write!(
                     f,
-                    "extra in RocketMQ: a copy of {coordinates}, which Kafka does not have"
+                    "extra copy: a copy of {coordinates}, which the source does not have"
                 )
             }
             Difference::Altered { coordinates } => {
                 write!(
                     f,
-                    "different content: {coordinates} in RocketMQ differs from Kafka"
+                    "different content: the copy of {coordinates} differs from it"
                 )
             }
             Difference::AlteredDuplicate { coordinates } => write!(
                 f,
-                "different content: a duplicate copy of {coordinates} differs from Kafka"
+                "different content: a duplicate copy of {coordinates} differs from it"
             ),
             Difference::Foreign { at, why } => write!(f, "extra in RocketMQ: {at}: {why}"),
+            Difference::ForeignRecord { at, why } => write!(f, "extra in Kafka: {at}: {why}"),
             Difference::Blocked { coordinates, why } => write!(
                 f,
                 "not copyable under a `fail` policy (the bridge stops here): {coordinates}: {why}"
@@ -152,15 +187,24 @@ impl PartitionSpan {
 #[derive(Debug, Clone, Serialize)]
 pub struct DayRow {
     pub mapping: String,
+    /// Which way the mapping copies: the source is Kafka for
+    /// `kafka_to_rocketmq`, RocketMQ for `rocketmq_to_kafka`.
+    pub direction: Direction,
     pub kafka_topic: String,
     pub rocketmq_topic: String,
     pub day: String,
-    /// Every record of the day in Kafka.
-    pub kafka_records: u64,
+    /// Every record (message) of the day in the source.
+    pub source_records: u64,
     /// Those the bridge copies (the rest were skipped or dead-lettered by policy).
     pub expected: u64,
-    /// First copies in RocketMQ.
-    pub rocketmq_unique: u64,
+    /// First copies in the target.
+    pub copies: u64,
+    /// Forward only: `source_records` (Kafka's records of the day).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka_records: Option<u64>,
+    /// Forward only: `copies` (RocketMQ's first copies).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rocketmq_unique: Option<u64>,
     /// Re-sent copies (after a crash), told apart by provenance.
     pub duplicates: u64,
     /// The first of them (up to the listing limit): which record, and
@@ -168,9 +212,9 @@ pub struct DayRow {
     pub duplicate_copies: Vec<DuplicateCopy>,
     pub skipped: BTreeMap<String, u64>,
     pub dead_lettered: BTreeMap<String, u64>,
-    /// RocketMQ messages of the day that are not copies of this mapping.
+    /// Target records of the day that are not copies of this mapping.
     pub foreign: u64,
-    /// Kafka records under a `fail` policy.
+    /// Source records under a `fail` policy.
     pub blocked: u64,
     pub digests_match: bool,
     pub verdict: Verdict,
@@ -243,10 +287,11 @@ impl DayVerdicts for VerifyReport {
         let header = [
             "MAPPING",
             "DAY",
-            "KAFKA",
+            "DIRECTION",
+            "SOURCE",
             "SKIPPED",
             "DEAD-LETTERED",
-            "ROCKETMQ",
+            "COPIES",
             "DUPLICATES",
             "DIGEST",
             "VERDICT",
@@ -256,17 +301,19 @@ impl DayVerdicts for VerifyReport {
             table.push(vec![
                 row.mapping.clone(),
                 row.day.clone(),
-                row.kafka_records.to_string(),
+                row.direction.to_string(),
+                row.source_records.to_string(),
                 sum(&row.skipped).to_string(),
                 sum(&row.dead_lettered).to_string(),
-                row.rocketmq_unique.to_string(),
+                row.copies.to_string(),
                 row.duplicates.to_string(),
                 if row.digests_match { "same" } else { "differs" }.to_string(),
                 row.verdict.to_string(),
             ]);
         }
         let mut out = format!(
-            "Days {} to {} ({}); KAFKA counts every record of the day, ROCKETMQ the first copies.\n\n",
+            "Days {} to {} ({}); SOURCE counts every record of the day (Kafka for kafka_to_rocketmq, \
+             RocketMQ for rocketmq_to_kafka), COPIES the first copies in the other system.\n\n",
             self.from, self.to, self.time_zone
         );
         out.push_str(&align(&table));
@@ -286,8 +333,8 @@ impl DayVerdicts for VerifyReport {
             if row.verdict == Verdict::Mismatch {
                 let _ = writeln!(
                     out,
-                    "  the bridge copies {} of Kafka's {} records; RocketMQ holds {} first copies",
-                    row.expected, row.kafka_records, row.rocketmq_unique
+                    "  the bridge copies {} of the source's {} records; the target holds {} first copies",
+                    row.expected, row.source_records, row.copies
                 );
             }
             for difference in &row.differences {

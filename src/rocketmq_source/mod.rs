@@ -11,7 +11,7 @@
 //! hands what it polls over a bounded channel, which is cancel-safe and
 //! bounds what waits.
 
-mod message;
+pub mod message;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

@@ -649,6 +649,21 @@ async fn two_instances_split_the_queues_and_one_takes_over_when_the_other_dies()
         &second,
     )
     .await;
+    // The mapping's rate limit holds back the way back's messages.
+    let (_, metrics) = http_get(port, "/metrics").expect("/metrics");
+    let throttled = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("bridge_throttled_seconds_sum")
+                && l.contains("direction=\"rocketmq_to_kafka\"")
+                && l.contains("limiter=\"mapping_messages\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(
+        throttled.is_some_and(|s| s > 0.5),
+        "throttle time {throttled:?}:\n{metrics}"
+    );
     let first_logs = first.kill9();
     wait_for_copies(&brokers.kafka, &kafka_topic, QUEUES, total as i64, &second).await;
     assert_eq!(

@@ -42,14 +42,22 @@ fn way_back_config(
     )
 }
 
-/// Message `n`: key `k{n % KEYS}`, always on the queue of its key, so
-/// that key order and queue order can both be checked.
+/// The key index whose messages go without a key.
+const UNKEYED: usize = 7;
+
+/// Message `n`: key `k{n % KEYS}` (none for [`UNKEYED`]), always on the
+/// queue of its key index, so that key order and queue order can both be
+/// checked.
 fn message(topic: &str, n: usize) -> Message {
     let key = n % KEYS;
-    Message::builder()
+    let builder = Message::builder()
         .topic(topic)
-        .body_slice(format!("body-{n}").as_bytes())
-        .keys(vec![format!("k{key}")])
+        .body_slice(format!("body-{n}").as_bytes());
+    let builder = match key {
+        UNKEYED => builder,
+        _ => builder.keys(vec![format!("k{key}")]),
+    };
+    builder
         .tags(format!("t{}", n % 3))
         .raw_property("n", n.to_string())
         .expect("a legal property")
@@ -245,10 +253,11 @@ async fn kill_restarts_copy_each_message_back_once(ordering: &str) {
     let mut last: BTreeMap<String, i64> = BTreeMap::new();
     for copy in &copies {
         let (queue, offset) = source_of(copy);
-        let key = String::from_utf8(copy.key.clone().expect("keyed")).expect("text key");
+        let key = copy.key.as_deref().map(String::from_utf8_lossy);
         // A queue's messages may spread over partitions by key (key_hash).
         let in_partition = format!("queue {queue} in partition {}", copy.partition);
-        for group in [in_partition, format!("key {key}")] {
+        let by_key = key.map(|key| format!("key {key}"));
+        for group in std::iter::once(in_partition).chain(by_key) {
             let before = last.insert(group.clone(), offset);
             assert!(
                 before.is_none_or(|b| b < offset),
@@ -257,7 +266,13 @@ async fn kill_restarts_copy_each_message_back_once(ordering: &str) {
         }
     }
     let keys = last.keys().filter(|group| group.starts_with("key")).count();
-    assert_eq!(keys, KEYS);
+    assert_eq!(keys, KEYS - 1);
+    let unkeyed = copies.iter().filter(|c| c.key.is_none()).count();
+    assert_eq!(
+        unkeyed,
+        total / KEYS,
+        "messages without a key get a null key"
+    );
 
     // A sample copy carries its message whole.
     let sample = copies
@@ -317,7 +332,8 @@ async fn set_max_message_bytes(bootstrap: &str, topic: &str, bytes: usize) {
 
 /// Messages the way back cannot copy as they are: bigger than the Kafka
 /// topic takes, empty, or carrying a forward copy's provenance that a
-/// producer set. Each goes to its policy, is counted and logged with its
+/// producer set (forged: a msgId that does not match; malformed: not a
+/// number). Each goes to its policy, is counted and logged with its
 /// coordinates; the others are copied.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_messages_go_to_their_policies_counted_and_logged() {
@@ -362,11 +378,21 @@ async fn bad_messages_go_to_their_policies_counted_and_logged() {
         .and_then(|b| b.raw_property("KAFKA_OFFSET", "7"))
         .expect("legal properties")
         .build_unchecked();
+    // A partition that is not a number.
+    let malformed = Message::builder()
+        .topic(&rocketmq_topic)
+        .body_slice(b"malformed")
+        .raw_property("KAFKA_TOPIC", "orders")
+        .and_then(|b| b.raw_property("KAFKA_PARTITION", "first"))
+        .and_then(|b| b.raw_property("KAFKA_OFFSET", "7"))
+        .expect("legal properties")
+        .build_unchecked();
     let messages = vec![
         plain(b"first"),
         plain(&vec![b'x'; 10_000]),
         plain(b""),
         forged,
+        malformed,
         plain(b"last"),
     ];
     let config_rocketmq: RocketMqConfig =
@@ -407,8 +433,9 @@ async fn bad_messages_go_to_their_policies_counted_and_logged() {
     let expected_letters = vec![
         ("oversized_body".to_string(), offset_of(1)),
         ("suspect_provenance".to_string(), offset_of(3)),
+        ("suspect_provenance".to_string(), offset_of(4)),
     ];
-    let letters = read_dead_letters(&brokers.kafka, &dlq, 2).await;
+    let letters = read_dead_letters(&brokers.kafka, &dlq, 3).await;
     assert_eq!(letters, expected_letters, "{}", bridge.logs());
     wait_for_copies(&brokers.kafka, &kafka_topic, 1, 2, &bridge).await;
     bridge.stop_gracefully(Duration::from_secs(30));
@@ -416,7 +443,7 @@ async fn bad_messages_go_to_their_policies_counted_and_logged() {
     let copies = read_partition(&brokers.kafka, &kafka_topic, 0);
     let values: Vec<&[u8]> = copies.iter().filter_map(|c| c.value.as_deref()).collect();
     assert_eq!(values, vec![&b"first"[..], &b"last"[..]]);
-    assert!(logs.contains("dead_lettered: 2"), "{logs}");
+    assert!(logs.contains("dead_lettered: 3"), "{logs}");
     if empty_stored {
         assert!(logs.contains("skipped: 1"), "{logs}");
         assert!(
@@ -424,7 +451,7 @@ async fn bad_messages_go_to_their_policies_counted_and_logged() {
             "the empty message is logged with its coordinates:\n{logs}"
         );
     }
-    for index in [1, 3] {
+    for index in [1, 3, 4] {
         let coordinates = format!("record={rocketmq_topic}@broker-a#0@{}", offset_of(index));
         assert!(
             logs.contains(&coordinates),
@@ -434,6 +461,10 @@ async fn bad_messages_go_to_their_policies_counted_and_logged() {
     assert!(
         logs.contains("msgId is not the one the bridge gives"),
         "the forged message is logged with why:\n{logs}"
+    );
+    assert!(
+        logs.contains("KAFKA_PARTITION or KAFKA_OFFSET is not a number"),
+        "the malformed message is logged with why:\n{logs}"
     );
 }
 

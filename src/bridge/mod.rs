@@ -1,10 +1,13 @@
 //! `run`: wires source -> mapping -> router -> sink -> checkpoint and keeps
 //! it going until a signal or a `fail` policy stops it.
 //!
-//! One dispatcher task ([`dispatcher`]) reads Kafka in order and hands each
-//! mapped record to the sender of its queue, within the rate limits and the
-//! in-flight cap. A committer task commits acknowledged offsets every
-//! `commit_interval`; small tasks refresh gauges, `/status` and the summary log.
+//! Each direction the config has is started (`forward`: Kafka to RocketMQ,
+//! `way_back`: RocketMQ to Kafka) and driven the same way (`drive`): one
+//! dispatcher task ([`dispatcher`]) reads its source in order and hands
+//! each mapped record to the sender of its target lane, within the rate
+//! limits and the in-flight cap, and a committer commits acknowledged
+//! offsets every `commit_interval`. Both share the checkpoints, the cap and
+//! the counters; small tasks refresh gauges, `/status` and the summary log.
 
 mod dispatcher;
 mod drive;
@@ -212,8 +215,10 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
         limits,
     };
     let runtime = RocketMqRuntime::start(2).map_err(StartError)?;
-    let forward = forward::start(&config, &core, &runtime).await?;
-    let way_back = way_back::start(&config, &core, &runtime).await?;
+    // Boxed, like each direction's drive below: the futures are large, and
+    // inline they overflowed a worker thread's stack in debug builds.
+    let forward = Box::pin(forward::start(&config, &core, &runtime)).await?;
+    let way_back = Box::pin(way_back::start(&config, &core, &runtime)).await?;
     core.readiness.running.store(true, AtomicOrdering::Relaxed);
 
     let gauges = spawn_gauges(
@@ -235,7 +240,14 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
     let run_forward = async {
         match forward {
             Some(forward) => Some(
-                drive::drive(forward.started, &core, stop.clone(), &stop_all, "committer").await,
+                Box::pin(drive::drive(
+                    forward.started,
+                    &core,
+                    stop.clone(),
+                    &stop_all,
+                    "committer",
+                ))
+                .await,
             ),
             None => None,
         }
@@ -243,13 +255,13 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
     let run_way_back = async {
         match way_back {
             Some((started, _replans)) => Some(
-                drive::drive(
+                Box::pin(drive::drive(
                     started,
                     &core,
                     stop.clone(),
                     &stop_all,
                     "way-back committer",
-                )
+                ))
                 .await,
             ),
             None => None,

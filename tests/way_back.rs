@@ -785,15 +785,18 @@ async fn cutover_check_waits_for_the_way_back_to_catch_up() {
             .to_string()
     };
 
-    let before = run(&[
-        "cutover-check",
-        "--config",
-        path,
-        "--days",
-        "1",
-        "--max-lag",
-        "100",
-    ]);
+    let check = || {
+        run(&[
+            "cutover-check",
+            "--config",
+            path,
+            "--days",
+            "1",
+            "--max-lag",
+            "100",
+        ])
+    };
+    let before = check();
     let line = way_back_line(&before);
     assert!(
         line.starts_with("NO ") && line.contains("400 messages behind"),
@@ -804,15 +807,7 @@ async fn cutover_check_waits_for_the_way_back_to_catch_up() {
     let mut bridge = BridgeProcess::start(file.path());
     wait_for_copies(&brokers.kafka, &kafka_topic, QUEUES, 400, &bridge).await;
     bridge.stop_gracefully(Duration::from_secs(30));
-    let after = run(&[
-        "cutover-check",
-        "--config",
-        path,
-        "--days",
-        "1",
-        "--max-lag",
-        "100",
-    ]);
+    let after = check();
     let line = way_back_line(&after);
     assert!(
         line.starts_with("yes") && line.contains(" 0 messages behind"),

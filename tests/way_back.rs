@@ -126,6 +126,24 @@ fn source_of(record: &ReadBack) -> (i32, i64) {
     )
 }
 
+/// Every record of `topic`'s partitions `0..partitions`, partition by partition.
+fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> Vec<ReadBack> {
+    (0..partitions)
+        .flat_map(|p| read_partition(bootstrap, topic, p))
+        .collect()
+}
+
+/// How many copies of each (queue id, queue offset) `copies` hold.
+fn copies_per_message<'a>(
+    copies: impl Iterator<Item = &'a ReadBack>,
+) -> BTreeMap<(i32, i64), usize> {
+    let mut count = BTreeMap::new();
+    for copy in copies {
+        *count.entry(source_of(copy)).or_default() += 1;
+    }
+    count
+}
+
 /// The consumer offsets of the way back's group, per queue, read by a
 /// new member of the group once the bridge stopped.
 async fn committed_offsets(config: &std::path::Path, topic: &str) -> Vec<i64> {
@@ -215,13 +233,8 @@ async fn kill_restarts_copy_each_message_back_once(ordering: &str) {
     bridge.stop_gracefully(Duration::from_secs(30));
     logs.push(bridge.logs());
 
-    let copies: Vec<ReadBack> = (0..partitions)
-        .flat_map(|p| read_partition(&brokers.kafka, &kafka_topic, p))
-        .collect();
-    let mut count: BTreeMap<(i32, i64), usize> = BTreeMap::new();
-    for copy in &copies {
-        *count.entry(source_of(copy)).or_default() += 1;
-    }
+    let copies = read_all(&brokers.kafka, &kafka_topic, partitions);
+    let count = copies_per_message(copies.iter());
     let duplicated: Vec<_> = count.iter().filter(|(_, n)| **n > 1).take(5).collect();
     let scans: Vec<&str> = logs
         .iter()
@@ -569,16 +582,12 @@ async fn both_directions_on_one_pair_copy_each_record_once_and_never_back() {
     let logs = bridge.logs();
 
     // Kafka: its own records, then one copy of each RocketMQ message.
-    let in_kafka: Vec<ReadBack> = (0..QUEUES)
-        .flat_map(|p| read_partition(&brokers.kafka, &kafka_topic, p))
-        .collect();
-    let copies: BTreeMap<(i32, i64), usize> = in_kafka
-        .iter()
-        .filter(|r| header(r, "ROCKETMQ_COPY_ID").is_some())
-        .fold(BTreeMap::new(), |mut count, r| {
-            *count.entry(source_of(r)).or_default() += 1;
-            count
-        });
+    let in_kafka = read_all(&brokers.kafka, &kafka_topic, QUEUES);
+    let copies = copies_per_message(
+        in_kafka
+            .iter()
+            .filter(|r| header(r, "ROCKETMQ_COPY_ID").is_some()),
+    );
     assert_eq!(in_kafka.len(), from_kafka + from_rocketmq, "{logs}");
     assert_eq!(copies.len(), from_rocketmq);
     assert!(copies.values().all(|n| *n == 1), "a message copied twice");
@@ -705,13 +714,8 @@ async fn two_instances_split_the_queues_and_one_takes_over_when_the_other_dies()
     );
     second.stop_gracefully(Duration::from_secs(30));
 
-    let copies: Vec<ReadBack> = (0..QUEUES)
-        .flat_map(|p| read_partition(&brokers.kafka, &kafka_topic, p))
-        .collect();
-    let mut count: BTreeMap<(i32, i64), usize> = BTreeMap::new();
-    for copy in &copies {
-        *count.entry(source_of(copy)).or_default() += 1;
-    }
+    let copies = read_all(&brokers.kafka, &kafka_topic, QUEUES);
+    let count = copies_per_message(copies.iter());
     let duplicated: Vec<_> = count.iter().filter(|(_, n)| **n > 1).take(5).collect();
     let missing: Vec<_> = (0..QUEUES)
         .flat_map(|q| (0..(total as i64 / QUEUES as i64)).map(move |o| (q, o)))

@@ -155,22 +155,10 @@ pub(super) async fn start(
     );
     let flow = sender_parts.flow.clone();
     let dispatcher = Dispatcher::new(DispatcherParts {
-        source: Arc::clone(&consumer),
-        checkpoints: Arc::clone(&core.checkpoints),
-        mappings: runtimes,
         dead_letters,
-        counters: Arc::clone(&core.counters),
-        sender_parts,
         sender_tasks,
-        in_flight: Arc::clone(&core.in_flight),
-        settings: settings.clone(),
         prefetch_bytes,
-        replans,
-        limit_updates: core.limits.clone(),
-        status: Arc::clone(&core.status),
-        restart_scan_window: settings
-            .exactly_once_restarts
-            .then_some(settings.restart_scan_window.0),
+        ..core.dispatcher_parts(Arc::clone(&consumer), runtimes, sender_parts, replans)
     });
     Ok(Some(Forward {
         started: Started {

@@ -16,6 +16,7 @@ mod forward;
 mod queue_watcher;
 mod way_back;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::time::Duration;
@@ -35,6 +36,7 @@ use crate::router::QueueRouter;
 use crate::sink::Lane;
 use crate::sink::sender::{self, Queued, SendCounters, SenderSettings, SenderShared};
 use crate::status::{StatusBoard, ThrottleChange};
+use dispatcher::DispatcherParts;
 use drive::Ended;
 use flow::Flow;
 
@@ -153,6 +155,36 @@ impl Core {
         DeadLetterWriter::new(&config.kafka, Arc::clone(&self.checkpoints))
             .map(Some)
             .map_err(StartError)
+    }
+
+    /// A direction's dispatcher parts, the shared ones taken from the core;
+    /// no dead letters, senders or prefetch until the caller sets them.
+    fn dispatcher_parts<F: Flow>(
+        &self,
+        source: Arc<F::Source>,
+        mappings: HashMap<String, MappingRuntime<F>>,
+        sender_parts: SenderParts<F>,
+        replans: mpsc::Receiver<(String, Vec<F::Target>)>,
+    ) -> DispatcherParts<F> {
+        let settings = &self.settings;
+        DispatcherParts {
+            source,
+            checkpoints: Arc::clone(&self.checkpoints),
+            mappings,
+            dead_letters: None,
+            counters: Arc::clone(&self.counters),
+            sender_parts,
+            sender_tasks: Vec::new(),
+            in_flight: Arc::clone(&self.in_flight),
+            settings: settings.clone(),
+            prefetch_bytes: 0,
+            replans,
+            limit_updates: self.limits.clone(),
+            status: Arc::clone(&self.status),
+            restart_scan_window: settings
+                .exactly_once_restarts
+                .then_some(settings.restart_scan_window.0),
+        }
     }
 }
 

@@ -118,24 +118,12 @@ pub(super) async fn start(
     tracing::info!(%group, topics = %topics.join(","), "RocketMQ to Kafka running");
     let (replan_tx, replans) = mpsc::channel(1);
     let source = Arc::new(source);
+    // Polled messages wait in a bounded channel, counted by records: no
+    // prefetch to take out of the in-flight cap.
     let dispatcher = Dispatcher::new(DispatcherParts {
-        source: Arc::clone(&source),
-        checkpoints: Arc::clone(&core.checkpoints),
-        mappings: runtimes,
         dead_letters,
-        counters: Arc::clone(&core.counters),
-        sender_parts,
         sender_tasks,
-        in_flight: Arc::clone(&core.in_flight),
-        settings: settings.clone(),
-        // Polled messages wait in a bounded channel, counted by records.
-        prefetch_bytes: 0,
-        replans,
-        limit_updates: core.limits.clone(),
-        status: Arc::clone(&core.status),
-        restart_scan_window: settings
-            .exactly_once_restarts
-            .then_some(settings.restart_scan_window.0),
+        ..core.dispatcher_parts(Arc::clone(&source), runtimes, sender_parts, replans)
     });
     let started = Started {
         dispatcher,

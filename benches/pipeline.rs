@@ -74,6 +74,8 @@ struct Args {
     only_latency: Option<f64>,
     /// Pre-load and the kill -9 restarts only.
     only_restart: bool,
+    /// The way back's pre-load and bridge runs only (for profiling).
+    only_way_back: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -96,6 +98,7 @@ fn parse_args() -> Result<Args> {
         ordering: "partition".into(),
         only_latency: None,
         only_restart: false,
+        only_way_back: false,
     };
     let mut given = std::env::args().skip(1);
     while let Some(flag) = given.next() {
@@ -119,6 +122,7 @@ fn parse_args() -> Result<Args> {
             "--command" => args.command = value()?,
             "--only-bridge" => args.only_bridge = true,
             "--only-restart" => args.only_restart = true,
+            "--only-way-back" => args.only_way_back = true,
             "--bridge-yaml" => args.bridge_yaml = value()?.replace("\\n", "\n"),
             "--kafka-yaml" => args.kafka_yaml = value()?.replace("\\n", "\n"),
             "--ordering" => args.ordering = value()?,
@@ -818,7 +822,7 @@ fn mean_batch(log: &str) -> f64 {
 }
 
 /// One bridge run over a backlog.
-struct Copy {
+pub struct Copy {
     rate: f64,
     rss: u64,
     cpu: CpuUse,
@@ -1284,6 +1288,13 @@ async fn run_all(bench: &mut Bench) -> Result<String> {
         let (k50, k99, k999) = kafka_latency(bench, rate, window).await?;
         bench.say(format!("Kafka alone at {rate:.0}/s (produce, then an rdkafka consumer): p50 {k50:.0} ms, p99 {k99:.0} ms, p999 {k999:.0} ms"));
         bail!("--only-latency: no report written");
+    }
+    if bench.args.only_way_back {
+        let (topic, _) = way_back::backlog(bench, records).await?;
+        for round in 1..=repeat {
+            way_back::bridge_only(bench, round, &topic, records).await?;
+        }
+        bail!("--only-way-back: no report written");
     }
     bench.say(format!(
         "pre-loading {records} records of {value_size} B into {} partitions",

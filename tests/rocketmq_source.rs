@@ -117,8 +117,8 @@ async fn a_group_member_reads_each_queue_in_order_and_resumes_from_its_commits()
         .iter()
         .find(|m| m.queue_id == 2 && m.queue_offset == 4)
         .expect("message 4 of queue 2");
-    assert_eq!(sample.topic, topic);
-    assert_eq!(sample.broker, "broker-a");
+    assert_eq!(*sample.topic, *topic);
+    assert_eq!(&*sample.broker, "broker-a");
     assert_eq!(sample.body, b"2-4");
     assert_eq!(sample.keys.as_deref(), Some("k1"));
     assert_eq!(sample.tags.as_deref(), Some("t2"));

@@ -190,7 +190,7 @@ async fn copied_messages_match_and_a_tampered_copy_is_named() {
     .await;
     // And a copy, checked out, of a message RocketMQ never had.
     let phantom = RocketMqMessage {
-        topic: rocketmq_topic.clone(),
+        topic: rocketmq_topic.as_str().into(),
         broker: "broker-a".into(),
         queue_id: 0,
         queue_offset: 1_000_000,

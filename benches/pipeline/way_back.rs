@@ -28,7 +28,7 @@ use kafka_rocketmq_bridge::mapping::reverse::{self, ReverseRules, RocketMqMessag
 use kafka_rocketmq_bridge::rocketmq_sink::encode::Envelope;
 
 use super::{
-    Bench, CpuUse, Figure, PARTITION, Target, Variant, enqueue, now_ms, record_parts, row,
+    Bench, Copy, CpuUse, Figure, PARTITION, Target, Variant, enqueue, now_ms, record_parts, row,
     sink_ceiling, timed_copy, unique, wait_until_readable,
 };
 
@@ -223,17 +223,7 @@ pub async fn round(
     into.lite_pull.push(lite_pull);
     let produce = produce_ceiling(bench, topic, records).await?;
     into.produce.push(produce);
-    let kafka_topic = unique("bench.back.");
-    let config = bench.config(&kafka_topic, topic, &WAY_BACK)?;
-    bench.create_topics(&config, bench.args.partitions, bench.args.queues)?;
-    let copy = timed_copy(
-        bench,
-        config,
-        Target::Kafka(&kafka_topic),
-        records,
-        &WAY_BACK,
-    )
-    .await?;
+    let copy = bridge_copy(bench, topic, records).await?;
     into.bridge.push(copy.rate);
     into.rss.push(copy.rss as f64);
     into.batch.push(copy.mean_batch);
@@ -246,6 +236,36 @@ pub async fn round(
         copy.cpu.bridge,
         copy.cpu.kafka,
         copy.cpu.rocketmq
+    ));
+    Ok(())
+}
+
+/// The bridge's copy of the backlog `topic` into a new Kafka topic.
+async fn bridge_copy(bench: &mut Bench, topic: &str, records: usize) -> Result<Copy> {
+    let kafka_topic = unique("bench.back.");
+    let config = bench.config(&kafka_topic, topic, &WAY_BACK)?;
+    bench.create_topics(&config, bench.args.partitions, bench.args.queues)?;
+    timed_copy(
+        bench,
+        config,
+        Target::Kafka(&kafka_topic),
+        records,
+        &WAY_BACK,
+    )
+    .await
+}
+
+/// `--only-way-back`: the bridge's copy alone, for profiling.
+pub async fn bridge_only(
+    bench: &mut Bench,
+    round: usize,
+    topic: &str,
+    records: usize,
+) -> Result<()> {
+    let copy = bridge_copy(bench, topic, records).await?;
+    bench.say(format!(
+        "round {round}, the way back: bridge {:.0}/s ({:.0} records per batch; CPU s: bridge {:.1}, Kafka broker {:.1}, RocketMQ {:.1})",
+        copy.rate, copy.mean_batch, copy.cpu.bridge, copy.cpu.kafka, copy.cpu.rocketmq
     ));
     Ok(())
 }
@@ -371,8 +391,8 @@ async fn produce_ceiling(bench: &Bench, rocketmq_topic: &str, records: usize) ->
                 let (key, value, _) = record_parts(i, value_size);
                 let now = now_ms();
                 let message = RocketMqMessage {
-                    topic: rocketmq_topic.to_string(),
-                    broker: queue.broker_name().to_string(),
+                    topic: rocketmq_topic.into(),
+                    broker: queue.broker_name().as_str().into(),
                     queue_id: queue.queue_id(),
                     queue_offset: offset as i64,
                     msg_id: Some(format!("{i:032X}")),

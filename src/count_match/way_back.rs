@@ -145,7 +145,7 @@ impl Classifier<'_> {
             Ok(message) => message,
             Err(error) => return Classified::Foreign(error.to_string()),
         };
-        if message.topic != self.mapping.rocketmq_topic {
+        if *message.topic != *self.mapping.rocketmq_topic {
             return Classified::Foreign(format!(
                 "a copy from RocketMQ topic `{}`, not `{}`",
                 message.topic, self.mapping.rocketmq_topic

@@ -4,15 +4,17 @@
 use crate::mapping::reverse::OutgoingRecord;
 use crate::sink::{Entry, Record};
 
-/// A header's name and value.
-pub type OwnedHeader = (Box<str>, Box<[u8]>);
-
-/// Key, value, headers and timestamp of one Kafka record to produce.
+/// Key, value, headers and timestamp of one Kafka record to produce, in
+/// one buffer: a record is copied once per message, and a few allocations
+/// per record instead of two per header is measurable at 50,000 records/s.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaEntry {
-    pub key: Option<Box<[u8]>>,
-    pub value: Box<[u8]>,
-    pub headers: Box<[OwnedHeader]>,
+    /// The key, the value, then each header's name and value, back to back.
+    bytes: Box<[u8]>,
+    key_len: Option<usize>,
+    value_len: usize,
+    /// Each header's name and value lengths, in order.
+    header_lens: Box<[(usize, usize)]>,
     pub timestamp_ms: i64,
 }
 
@@ -21,16 +23,48 @@ pub type KafkaRecord = Record<KafkaEntry>;
 
 impl KafkaEntry {
     pub fn new(record: &OutgoingRecord<'_>) -> Self {
+        let mut bytes = Vec::with_capacity(record.size());
+        if let Some(key) = record.key {
+            bytes.extend_from_slice(key);
+        }
+        bytes.extend_from_slice(record.value);
+        let header_lens = record
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                bytes.extend_from_slice(name.as_bytes());
+                bytes.extend_from_slice(value);
+                (name.len(), value.len())
+            })
+            .collect();
         KafkaEntry {
-            key: record.key.map(Box::from),
-            value: Box::from(record.value),
-            headers: record
-                .headers
-                .iter()
-                .map(|(name, value)| (Box::from(name.as_ref()), Box::from(value.as_ref())))
-                .collect(),
+            bytes: bytes.into_boxed_slice(),
+            key_len: record.key.map(<[u8]>::len),
+            value_len: record.value.len(),
+            header_lens,
             timestamp_ms: record.timestamp_ms,
         }
+    }
+
+    pub fn key(&self) -> Option<&[u8]> {
+        self.key_len.map(|len| &self.bytes[..len])
+    }
+
+    pub fn value(&self) -> &[u8] {
+        let start = self.key_len.unwrap_or(0);
+        &self.bytes[start..start + self.value_len]
+    }
+
+    /// The headers' names and values, in order.
+    pub fn headers(&self) -> impl ExactSizeIterator<Item = (&str, &[u8])> {
+        let mut at = self.key_len.unwrap_or(0) + self.value_len;
+        self.header_lens.iter().map(move |&(name_len, value_len)| {
+            let name = &self.bytes[at..at + name_len];
+            let value = &self.bytes[at + name_len..at + name_len + value_len];
+            at += name_len + value_len;
+            // The name was a `str` when it was copied in.
+            (std::str::from_utf8(name).unwrap_or_default(), value)
+        })
     }
 }
 
@@ -41,17 +75,12 @@ const HEADER_OVERHEAD: usize = 48;
 
 impl Entry for KafkaEntry {
     fn size(&self) -> usize {
-        let headers: usize = self
-            .headers
-            .iter()
-            .map(|(name, value)| name.len() + value.len())
-            .sum();
-        self.key.as_ref().map_or(0, |key| key.len()) + self.value.len() + headers
+        self.bytes.len()
     }
 
     /// The entry itself, and librdkafka's copy of it while it is queued.
     fn footprint(&self) -> usize {
-        2 * self.size() + RECORD_OVERHEAD + self.headers.len() * 2 * HEADER_OVERHEAD
+        2 * self.size() + RECORD_OVERHEAD + self.header_lens.len() * 2 * HEADER_OVERHEAD
     }
 }
 
@@ -73,7 +102,10 @@ mod tests {
         let entry = KafkaEntry::new(&record);
         assert_eq!(entry.size(), record.size());
         assert_eq!(entry.size(), 2 + 4 + 14 + 1);
-        assert_eq!(&*entry.value, b"body");
+        assert_eq!(entry.key(), Some(&b"k1"[..]));
+        assert_eq!(entry.value(), b"body");
+        let headers: Vec<_> = entry.headers().collect();
+        assert_eq!(headers, [("ROCKETMQ_TOPIC", &b"t"[..])]);
         assert_eq!(entry.timestamp_ms, 7);
         assert!(entry.footprint() > 2 * entry.size());
     }

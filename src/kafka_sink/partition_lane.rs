@@ -191,7 +191,11 @@ impl Lane for PartitionLane {
         // Records a previous attempt handed over are librdkafka's until it
         // answers: waited for, never produced again.
         let timeout = self.lanes.shared.send_timeout;
-        let stored = await_deliveries(&mut state, deadline, timeout).await?;
+        let mut stored = HashSet::new();
+        await_deliveries(&mut state, deadline, timeout, |at| {
+            stored.insert(at);
+        })
+        .await?;
         let rest: Vec<&KafkaRecord> = batch
             .iter()
             .copied()
@@ -201,9 +205,7 @@ impl Lane for PartitionLane {
             return Ok(());
         }
         self.enqueue(&mut state, &rest).await?;
-        await_deliveries(&mut state, deadline, timeout)
-            .await
-            .map(drop)
+        await_deliveries(&mut state, deadline, timeout, drop).await
     }
 
     fn can_read_back(&self) -> bool {
@@ -255,20 +257,20 @@ impl PartitionLane {
         let producer = self.lanes.producer().map_err(KafkaSendFailure::Fatal)?;
         for record in records {
             let entry = &record.entry;
-            let mut headers = OwnedHeaders::new_with_capacity(entry.headers.len());
-            for (name, value) in entry.headers.iter() {
+            let mut headers = OwnedHeaders::new_with_capacity(entry.headers().len());
+            for (name, value) in entry.headers() {
                 headers = headers.insert(Header {
-                    key: name.as_ref(),
-                    value: Some(value.as_ref()),
+                    key: name,
+                    value: Some(value),
                 });
             }
             let mut message: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.topic)
                 .partition(self.partition)
-                .payload(entry.value.as_ref())
+                .payload(entry.value())
                 .timestamp(entry.timestamp_ms)
                 .headers(headers);
-            if let Some(key) = &entry.key {
-                message = message.key(key.as_ref());
+            if let Some(key) = entry.key() {
+                message = message.key(key);
             }
             let delivery = loop {
                 match producer.send_result(message) {
@@ -298,15 +300,15 @@ impl PartitionLane {
     }
 }
 
-/// Waits until `deadline` for what the lane handed over. Returns the
-/// coordinates stored; on an error, forgets the rest (librdkafka failed
-/// them, and every later one, for good).
+/// Waits until `deadline` for what the lane handed over, and gives each
+/// stored record's coordinates to `stored`; on an error, forgets the rest
+/// (librdkafka failed them, and every later one, for good).
 async fn await_deliveries(
     state: &mut LaneState,
     deadline: Instant,
     timeout: Duration,
-) -> Result<HashSet<(PartitionId, i64)>, KafkaSendFailure> {
-    let mut stored = HashSet::new();
+    mut stored: impl FnMut((PartitionId, i64)),
+) -> Result<(), KafkaSendFailure> {
     while let Some((_, delivery)) = state.awaiting.front_mut() {
         let Ok(outcome) = tokio::time::timeout_at(deadline, delivery).await else {
             return Err(KafkaSendFailure::Unacknowledged(timeout));
@@ -317,7 +319,7 @@ async fn await_deliveries(
         match outcome {
             Ok(Ok(delivery)) => {
                 state.floor = Some(delivery.offset + 1);
-                stored.insert(coordinates);
+                stored(coordinates);
             }
             Ok(Err((error, _))) => {
                 state.awaiting.clear();
@@ -331,7 +333,7 @@ async fn await_deliveries(
             }
         }
     }
-    Ok(stored)
+    Ok(())
 }
 
 fn failure_of(error: &KafkaError) -> KafkaSendFailure {

@@ -35,7 +35,12 @@ use crate::rocketmq_sink::failure_text;
 use crate::source::{Committed, Incoming, Source};
 
 pub use message::to_message;
+use message::{SharedNames, to_message_sharing};
 
+/// Messages asked for per pull. The client's default is 10; a broker
+/// answers with up to 32 from memory (`maxTransferCountOnMessageInMemory`),
+/// and each pull costs the client and the broker a round trip.
+const PULL_BATCH: i32 = 32;
 /// Messages polled and not taken by the pipeline yet, over all queues.
 const CHANNEL_RECORDS: usize = 1024;
 /// How long one poll waits for messages before the task looks at its
@@ -191,6 +196,7 @@ impl RocketMqSource {
             .instance_name(instance)
             .message_model(MessageModel::Clustering)
             .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
+            .pull_batch_size(PULL_BATCH)
             // Only the pipeline's acknowledgements move an offset.
             .auto_commit(false);
         if let (Some(access), Some(secret)) = (&config.access_key, &config.secret_key) {
@@ -291,12 +297,19 @@ async fn poll_forever(
     mut commands: mpsc::UnboundedReceiver<Command>,
     records: mpsc::Sender<RocketMqMessage>,
 ) {
+    let mut names = SharedNames::default();
     loop {
         while let Ok(command) = commands.try_recv() {
             apply(&consumer, command).await;
         }
-        for message in consumer.poll_with_timeout(POLL_WAIT_MS).await {
-            if records.send(to_message(&message)).await.is_err() {
+        // The zero-copy poll shares the client's messages: the plain poll
+        // clones each one (body and property map) only for us to copy it.
+        for message in consumer.poll_with_timeout_zero_copy(POLL_WAIT_MS).await {
+            if records
+                .send(to_message_sharing(&message, &mut names))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -321,7 +334,11 @@ impl Incoming for RocketMqMessage {
     }
 
     fn lane(&self) -> PartitionId {
-        PartitionId::queue(&self.topic, &self.broker, self.queue_id)
+        PartitionId {
+            topic: Arc::clone(&self.topic),
+            broker: Some(Arc::clone(&self.broker)),
+            partition: self.queue_id,
+        }
     }
 
     fn offset(&self) -> i64 {

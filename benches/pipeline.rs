@@ -150,6 +150,11 @@ impl Figure {
         self.samples.push(value);
     }
 
+    /// The latest sample (NaN before the first).
+    fn last(&self) -> f64 {
+        self.samples.last().copied().unwrap_or(f64::NAN)
+    }
+
     fn median(&self) -> f64 {
         let mut sorted = self.samples.clone();
         sorted.sort_by(f64::total_cmp);

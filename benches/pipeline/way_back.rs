@@ -39,6 +39,10 @@ const WAY_BACK: Variant = Variant {
     ..PARTITION
 };
 
+/// How often the transactional produce commits, in the comparison with the
+/// idempotent producer: about the bridge's batch time, and a long interval.
+const TRANSACTION_EVERY: [Duration; 2] = [Duration::from_millis(100), Duration::from_secs(1)];
+
 /// The way back's figures, one sample per round.
 #[derive(Default)]
 pub struct WayBack {
@@ -53,6 +57,13 @@ pub struct WayBack {
     /// Raw produce of the same records to Kafka, with the bridge's producer
     /// settings.
     pub produce: Figure,
+    /// The same produce, from the first send to the last acknowledgement.
+    pub produce_acknowledged: Figure,
+    /// The same records in Kafka transactions committed every
+    /// `TRANSACTION_EVERY[0]`, and every `TRANSACTION_EVERY[1]`, from the
+    /// first send to the last commit.
+    pub transactions_short: Figure,
+    pub transactions_long: Figure,
     pub bridge: Figure,
     pub rss: Figure,
     /// Records per batch the bridge sent to a partition.
@@ -107,6 +118,33 @@ impl WayBack {
             out,
             "sink ceiling: raw Kafka produce (idempotent, `acks=all`), until readable",
             &self.produce,
+            "/s",
+            value_size,
+        );
+        row(
+            out,
+            "Kafka produce, idempotent, from the first send to the last acknowledgement",
+            &self.produce_acknowledged,
+            "/s",
+            value_size,
+        );
+        row(
+            out,
+            &format!(
+                "Kafka produce in transactions committed every {} ms, from the first send to the last commit",
+                TRANSACTION_EVERY[0].as_millis()
+            ),
+            &self.transactions_short,
+            "/s",
+            value_size,
+        );
+        row(
+            out,
+            &format!(
+                "Kafka produce in transactions committed every {} ms, from the first send to the last commit",
+                TRANSACTION_EVERY[1].as_millis()
+            ),
+            &self.transactions_long,
             "/s",
             value_size,
         );
@@ -221,15 +259,26 @@ pub async fn round(
     into.pull.push(pull);
     let lite_pull = lite_pull_ceiling(bench, topic, records).await?;
     into.lite_pull.push(lite_pull);
-    let produce = produce_ceiling(bench, topic, records).await?;
-    into.produce.push(produce);
+    let idempotent = produce(bench, topic, records, Commit::Idempotent).await?;
+    let produce_rate = idempotent.readable;
+    into.produce.push(produce_rate);
+    into.produce_acknowledged.push(idempotent.committed);
+    for (every, figure) in [
+        (TRANSACTION_EVERY[0], &mut into.transactions_short),
+        (TRANSACTION_EVERY[1], &mut into.transactions_long),
+    ] {
+        let produced = produce(bench, topic, records, Commit::Transactions(every)).await?;
+        figure.push(produced.committed);
+    }
     let copy = bridge_copy(bench, topic, records).await?;
     into.bridge.push(copy.rate);
     into.rss.push(copy.rss as f64);
     into.batch.push(copy.mean_batch);
     into.cpu = copy.cpu;
     bench.say(format!(
-        "round {round}, the way back: RocketMQ pull {pull:.0}/s, lite pull {lite_pull:.0}/s, Kafka produce {produce:.0}/s, bridge {:.0}/s ({:.0} MiB peak RSS, {:.0} records per batch; CPU s: bridge {:.1}, Kafka broker {:.1}, RocketMQ {:.1})",
+        "round {round}, the way back: RocketMQ pull {pull:.0}/s, lite pull {lite_pull:.0}/s, Kafka produce {produce_rate:.0}/s (in transactions every 100 ms {:.0}/s, every 1 s {:.0}/s), bridge {:.0}/s ({:.0} MiB peak RSS, {:.0} records per batch; CPU s: bridge {:.1}, Kafka broker {:.1}, RocketMQ {:.1})",
+        into.transactions_short.last(),
+        into.transactions_long.last(),
         copy.rate,
         copy.rss as f64 / (1 << 20) as f64,
         copy.mean_batch,
@@ -351,10 +400,33 @@ async fn lite_pull_ceiling(bench: &Bench, topic: &str, records: usize) -> Result
     Ok(timed as f64 / elapsed.as_secs_f64().max(0.001))
 }
 
+/// How the raw produce commits: as the bridge does (idempotent, each
+/// record acknowledged), or in Kafka transactions committed this often.
+#[derive(Clone, Copy)]
+enum Commit {
+    Idempotent,
+    Transactions(Duration),
+}
+
+/// One raw produce of the backlog.
+struct Produced {
+    /// Records/s from the first to the last record below the high
+    /// watermarks (idempotent only: a transaction's markers are there too).
+    readable: f64,
+    /// Records/s from the first send to the last acknowledgement, or to the
+    /// last transaction's commit (when a `read_committed` consumer sees it).
+    committed: f64,
+}
+
 /// Raw produce of the backlog's records as the bridge writes them to a new
-/// Kafka topic, with the bridge's producer settings for the way back:
-/// records/s from the first to the last readable.
-async fn produce_ceiling(bench: &Bench, rocketmq_topic: &str, records: usize) -> Result<f64> {
+/// Kafka topic, with the bridge's producer settings for the way back,
+/// committed by `commit`.
+async fn produce(
+    bench: &Bench,
+    rocketmq_topic: &str,
+    records: usize,
+    commit: Commit,
+) -> Result<Produced> {
     let kafka_topic = unique("bench.back.sink.");
     // The backlog's topic exists: only the Kafka topic is created.
     let config = bench.config(&kafka_topic, rocketmq_topic, &WAY_BACK)?;
@@ -368,7 +440,16 @@ async fn produce_ceiling(bench: &Bench, rocketmq_topic: &str, records: usize) ->
     for (name, value) in PRODUCER_SETTINGS {
         client.set(name, value);
     }
+    if let Commit::Transactions(_) = commit {
+        client.set("transactional.id", unique("bench-back-tx-"));
+    }
     let producer: FutureProducer = client.create()?;
+    let blocking = Duration::from_secs(30);
+    if let Commit::Transactions(_) = commit {
+        producer.init_transactions(blocking)?;
+        producer.begin_transaction()?;
+    }
+    let mut last_commit = Instant::now();
     let queues = bench.reader.queues(rocketmq_topic).await?;
     let per_queue = records.div_ceil(queues.len().max(1));
     let partitions = bench.args.partitions as usize;
@@ -378,6 +459,7 @@ async fn produce_ceiling(bench: &Bench, rocketmq_topic: &str, records: usize) ->
         forward_ids: MessageIds::Deterministic,
     };
     let value_size = bench.args.value_size;
+    let started = Instant::now();
     let sending = async {
         let mut pending = Vec::new();
         // Round robin over the queues, each in offset order, as the
@@ -427,6 +509,16 @@ async fn produce_ceiling(bench: &Bench, rocketmq_topic: &str, records: usize) ->
                     record = record.key(key);
                 }
                 pending.push(enqueue(&producer, record).await);
+                if let Commit::Transactions(every) = commit
+                    && last_commit.elapsed() >= every
+                {
+                    // The commit waits for every record of the transaction.
+                    tokio::task::block_in_place(|| {
+                        producer.commit_transaction(blocking)?;
+                        producer.begin_transaction()
+                    })?;
+                    last_commit = Instant::now();
+                }
                 if pending.len() >= 50_000 {
                     for delivery in pending.drain(..) {
                         delivery.await?.map_err(|(e, _)| e)?;
@@ -434,12 +526,23 @@ async fn produce_ceiling(bench: &Bench, rocketmq_topic: &str, records: usize) ->
                 }
             }
         }
+        if let Commit::Transactions(_) = commit {
+            tokio::task::block_in_place(|| producer.commit_transaction(blocking))?;
+        }
         for delivery in pending {
             delivery.await?.map_err(|(e, _)| e)?;
         }
-        producer.flush(Duration::from_secs(30))?;
-        anyhow::Ok(())
+        producer.flush(blocking)?;
+        anyhow::Ok(started.elapsed())
     };
+    let rate = |took: Duration| records as f64 / took.as_secs_f64().max(0.001);
+    if let Commit::Transactions(_) = commit {
+        let took = sending.await?;
+        return Ok(Produced {
+            readable: rate(took),
+            committed: rate(took),
+        });
+    }
     let readable = wait_until_readable(
         bench,
         Target::Kafka(&kafka_topic),
@@ -447,6 +550,9 @@ async fn produce_ceiling(bench: &Bench, rocketmq_topic: &str, records: usize) ->
         Duration::from_secs(900),
         || false,
     );
-    let ((), (first, last)) = tokio::try_join!(sending, readable)?;
-    Ok(records as f64 / last.duration_since(first).as_secs_f64().max(0.001))
+    let (took, (first, last)) = tokio::try_join!(sending, readable)?;
+    Ok(Produced {
+        readable: rate(last.duration_since(first)),
+        committed: rate(took),
+    })
 }

@@ -520,7 +520,7 @@ fi
 # ---- judgement and summary -------------------------------------------------------
 
 # From the restart scans' own lines (the 30 s summaries repeat running totals).
-already_stored=$({ grep "read the target queues' tails" "$BRIDGE_LOG" | grep -o 'already_stored=[0-9]*' || true; } | awk -F= '{s += $2} END {print s + 0}')
+already_stored=$({ grep "restart scan: read the targets' tails" "$BRIDGE_LOG" | grep -o 'already_stored=[0-9]*' || true; } | awk -F= '{s += $2} END {print s + 0}')
 stored_despite_failure=$({ grep 'stored all the same' "$BRIDGE_LOG" | grep -o 'found=[0-9]*' || true; } | awk -F= '{s += $2} END {print s + 0}')
 judge_code=0
 python3 - "$VERIFY_JSON" "$TRAFFIC_SUMMARY" "$FAULTS_FILE" "$WORK/result.json" <<'PY' || judge_code=$?

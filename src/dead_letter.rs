@@ -30,8 +30,7 @@ pub struct DeadLetterWriter {
 
 impl DeadLetterWriter {
     pub fn new(kafka: &KafkaConfig, checkpoints: Arc<Checkpoints>) -> Result<Self, String> {
-        let mut config = kafka_source::client_config(kafka);
-        // A producer rejects consumer-only settings with a warning; these stay harmless.
+        let mut config = kafka_source::for_producer(kafka_source::client_config(kafka));
         config.set("enable.idempotence", "true");
         let producer = config.create().map_err(|e| {
             format!(

@@ -18,7 +18,7 @@ fn restart_scans(logs: &str) -> Vec<(u64, u64)> {
             .ok()
     };
     logs.lines()
-        .filter(|line| line.contains("read the target queues' tails"))
+        .filter(|line| line.contains("restart scan: read the targets' tails"))
         .filter_map(|line| Some((field(line, "already_stored")?, field(line, "took_ms")?)))
         .collect()
 }

@@ -2,7 +2,8 @@
 //! messages copied by the binary MATCH, with those the policies skip
 //! accounted for; an exact re-sent copy is a duplicate and still MATCHes;
 //! an altered duplicate and a copy of a message RocketMQ never had turn the
-//! day into MISMATCH and are named.
+//! day into MISMATCH and are named; a day not copied to its end yet is
+//! INCOMPLETE.
 //!
 //! RocketMQ sets a message's born timestamp itself at send, so the day is
 //! today's, judged with `--as-of` once the bridge has copied everything.
@@ -91,14 +92,80 @@ fn again(copy: &ReadBack, value: &[u8]) -> TestRecord {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn copied_messages_match_and_a_tampered_copy_is_named() {
+/// Sends `messages` to queue 0 of `topic` on broker-a, each stored.
+async fn send_to_queue_0(brokers: &TestBrokers, topic: &str, messages: Vec<Message>) {
+    let rocketmq: RocketMqConfig =
+        serde_yaml::from_str(&format!("name_server: \"{}\"", brokers.name_server)).expect("config");
+    let runtime = RocketMqRuntime::start(1).expect("runtime");
+    let mut producer = start_producer(runtime.client_runtime(), &rocketmq)
+        .await
+        .expect("producer");
+    for message in messages {
+        producer
+            .send_to_queue(message, MessageQueue::from_parts(topic, "broker-a", 0))
+            .await
+            .expect("RocketMQ stored the message");
+    }
+    producer.shutdown().await;
+    runtime.shutdown().await;
+}
+
+/// A new topic pair with its one-queue, one-partition topics, and the
+/// config of its way back; away from midnight, so that the day stays today.
+async fn way_back_pair() -> (TestBrokers, String, String, tempfile::NamedTempFile) {
     away_from_midnight().await;
     let brokers = brokers();
     let base = unique("vback");
     let (rocketmq_topic, kafka_topic) = (format!("{base}_src"), format!("{base}.back"));
     let file = config_file(&config(&brokers, &rocketmq_topic, &kafka_topic));
     create_topics(file.path(), 1, 1);
+    (brokers, rocketmq_topic, kafka_topic, file)
+}
+
+/// Messages the way back has not copied yet make the day INCOMPLETE, not
+/// MISMATCH: its group has committed nothing past the day's messages, and
+/// the note names the queue. Once the bridge has copied and committed them, the day MATCHes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_the_way_back_has_not_copied_yet_is_incomplete() {
+    let (brokers, rocketmq_topic, kafka_topic, file) = way_back_pair().await;
+    let total = 20;
+    let messages = (0..total)
+        .map(|n| {
+            Message::builder()
+                .topic(&rocketmq_topic)
+                .body_slice(format!("body-{n}").as_bytes())
+                .build_unchecked()
+        })
+        .collect();
+    send_to_queue_0(&brokers, &rocketmq_topic, messages).await;
+
+    let (code, report, _) = verify_today(file.path());
+    let row = &report["rows"][0];
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(row["verdict"], "INCOMPLETE", "{row:#}");
+    assert_eq!(row["copies"], 0, "{row:#}");
+    // The broker answers 0 (or nothing) for a group that never committed.
+    let notes = row["notes"].to_string();
+    assert!(
+        notes.contains("queue broker-a#0 (group")
+            && notes.contains(&format!("last record is at offset {}", total - 1)),
+        "{row:#}"
+    );
+
+    let mut bridge = BridgeProcess::start(file.path());
+    wait_for_copies(&brokers.kafka, &kafka_topic, total, &bridge).await;
+    // The graceful stop commits what was copied.
+    bridge.stop_gracefully(Duration::from_secs(30));
+    let (code, report, _) = verify_today(file.path());
+    let row = &report["rows"][0];
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(row["verdict"], "MATCH", "{row:#}");
+    assert_eq!(row["copies"], total, "{row:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copied_messages_match_and_a_tampered_copy_is_named() {
+    let (brokers, rocketmq_topic, kafka_topic, file) = way_back_pair().await;
 
     let total = 50;
     let mut messages: Vec<Message> = (0..total)
@@ -123,23 +190,7 @@ async fn copied_messages_match_and_a_tampered_copy_is_named() {
             .expect("legal properties")
             .build_unchecked(),
     );
-    let rocketmq: RocketMqConfig =
-        serde_yaml::from_str(&format!("name_server: \"{}\"", brokers.name_server)).expect("config");
-    let runtime = RocketMqRuntime::start(1).expect("runtime");
-    let mut producer = start_producer(runtime.client_runtime(), &rocketmq)
-        .await
-        .expect("producer");
-    for message in messages {
-        producer
-            .send_to_queue(
-                message,
-                MessageQueue::from_parts(&rocketmq_topic, "broker-a", 0),
-            )
-            .await
-            .expect("RocketMQ stored the message");
-    }
-    producer.shutdown().await;
-    runtime.shutdown().await;
+    send_to_queue_0(&brokers, &rocketmq_topic, messages).await;
 
     let mut bridge = BridgeProcess::start(file.path());
     wait_for_copies(&brokers.kafka, &kafka_topic, total as i64, &bridge).await;

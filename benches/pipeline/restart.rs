@@ -227,7 +227,7 @@ fn restart_scans(log: &str) -> (f64, f64) {
             .unwrap_or(0.0)
     };
     log.lines()
-        .filter(|line| line.contains("read the target queues' tails"))
+        .filter(|line| line.contains("restart scan: read the targets' tails"))
         .fold((0.0, 0.0), |(skipped, ms), line| {
             (
                 skipped + field(line, "already_stored"),

@@ -26,6 +26,7 @@ use kafka_rocketmq_bridge::kafka_source;
 use kafka_rocketmq_bridge::mapping::OutgoingMessage;
 use kafka_rocketmq_bridge::mapping::reverse::{self, ReverseRules, RocketMqMessage};
 use kafka_rocketmq_bridge::rocketmq_sink::encode::Envelope;
+use kafka_rocketmq_bridge::rocketmq_source;
 
 use super::{
     Bench, Copy, CpuUse, Figure, PARTITION, Target, Variant, enqueue, now_ms, record_parts, row,
@@ -52,7 +53,7 @@ pub struct WayBack {
     /// every queue at once, 4 pulls ahead per queue).
     pub pull: Figure,
     /// Raw poll of the client's lite pull consumer (what the bridge reads
-    /// with), in a fresh group, with its default settings.
+    /// with), in a fresh group, with the bridge's pull size.
     pub lite_pull: Figure,
     /// Raw produce of the same records to Kafka, with the bridge's producer
     /// settings.
@@ -109,7 +110,7 @@ impl WayBack {
         );
         row(
             out,
-            "source ceiling: raw RocketMQ lite pull consumer poll (the bridge's client, defaults)",
+            "source ceiling: raw RocketMQ lite pull consumer poll (the bridge's client and pull size)",
             &self.lite_pull,
             "/s",
             value_size,
@@ -128,26 +129,16 @@ impl WayBack {
             "/s",
             value_size,
         );
-        row(
-            out,
-            &format!(
+        for (every, figure) in TRANSACTION_EVERY
+            .iter()
+            .zip([&self.transactions_short, &self.transactions_long])
+        {
+            let name = format!(
                 "Kafka produce in transactions committed every {} ms, from the first send to the last commit",
-                TRANSACTION_EVERY[0].as_millis()
-            ),
-            &self.transactions_short,
-            "/s",
-            value_size,
-        );
-        row(
-            out,
-            &format!(
-                "Kafka produce in transactions committed every {} ms, from the first send to the last commit",
-                TRANSACTION_EVERY[1].as_millis()
-            ),
-            &self.transactions_long,
-            "/s",
-            value_size,
-        );
+                every.as_millis()
+            );
+            row(out, &name, figure, "/s", value_size);
+        }
         row(
             out,
             "**the bridge, the way back**",
@@ -348,9 +339,10 @@ async fn pull_ceiling(bench: &Bench, topic: &str, records: usize) -> Result<f64>
     Ok(read as f64 / elapsed.as_secs_f64())
 }
 
-/// Raw poll of `topic` by a lite pull consumer in a new group, from the
-/// first offset, until it has every message: records/s from the first
-/// message (the group's rebalance is not throughput).
+/// Raw poll of `topic` by a lite pull consumer in a new group, with the
+/// bridge's pull size, from the first offset, until it has every message:
+/// records/s from the first message (the group's rebalance is not
+/// throughput).
 async fn lite_pull_ceiling(bench: &Bench, topic: &str, records: usize) -> Result<f64> {
     let runtime = bench.runtime.as_ref().context("runtime")?;
     let failed = |what: &str, error: &dyn std::fmt::Display| {
@@ -361,6 +353,7 @@ async fn lite_pull_ceiling(bench: &Bench, topic: &str, records: usize) -> Result
         .name_server_addr(bench.args.name_server.as_str())
         .message_model(MessageModel::Clustering)
         .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
+        .pull_batch_size(rocketmq_source::PULL_BATCH)
         .auto_commit(false)
         .build()
         .map_err(|e| failed("build", &e))?;
@@ -436,7 +429,7 @@ async fn produce(
         bench.args.kafka,
         unique("bench-back-sink-")
     ))?;
-    let mut client = kafka_source::client_config(&kafka);
+    let mut client = kafka_source::for_producer(kafka_source::client_config(&kafka));
     for (name, value) in PRODUCER_SETTINGS {
         client.set(name, value);
     }

@@ -227,9 +227,12 @@ async fn verify_mapping(
                 ),
             }),
     );
-    let committed: BTreeMap<i32, Option<i64>> = partition_scans
+    let committed: Committed = partition_scans
         .iter()
-        .map(|(partition, scan)| (*partition, scan.committed))
+        .map(|(partition, scan)| {
+            let lane = format!("partition {partition}");
+            (*partition, (lane, scan.committed))
+        })
         .collect();
     let mut rows = judge(
         mapping,
@@ -262,7 +265,7 @@ fn judge(
     copies: &BTreeMap<NaiveDate, CopiesDay>,
     altered_duplicates: &BTreeMap<NaiveDate, Vec<Coordinates>>,
     retention: &[Retention],
-    committed: Option<&BTreeMap<i32, Option<i64>>>,
+    committed: Option<&Committed>,
 ) -> Vec<DayRow> {
     request
         .days
@@ -468,6 +471,11 @@ impl KafkaSide<'_> {
     }
 }
 
+/// The bridge's committed offset (next to copy) per source lane, by the
+/// number the tallies know it by (a Kafka partition, or a RocketMQ queue's
+/// place), with the lane's name for the report.
+type Committed = BTreeMap<i32, (String, Option<i64>)>;
+
 /// A day's verdict. A day not over yet is never judged; a difference that
 /// nothing explains is a MISMATCH even if a side lost records to retention,
 /// since retention only removes records, it does not add or alter any.
@@ -489,9 +497,8 @@ struct Evidence<'a> {
     copies: Option<&'a CopiesDay>,
     altered_duplicates: Option<&'a Vec<Coordinates>>,
     retention: &'a [Retention],
-    /// The bridge's committed offset (next to copy) per source partition,
-    /// when it can be read.
-    committed: Option<&'a BTreeMap<i32, Option<i64>>>,
+    /// The bridge's committed offsets, when they can be read.
+    committed: Option<&'a Committed>,
     now: i64,
 }
 
@@ -558,13 +565,16 @@ impl Evidence<'_> {
             return reasons;
         };
         for span in kafka.partitions.values() {
-            let committed = committed_offsets.get(&span.partition).copied().flatten();
+            let (lane, committed) = match committed_offsets.get(&span.partition) {
+                Some((lane, committed)) => (lane.clone(), *committed),
+                None => (format!("source lane {}", span.partition), None),
+            };
             if committed.is_none_or(|next| next <= span.last_offset) {
                 let committed = committed.map_or("nothing".to_string(), |c| format!("offset {c}"));
                 reasons.push(format!(
-                    "the bridge has not copied this day to its end: partition {} has committed {committed}, \
+                    "the bridge has not copied this day to its end: {lane} has committed {committed}, \
                      the day's last record is at offset {}",
-                    span.partition, span.last_offset
+                    span.last_offset
                 ));
             }
         }

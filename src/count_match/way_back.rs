@@ -26,8 +26,8 @@ use super::digest::{BLOCK_OFFSETS, BlockId, content_hash};
 use super::progress::Progress;
 use super::report::{Coordinates, CopyAt, DayRow, Difference, DuplicateCopy, ScanSpeed};
 use super::{
-    CopiesDay, Located, MAX_CHECKED_DUPLICATES, Retention, SourceDay, VerifyError, VerifyRequest,
-    add_located, blocks_to_locate, compare_located, judge, kafka_scan,
+    Committed, CopiesDay, Located, MAX_CHECKED_DUPLICATES, Retention, SourceDay, VerifyError,
+    VerifyRequest, add_located, blocks_to_locate, compare_located, judge, kafka_scan,
 };
 use crate::config::{BridgeConfig, Direction, MappingConfig};
 use crate::mapping::reverse::{
@@ -36,6 +36,7 @@ use crate::mapping::reverse::{
 };
 use crate::mapping::{SourceRecord, TimestampType};
 use crate::rocketmq_reader::TopicReader;
+use crate::rocketmq_sink::with_admin;
 use crate::rocketmq_source::message::to_message;
 
 /// How long looking up the Kafka topic's `max.message.bytes` may take.
@@ -427,8 +428,9 @@ pub(super) async fn verify_mapping(
             scan.start
         ),
     }));
-    // The way back's consumer offsets are not read: a day the bridge has
-    // not copied to its end is a MISMATCH (missing copies), not INCOMPLETE.
+    // A day whose copies fall short is INCOMPLETE while the way back has
+    // not committed past the day's last message of a queue.
+    let committed = group_offsets(config, &queues).await?;
     let mut rows = judge(
         mapping,
         request,
@@ -436,7 +438,7 @@ pub(super) async fn verify_mapping(
         &kafka.days,
         &altered_duplicates,
         &retention,
-        None,
+        Some(&committed),
     );
     let wanted = if request.max_listed > 0 {
         blocks_to_locate(&rows, &source, &kafka.days)
@@ -460,6 +462,36 @@ pub(super) async fn verify_mapping(
         add_located(&mut rows, &located, request.max_listed);
     }
     Ok((rows, speeds))
+}
+
+/// The way back's consumer offsets (`rocketmq.consumer_group`) of the
+/// source topic's queues, by place; read without joining the group. A
+/// queue the group never committed has none.
+async fn group_offsets(config: &BridgeConfig, queues: &Queues) -> Result<Committed, VerifyError> {
+    let group = config.rocketmq.consumer_group.as_str();
+    let offsets = with_admin(&config.rocketmq, METADATA_DEADLINE, async |admin| {
+        let listed = admin.topic_queues(&queues.topic).await?;
+        let offsets = admin.consumer_offsets(group, &listed).await?;
+        Ok(listed
+            .into_iter()
+            .map(|(queue, _)| queue)
+            .zip(offsets)
+            .collect::<Vec<_>>())
+    })
+    .await
+    .map_err(|e| VerifyError(format!("cannot read the way back's consumer offsets: {e}")))?;
+    Ok(offsets
+        .into_iter()
+        .filter_map(|(queue, offset)| {
+            let place = queues.place(queue.broker_name().as_str(), queue.queue_id())?;
+            let lane = format!(
+                "queue {}#{} (group `{group}`)",
+                queue.broker_name(),
+                queue.queue_id()
+            );
+            Some((place, (lane, offset)))
+        })
+        .collect())
 }
 
 /// Second pass: both sides again, only the wanted blocks.

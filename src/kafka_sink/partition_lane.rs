@@ -142,7 +142,7 @@ impl PartitionLanes {
 }
 
 fn create_producer(client: &ClientConfig, bootstrap: &str) -> Result<FutureProducer, String> {
-    let mut config = client.clone();
+    let mut config = kafka_source::for_producer(client.clone());
     for (name, value) in PRODUCER_SETTINGS {
         config.set(name, value);
     }

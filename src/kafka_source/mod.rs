@@ -40,6 +40,44 @@ pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
     config
 }
 
+/// Consumer-only properties (scope `C` in librdkafka's CONFIGURATION.md):
+/// the ones [`client_config`] sets and the ones users set in
+/// `kafka.properties` for the bridge's consumer. A producer ignores them,
+/// with a warning (CONFWARN) for each.
+const CONSUMER_ONLY: [&str; 23] = [
+    "group.id",
+    "group.instance.id",
+    "group.protocol",
+    "group.remote.assignor",
+    "partition.assignment.strategy",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "coordinator.query.interval.ms",
+    "max.poll.interval.ms",
+    "enable.auto.commit",
+    "auto.commit.interval.ms",
+    "enable.auto.offset.store",
+    "queued.min.messages",
+    "queued.max.messages.kbytes",
+    "fetch.wait.max.ms",
+    "fetch.queue.backoff.ms",
+    "fetch.message.max.bytes",
+    "fetch.max.bytes",
+    "fetch.min.bytes",
+    "fetch.error.backoff.ms",
+    "isolation.level",
+    "enable.partition.eof",
+    "auto.offset.reset",
+];
+
+/// A [`client_config`] made fit for a producer.
+pub fn for_producer(mut config: ClientConfig) -> ClientConfig {
+    for name in CONSUMER_ONLY {
+        config.remove(name);
+    }
+    config
+}
+
 /// librdkafka's `fetch.queue.backoff.ms`, unless the user set it.
 const FETCH_QUEUE_BACKOFF: (&str, &str) = ("fetch.queue.backoff.ms", "10");
 

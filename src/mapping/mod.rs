@@ -178,12 +178,13 @@ impl std::fmt::Display for Rejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Rejection::EmptyValue => {
-                f.write_str("the value is null or empty (RocketMQ cannot store an empty message)")
+                f.write_str("the value or body is null or empty (RocketMQ's producers refuse an empty message; the bridge copies none in either direction)")
             }
             Rejection::OversizedBody { size, limit } => {
                 write!(
                     f,
-                    "the message is {size} bytes, over rocketmq.max_message_size ({limit} bytes)"
+                    "the message is {size} bytes, over the target's limit of {limit} bytes \
+                     (rocketmq.max_message_size, or the Kafka topic's max.message.bytes on the way back)"
                 )
             }
             Rejection::OversizedProperties { size, limit } => {

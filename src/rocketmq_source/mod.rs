@@ -40,7 +40,7 @@ use message::{SharedNames, to_message_sharing};
 /// Messages asked for per pull. The client's default is 10; a broker
 /// answers with up to 32 from memory (`maxTransferCountOnMessageInMemory`),
 /// and each pull costs the client and the broker a round trip.
-const PULL_BATCH: i32 = 32;
+pub const PULL_BATCH: i32 = 32;
 /// Messages polled and not taken by the pipeline yet, over all queues.
 const CHANNEL_RECORDS: usize = 1024;
 /// How long one poll waits for messages before the task looks at its

@@ -824,7 +824,7 @@ pub fn ownership_trail(logs: &str) -> Vec<String> {
         "partitions assigned",
         "partitions revoked",
         "lost",
-        "read the target queues' tails",
+        "restart scan: read the targets' tails",
         "already stored in the target",
         "sending it again",
     ];

@@ -71,7 +71,7 @@ impl<F: Flow> Dispatcher<F> {
             match outcome {
                 Ok(found) => break found,
                 Err(error) => {
-                    tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "cannot read the target queues' tails to skip records already stored; Kafka stays paused until it can");
+                    tracing::warn!(%error, direction = %F::DIRECTION, retry_in_ms = wait.as_millis() as u64, "restart scan: cannot read the targets' tails to skip records already stored; the source stays paused until it can");
                     if self
                         .polling_while(tokio::time::sleep(wait), shutdown)
                         .await
@@ -88,11 +88,12 @@ impl<F: Flow> Dispatcher<F> {
         metrics::histogram!(crate::metrics::RESTART_SCAN).record(elapsed.as_secs_f64());
         let total: i64 = found.values().map(|(stored, _)| stored.count()).sum();
         tracing::info!(
+            direction = %F::DIRECTION,
             partitions = partitions.len(),
-            queues = queues.len(),
+            targets = queues.len(),
             already_stored = total,
             took_ms = elapsed.as_millis() as u64,
-            "read the target queues' tails of newly assigned partitions"
+            "restart scan: read the targets' tails of newly assigned source lanes"
         );
         // A partition revoked meanwhile is read again if it comes back:
         // its next owner may have stored more by then.

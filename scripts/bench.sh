@@ -26,8 +26,13 @@ require_java_and_maven
 CACHE_DIR=${BRIDGE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kafka-rocketmq-bridge}
 
 smoke=0
+given_report=
+previous=
 for arg in "$@"; do
     [ "$arg" = --smoke ] && smoke=1
+    # The harness takes the last --report; the chart goes beside it.
+    [ "$previous" = --report ] && given_report=$arg
+    previous=$arg
 done
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -45,6 +50,7 @@ else
     bridge_bin=$CARGO_TARGET_DIR/release/kafka-rocketmq-bridge
     report=docs/benchmarks.md
 fi
+report=${given_report:-$report}
 step "building the harness and the bridge (${CARGO_TARGET_DIR:-target})"
 cargo bench --locked "${profile[@]}" --bench pipeline --no-run
 

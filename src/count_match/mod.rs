@@ -241,14 +241,9 @@ async fn verify_mapping(
         &rocketmq.days,
         &altered_duplicates,
         &retention,
-        Some(&committed),
+        &committed,
     );
-    // Naming differences costs a second pass; nobody asked when none is listed.
-    let wanted = if request.max_listed > 0 {
-        blocks_to_locate(&rows, &kafka_days, &rocketmq.days)
-    } else {
-        BTreeSet::new()
-    };
+    let wanted = blocks_to_locate(&rows, &kafka_days, &rocketmq.days, request.max_listed);
     if !wanted.is_empty() {
         progress.phase(format!("locating differences in {}", mapping.label()));
         let located = locate(config, mapping, &rules, reader, request, &wanted, progress).await?;
@@ -265,7 +260,7 @@ fn judge(
     copies: &BTreeMap<NaiveDate, CopiesDay>,
     altered_duplicates: &BTreeMap<NaiveDate, Vec<Coordinates>>,
     retention: &[Retention],
-    committed: Option<&Committed>,
+    committed: &Committed,
 ) -> Vec<DayRow> {
     request
         .days
@@ -497,8 +492,8 @@ struct Evidence<'a> {
     copies: Option<&'a CopiesDay>,
     altered_duplicates: Option<&'a Vec<Coordinates>>,
     retention: &'a [Retention],
-    /// The bridge's committed offsets, when they can be read.
-    committed: Option<&'a Committed>,
+    /// The bridge's committed offsets.
+    committed: &'a Committed,
     now: i64,
 }
 
@@ -561,11 +556,8 @@ impl Evidence<'_> {
                 reasons.push(scan.what.clone());
             }
         }
-        let Some(committed_offsets) = self.committed else {
-            return reasons;
-        };
         for span in kafka.partitions.values() {
-            let (lane, committed) = match committed_offsets.get(&span.partition) {
+            let (lane, committed) = match self.committed.get(&span.partition) {
                 Some((lane, committed)) => (lane.clone(), *committed),
                 None => (format!("source lane {}", span.partition), None),
             };
@@ -582,12 +574,18 @@ impl Evidence<'_> {
     }
 }
 
-/// The first differing blocks of the mismatched days, at most [`MAX_LOCATED_BLOCKS`].
+/// The first differing blocks of the mismatched days, at most
+/// [`MAX_LOCATED_BLOCKS`]. None when no difference is to be listed: naming
+/// them costs a second pass over both sides.
 fn blocks_to_locate(
     rows: &[DayRow],
     kafka: &BTreeMap<NaiveDate, SourceDay>,
     rocketmq: &BTreeMap<NaiveDate, CopiesDay>,
+    max_listed: usize,
 ) -> BTreeSet<(NaiveDate, BlockId)> {
+    if max_listed == 0 {
+        return BTreeSet::new();
+    }
     let empty = DayTally::default();
     rows.iter()
         .filter(|row| row.verdict == Verdict::Mismatch)

@@ -438,13 +438,9 @@ pub(super) async fn verify_mapping(
         &kafka.days,
         &altered_duplicates,
         &retention,
-        Some(&committed),
+        &committed,
     );
-    let wanted = if request.max_listed > 0 {
-        blocks_to_locate(&rows, &source, &kafka.days)
-    } else {
-        BTreeSet::new()
-    };
+    let wanted = blocks_to_locate(&rows, &source, &kafka.days, request.max_listed);
     if !wanted.is_empty() {
         progress.phase(format!("locating differences in {}", mapping.label()));
         let located = Locating {

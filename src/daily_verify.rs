@@ -1,5 +1,5 @@
 //! The daily count-match inside `run` (`bridge.daily_verify`): at a set time
-//! of day it verifies the day before, as `verify` would, and again every
+//! of day it verifies the day before, as `verify` would, in both directions, and again every
 //! `retry_interval` while that day is INCOMPLETE (the copy has not reached
 //! its end yet), until the next day's run. Each report is logged, its
 //! verdicts and counts become `bridge_verify_*` metrics, and the last days
@@ -12,9 +12,11 @@ use std::time::Duration;
 use chrono::{DateTime, Days, NaiveDate, TimeZone as _, Utc};
 use tokio::task::JoinHandle;
 
-use crate::config::{BridgeConfig, DailyVerify};
+use crate::config::{BridgeConfig, DailyVerify, Direction};
 use crate::count_match::days::DayRange;
-use crate::count_match::{DayVerdicts, Progress, Verdict, VerifyReport, VerifyRequest, verify};
+use crate::count_match::{
+    DayRow, DayVerdicts, Progress, Verdict, VerifyReport, VerifyRequest, verify,
+};
 use crate::metrics::{VERIFY_LAST_RUN, VERIFY_RECORDS, VERIFY_VERDICT};
 use crate::status::{StatusBoard, VerifiedDay};
 
@@ -123,6 +125,16 @@ async fn verify_day(
         .map_err(|e| e.to_string())
 }
 
+/// A row's counts as (Kafka's, RocketMQ's): the source's records to copy
+/// and the target's first copies, Kafka being the source forward and the
+/// target on the way back.
+fn per_side(row: &DayRow) -> (u64, u64) {
+    match row.direction {
+        Direction::KafkaToRocketmq => (row.expected, row.copies),
+        Direction::RocketmqToKafka => (row.copies, row.expected),
+    }
+}
+
 /// Logs the report, sets the metrics and keeps the rows for `/status`.
 fn publish(report: &VerifyReport, status: &StatusBoard) {
     let checked_at = Utc::now();
@@ -132,15 +144,17 @@ fn publish(report: &VerifyReport, status: &StatusBoard) {
             metrics::gauge!(VERIFY_VERDICT, "mapping" => row.mapping.clone(), "day" => row.day.clone(), "verdict" => verdict.to_string())
                 .set(value);
         }
-        for (side, count) in [("kafka", row.expected), ("rocketmq", row.copies)] {
+        let (kafka, rocketmq) = per_side(row);
+        for (side, count) in [("kafka", kafka), ("rocketmq", rocketmq)] {
             metrics::gauge!(VERIFY_RECORDS, "mapping" => row.mapping.clone(), "day" => row.day.clone(), "side" => side)
                 .set(count as f64);
         }
         status.day_verified(VerifiedDay {
             day: row.day.clone(),
             mapping: row.mapping.clone(),
-            kafka: row.expected,
-            rocketmq: row.copies,
+            direction: row.direction,
+            kafka,
+            rocketmq,
             duplicates: row.duplicates,
             verdict: row.verdict,
             checked_at: checked_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),

@@ -48,9 +48,12 @@ struct BoardState {
 pub struct VerifiedDay {
     pub day: String,
     pub mapping: String,
-    /// Records of the day the bridge copies.
+    pub direction: Direction,
+    /// Kafka's count: the day's records to copy forward, or the first
+    /// copies found on the way back.
     pub kafka: u64,
-    /// First copies found in RocketMQ.
+    /// RocketMQ's count: the first copies found forward, or the day's
+    /// messages to copy on the way back.
     pub rocketmq: u64,
     pub duplicates: u64,
     pub verdict: Verdict,
@@ -448,6 +451,13 @@ fn cutover_conditions(
 /// Whether the last days the daily count-match verified all MATCH.
 fn days_condition(verified: &[&VerifiedDay]) -> LiveCondition {
     let condition = format!("the last {CUTOVER_DAYS} full days all MATCH");
+    // As in `cutover-check`: the days that decide the cutover are the
+    // dual-write direction's; the way back's days stay listed beside them.
+    let verified: Vec<&VerifiedDay> = verified
+        .iter()
+        .copied()
+        .filter(|v| v.direction == Direction::KafkaToRocketmq)
+        .collect();
     let days: BTreeSet<&str> = verified.iter().map(|v| v.day.as_str()).collect();
     let recent: Vec<&str> = days.into_iter().rev().take(CUTOVER_DAYS).collect();
     if recent.is_empty() {
@@ -689,6 +699,7 @@ mod tests {
         VerifiedDay {
             day: day.to_string(),
             mapping: "orders".to_string(),
+            direction: Direction::KafkaToRocketmq,
             kafka: 10,
             rocketmq: 10,
             duplicates: 0,

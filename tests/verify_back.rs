@@ -10,11 +10,8 @@
 
 use std::time::{Duration, Instant};
 
-use kafka_rocketmq_bridge::config::RocketMqConfig;
 use kafka_rocketmq_bridge::mapping::reverse::{self, RocketMqMessage};
-use kafka_rocketmq_bridge::rocketmq_sink::{RocketMqRuntime, start_producer};
 use rocketmq_model::common::message::message_single::Message;
-use rocketmq_model::message::MessageQueue;
 use serde_json::Value;
 
 use crate::support::*;
@@ -92,24 +89,6 @@ fn again(copy: &ReadBack, value: &[u8]) -> TestRecord {
     }
 }
 
-/// Sends `messages` to queue 0 of `topic` on broker-a, each stored.
-async fn send_to_queue_0(brokers: &TestBrokers, topic: &str, messages: Vec<Message>) {
-    let rocketmq: RocketMqConfig =
-        serde_yaml::from_str(&format!("name_server: \"{}\"", brokers.name_server)).expect("config");
-    let runtime = RocketMqRuntime::start(1).expect("runtime");
-    let mut producer = start_producer(runtime.client_runtime(), &rocketmq)
-        .await
-        .expect("producer");
-    for message in messages {
-        producer
-            .send_to_queue(message, MessageQueue::from_parts(topic, "broker-a", 0))
-            .await
-            .expect("RocketMQ stored the message");
-    }
-    producer.shutdown().await;
-    runtime.shutdown().await;
-}
-
 /// A new topic pair with its one-queue, one-partition topics, and the
 /// config of its way back; away from midnight, so that the day stays today.
 async fn way_back_pair() -> (TestBrokers, String, String, tempfile::NamedTempFile) {
@@ -137,7 +116,7 @@ async fn a_day_the_way_back_has_not_copied_yet_is_incomplete() {
                 .build_unchecked()
         })
         .collect();
-    send_to_queue_0(&brokers, &rocketmq_topic, messages).await;
+    send_to_queue(&brokers.name_server, &rocketmq_topic, 0, messages, None).await;
 
     let (code, report, _) = verify_today(file.path());
     let row = &report["rows"][0];
@@ -190,7 +169,7 @@ async fn copied_messages_match_and_a_tampered_copy_is_named() {
             .expect("legal properties")
             .build_unchecked(),
     );
-    send_to_queue_0(&brokers, &rocketmq_topic, messages).await;
+    send_to_queue(&brokers.name_server, &rocketmq_topic, 0, messages, None).await;
 
     let mut bridge = BridgeProcess::start(file.path());
     wait_for_copies(&brokers.kafka, &kafka_topic, total as i64, &bridge).await;

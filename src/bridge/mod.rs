@@ -262,9 +262,7 @@ pub async fn run(config: BridgeConfig, controls: Controls) -> Result<RunOutcome,
     );
     let reporter = spawn_reporter(&core);
     let daily_verify = core.settings.daily_verify.clone().map(|schedule| {
-        // The daily verify covers the dual-write direction only.
-        let (forward, _) = config.forward_part();
-        crate::daily_verify::spawn(forward, schedule, Arc::clone(&core.status))
+        crate::daily_verify::spawn(config.clone(), schedule, Arc::clone(&core.status))
     });
     let (stop_all, stop) = watch::channel(false);
     let relay = tokio::spawn(relay_shutdown(shutdown, stop_all.clone()));

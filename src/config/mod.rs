@@ -46,8 +46,8 @@ pub struct BridgeConfig {
 impl BridgeConfig {
     /// The config with its `kafka_to_rocketmq` mappings only, and the
     /// labels of the others: for the tools that do not cover the way back
-    /// yet (`verify`, `compare-results`, `translate-offsets`,
-    /// `cutover-check`, the daily verify).
+    /// (`compare-results`, `translate-offsets` without `--to-kafka`, and
+    /// `cutover-check`'s results conditions).
     pub fn forward_part(&self) -> (BridgeConfig, Vec<String>) {
         let (forward, back): (Vec<MappingConfig>, Vec<MappingConfig>) = self
             .mappings

@@ -1406,3 +1406,71 @@ pub async fn read_dead_letters(kafka: &str, topic: &str, expected: usize) -> Vec
     }
     found
 }
+
+/// Sends `messages` to queue `queue_id` of `topic` on broker-a, each stored.
+/// With `born_from`, the producer back-dates them: the first is born then
+/// and each next one a second later, as a producer on that day would have
+/// sent them (RocketMQ's clients take the born timestamp from the clock).
+pub async fn send_to_queue(
+    name_server: &str,
+    topic: &str,
+    queue_id: i32,
+    messages: Vec<rocketmq_model::common::message::message_single::Message>,
+    born_from: Option<i64>,
+) {
+    use rocketmq_client_rust::DefaultMQProducer;
+    use rocketmq_model::message::MessageQueue;
+    let runtime = RocketMqRuntime::start(1).expect("runtime");
+    let mut builder = DefaultMQProducer::builder(runtime.client_runtime())
+        .producer_group(unique("test_producer").replace('.', "_").as_str())
+        .name_server_addr(name_server);
+    if let Some(first) = born_from {
+        builder = builder.rpc_hook(std::sync::Arc::new(BornAt(
+            std::sync::atomic::AtomicI64::new(first),
+        )));
+    }
+    let mut producer = builder.build();
+    producer.start().await.expect("producer started");
+    for message in messages {
+        producer
+            .send_to_queue(
+                message,
+                MessageQueue::from_parts(topic, "broker-a", queue_id),
+            )
+            .await
+            .expect("RocketMQ stored the message");
+    }
+    producer.shutdown().await;
+    runtime.shutdown().await;
+}
+
+/// Sets the born timestamp of each message sent, a second apart from the
+/// one before; the broker stores the request's born timestamp as it is.
+struct BornAt(std::sync::atomic::AtomicI64);
+
+impl rocketmq_transport::api::RPCHook for BornAt {
+    fn do_before_request(
+        &self,
+        _remote_addr: std::net::SocketAddr,
+        request: &mut rocketmq_protocol::protocol::remoting_command::RemotingCommand,
+    ) -> Result<(), rocketmq_error::SharedError> {
+        use rocketmq_protocol::protocol::header::message_operation_header::send_message_request_header::SendMessageRequestHeader;
+        use rocketmq_protocol::protocol::header::message_operation_header::send_message_request_header_v2::SendMessageRequestHeaderV2;
+        let born = || self.0.fetch_add(1_000, Ordering::Relaxed);
+        if let Some(header) = request.read_custom_header_mut::<SendMessageRequestHeaderV2>() {
+            header.g = born();
+        } else if let Some(header) = request.read_custom_header_mut::<SendMessageRequestHeader>() {
+            header.born_timestamp = born();
+        }
+        Ok(())
+    }
+
+    fn do_after_response(
+        &self,
+        _remote_addr: std::net::SocketAddr,
+        _request: &rocketmq_protocol::protocol::remoting_command::RemotingCommand,
+        _response: &mut rocketmq_protocol::protocol::remoting_command::RemotingCommand,
+    ) -> Result<(), rocketmq_error::SharedError> {
+        Ok(())
+    }
+}

@@ -2,11 +2,15 @@
 //! one run, on the same pre-loaded data, against the local brokers.
 //!
 //! Ceilings (raw Kafka consume, raw RocketMQ produce with the bridge's own
-//! batches), the hand-written baseline (one synchronous send and one commit
-//! per record), the bridge in each mode, the way back against its own
-//! ceilings (`pipeline/way_back.rs`), latency at half load, rate-limit
-//! accuracy, and a scaling table. It prints each figure as it goes and
-//! writes the Markdown report and a CSV for the chart.
+//! batches; `pipeline/ceilings.rs`), the hand-written baseline (one
+//! synchronous send and one commit per record), the bridge in each mode
+//! (`pipeline/bridge_run.rs`), 2 KiB and 64 KiB values (`pipeline/sizes.rs`),
+//! the way back against its own ceilings (`pipeline/way_back.rs`), latency
+//! at half and a tenth of the load (`pipeline/latency.rs`), rate-limit
+//! accuracy, kill -9 restarts, one RocketMQ master of two down
+//! (`pipeline/master_down.rs`) and a scaling table. It prints each figure
+//! as it goes and writes the Markdown report and a CSV for the chart
+//! (`pipeline/report.rs`).
 //!
 //! Run through `scripts/bench.sh`; `--smoke` shrinks everything to seconds.
 
@@ -44,6 +48,8 @@ mod ceilings;
 mod daily_verify_cost;
 #[path = "pipeline/latency.rs"]
 mod latency;
+#[path = "pipeline/master_down.rs"]
+mod master_down;
 #[path = "pipeline/report.rs"]
 mod report;
 #[path = "pipeline/restart.rs"]
@@ -90,6 +96,8 @@ struct Args {
     only_restart: bool,
     /// The way back's pre-load and bridge runs only (for profiling).
     only_way_back: bool,
+    /// One RocketMQ master down only.
+    only_master_down: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -113,6 +121,7 @@ fn parse_args() -> Result<Args> {
         only_latency: None,
         only_restart: false,
         only_way_back: false,
+        only_master_down: false,
     };
     let mut given = std::env::args().skip(1);
     while let Some(flag) = given.next() {
@@ -141,6 +150,7 @@ fn parse_args() -> Result<Args> {
             "--kafka-yaml" => args.kafka_yaml = value()?.replace("\\n", "\n"),
             "--ordering" => args.ordering = value()?,
             "--only-latency" => args.only_latency = Some(value()?.parse()?),
+            "--only-master-down" => args.only_master_down = true,
             // cargo bench passes this to every bench target.
             "--bench" => {}
             other => bail!("unknown argument {other}"),
@@ -629,6 +639,8 @@ struct Results {
     /// The way back (RocketMQ to Kafka) against its own ceilings.
     way_back: way_back::WayBack,
     scaling: BTreeMap<String, f64>,
+    /// One RocketMQ master of two killed and restarted.
+    master_down: Option<master_down::MasterDown>,
     /// 2 KiB and 64 KiB values against the sink ceiling at that size.
     sized: Vec<sizes::Sized>,
 }
@@ -656,6 +668,10 @@ async fn run_all(bench: &mut Bench) -> Result<String> {
             way_back::bridge_only(bench, round, &topic, records).await?;
         }
         bail!("--only-way-back: no report written");
+    }
+    if bench.args.only_master_down {
+        master_down::measure(bench).await?;
+        bail!("--only-master-down: no report written");
     }
     bench.say(format!(
         "pre-loading {records} records of {value_size} B into {} partitions",
@@ -842,6 +858,7 @@ async fn run_all(bench: &mut Bench) -> Result<String> {
     ));
 
     results.restart = Some(restart::measure(bench, &backlog, records).await?);
+    results.master_down = Some(master_down::measure(bench).await?);
 
     scaling(bench, &mut results).await?;
     let report = render(bench, &results);

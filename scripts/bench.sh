@@ -2,10 +2,11 @@
 # Benchmarks, measured side by side in one run (see docs/benchmarks.md):
 # the source and sink ceilings, the naive hand-written bridge, the bridge in
 # each mode, the way back (RocketMQ to Kafka) against its own ceilings (raw
-# RocketMQ pull, raw Kafka produce), latency at half load, rate-limit
-# accuracy and a scaling table.
+# RocketMQ pull, raw Kafka produce), 2 KiB and 64 KiB values, latency at half
+# and a tenth of the load, rate-limit accuracy, kill -9 restarts, one RocketMQ
+# master of two down (a cluster of the harness's own) and a scaling table.
 #
-#   scripts/bench.sh            full run (about 15 min): rewrites docs/benchmarks.md
+#   scripts/bench.sh            full run (about 30 min): rewrites docs/benchmarks.md
 #                               and docs/benchmarks.png
 #   scripts/bench.sh --smoke    seconds, debug build, writes under target/bench/
 #                               (part of scripts/test.sh so the harness cannot rot)

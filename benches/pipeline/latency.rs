@@ -2,6 +2,8 @@
 //! and each record's delay is read from where it lands (RocketMQ's store
 //! time for the bridge; an rdkafka consumer for Kafka alone, the yardstick).
 
+use std::fmt::Write as _;
+
 use super::*;
 
 /// End-to-end latency at a steady `rate` for `duration`: (p50, p99, p999) in
@@ -38,6 +40,9 @@ pub async fn latency(
     .await?;
     bridge.stop()?;
     let mut latencies = Vec::with_capacity(total);
+    // BRIDGE_BENCH_LATENCY_DUMP=PREFIX writes each record's times, to see
+    // when the slow ones happened: queue, offset, sent, stored (ms).
+    let mut dump = String::new();
     for queue in bench.reader.queues(&rocketmq_topic).await? {
         for message in bench.reader.read_queue(&queue).await? {
             let sent = message
@@ -47,8 +52,18 @@ pub async fn latency(
                 .and_then(|(_, v)| v.parse::<i64>().ok());
             if let (Some(sent), false) = (sent, message.body == b"probe") {
                 latencies.push((message.store_timestamp - sent) as f64);
+                let _ = writeln!(
+                    dump,
+                    "{},{},{sent},{}",
+                    queue.queue_id(),
+                    message.queue_offset,
+                    message.store_timestamp
+                );
             }
         }
+    }
+    if let Ok(path) = std::env::var("BRIDGE_BENCH_LATENCY_DUMP") {
+        std::fs::write(format!("{path}.{rocketmq_topic}.csv"), dump)?;
     }
     latencies.sort_by(f64::total_cmp);
     let at = |q: f64| {

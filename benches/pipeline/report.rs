@@ -214,6 +214,9 @@ pub fn render(bench: &Bench, r: &Results) -> String {
     if let Some(restarts) = &r.restart {
         let _ = writeln!(out, "{}", restarts.target_row(args.records, verdict));
     }
+    if let Some(down) = &r.master_down {
+        let _ = writeln!(out, "{}", down.target_row(verdict));
+    }
     let peak = mib(&r.rss_partition).max(mib(&r.rss_key_hash));
     let _ = writeln!(
         out,

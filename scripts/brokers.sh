@@ -281,6 +281,7 @@ kafka_java() {
     local name=$1
     shift
     JAVA_CMD=(java -Xms128m -Xmx"${HEAP_MB}m" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+        "-Xlog:gc:file=$STATE_DIR/$name-gc.log:uptime,time:filecount=2,filesize=10m" \
         -Dlog4j2.configurationFile="$STATE_DIR/$name/log4j2.properties" \
         "$(marker_of "$name")" -cp "$KAFKA_LIBS/*" "$@")
 }
@@ -328,6 +329,7 @@ rocketmq_java() {
     # The add-opens/exports are what RocketMQ's own scripts pass on Java 9+ (direct buffers).
     JAVA_CMD=(env ROCKETMQ_HOME="$STATE_DIR/rocketmq-home" java -Xms64m -Xmx"${heap}m" -XX:+UseG1GC \
         -XX:MaxDirectMemorySize=256m \
+        "-Xlog:gc:file=$STATE_DIR/$name-gc.log:uptime,time:filecount=2,filesize=10m" \
         --add-exports java.base/sun.nio.ch=ALL-UNNAMED --add-opens java.base/java.nio=ALL-UNNAMED \
         --add-opens java.base/java.lang=ALL-UNNAMED --add-opens java.base/sun.nio.ch=ALL-UNNAMED \
         -Duser.home="$STATE_DIR/$name-home" -Drocketmq.home.dir="$STATE_DIR/rocketmq-home" \

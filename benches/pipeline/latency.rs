@@ -18,7 +18,7 @@ pub async fn latency(
     let (kafka_topic, rocketmq_topic) = (unique("bench.lat."), unique("bench_lat_"));
     let config = bench.config(&kafka_topic, &rocketmq_topic, variant)?;
     bench.create_topics(&config, bench.args.partitions, bench.args.queues)?;
-    let mut bridge = BridgeProcess::start(bench, &config)?;
+    let mut bridge = BridgeProcess::start_with_env(bench, &config, variant.env)?;
     let producer = latency_producer(bench, &kafka_topic).await?;
     // Ready once the probe record went through.
     wait_for_copy(
@@ -130,12 +130,13 @@ pub async fn produce_steady(
 }
 
 /// The latency floor Kafka itself sets, beside the bridge's: the same steady
-/// load, read back by a plain rdkafka consumer; (p50, p99, p999) in ms from
+/// load, read back by a plain rdkafka consumer at `isolation`; (p50, p99, p999) in ms from
 /// the record's timestamp to its arrival in the consumer.
 pub async fn kafka_latency(
     bench: &Bench,
     rate: f64,
     duration: Duration,
+    isolation: &str,
 ) -> Result<(f64, f64, f64)> {
     let kafka_topic = unique("bench.klat.");
     let config = bench.config(&kafka_topic, &unique("bench_klat_"), &PARTITION)?;
@@ -146,6 +147,7 @@ pub async fn kafka_latency(
         .set("session.timeout.ms", "6000")
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
+        .set("isolation.level", isolation)
         .create()?;
     consumer.subscribe(&[&kafka_topic])?;
     let producer = latency_producer(bench, &kafka_topic).await?;

@@ -261,6 +261,7 @@ pub fn subscribe(
     status: Arc<StatusBoard>,
 ) -> Result<Arc<BridgeConsumer>, String> {
     let mut config = super::streaming_consumer_config(kafka);
+    super::set_unless_given(&mut config, kafka, &super::FETCH_BATCHING);
     let reset = match kafka.start_from {
         StartFrom::Latest => "latest",
         _ => "earliest",

@@ -1,8 +1,9 @@
 //! The dispatcher's side of exactly-once restarts (`already_stored`, and
 //! `kafka_sink::read_back` on the way back): the first record of a partition
 //! this process has not checked yet triggers one read of the target lanes'
-//! tails (`Flow::scan_tails`) for every such partition assigned, while the
-//! source stays paused but polled, so the group keeps this instance.
+//! tails (`Flow::scan_tails`) for every such partition assigned. The source
+//! is not read meanwhile; a scan that takes longer than `PAUSE_AFTER`
+//! pauses it and keeps it polled, so the group keeps this instance.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::super::flow::Flow;
-use super::{Dispatcher, Stop};
+use super::{Dispatcher, PAUSE_AFTER, Stop};
 use crate::already_stored::{OffsetRanges, Wanted};
 use crate::checkpoint::PartitionId;
 use crate::config::Ordering;
@@ -50,7 +51,8 @@ impl<F: Flow> Dispatcher<F> {
         partitions.push(first.clone());
         let queues = self.queue_scans(&partitions);
         let started = Instant::now();
-        self.source.set_paused(true);
+        let mut source_paused = false;
+        let pause_at = started + PAUSE_AFTER;
         let mut wait = Duration::from_millis(500);
         let found = loop {
             let attempt = read_tails(
@@ -61,7 +63,8 @@ impl<F: Flow> Dispatcher<F> {
                 (first.clone(), first_offset),
                 &queues,
             );
-            let Some(outcome) = self.polling_while(attempt, shutdown).await else {
+            let polled = self.polling_while(attempt, pause_at, &mut source_paused, shutdown);
+            let Some(outcome) = polled.await else {
                 return Err(Stop::Signal);
             };
             let readiness = &self.sender_parts.shared.readiness;
@@ -72,18 +75,18 @@ impl<F: Flow> Dispatcher<F> {
                 Ok(found) => break found,
                 Err(error) => {
                     tracing::warn!(%error, direction = %F::DIRECTION, retry_in_ms = wait.as_millis() as u64, "restart scan: cannot read the targets' tails to skip records already stored; the source stays paused until it can");
-                    if self
-                        .polling_while(tokio::time::sleep(wait), shutdown)
-                        .await
-                        .is_none()
-                    {
+                    let waited = tokio::time::sleep(wait);
+                    let polled = self.polling_while(waited, pause_at, &mut source_paused, shutdown);
+                    if polled.await.is_none() {
                         return Err(Stop::Signal);
                     }
                     wait = (wait * 2).min(MAX_RETRY_WAIT);
                 }
             }
         };
-        self.resume_all();
+        if source_paused {
+            self.resume_all();
+        }
         let elapsed = started.elapsed();
         metrics::histogram!(crate::metrics::RESTART_SCAN).record(elapsed.as_secs_f64());
         let total: i64 = found.values().map(|(stored, _)| stored.count()).sum();
@@ -176,19 +179,32 @@ impl<F: Flow> Dispatcher<F> {
         by_queue.into_values().collect()
     }
 
-    /// Runs `work` while keeping the (paused) consumer polled, so the group
-    /// does not evict this instance; what arrives meanwhile is kept in
-    /// order. `None` if a shutdown came first.
+    /// Runs `work`. Past `pause_at` it pauses the source and keeps it
+    /// polled, so the group does not evict this instance; what arrives
+    /// meanwhile is kept in order. `None` if a shutdown came first.
+    ///
+    /// A scan that ends before `pause_at` (the usual one, tens of ms)
+    /// neither pauses nor resumes: librdkafka fetches a resumed partition
+    /// only when its broker thread next wakes, and with no fetch in flight
+    /// that took up to 1 s, 0.9 s on every start in the latency runs
+    /// (benches/analysis.md, "A resume costs up to a second").
     async fn polling_while<T>(
         &mut self,
         work: impl Future<Output = T>,
+        pause_at: Instant,
+        paused: &mut bool,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Option<T> {
         let mut work = std::pin::pin!(work);
         loop {
+            if !*paused && Instant::now() >= pause_at {
+                *paused = true;
+                self.source.set_paused(true);
+            }
             tokio::select! {
                 done = &mut work => return Some(done),
-                received = self.source.recv() => {
+                _ = tokio::time::sleep_until(pause_at.into()), if !*paused => {}
+                received = self.source.recv(), if *paused => {
                     if let Ok(record) = received {
                         self.keep_received(record);
                     }

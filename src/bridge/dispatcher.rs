@@ -537,27 +537,16 @@ impl<F: Flow> Dispatcher<F> {
             return Ok(());
         }
         let since = Instant::now();
-        let unpolled_until = since + PAUSE_AFTER;
         let mut paused = false;
-        let result = loop {
-            if room() {
-                break Ok(());
-            }
-            if !paused && Instant::now() >= unpolled_until {
-                paused = true;
-                self.source.set_paused(true);
-            }
-            tokio::select! {
-                _ = budget.freed() => {}
-                _ = tokio::time::sleep_until(unpolled_until.into()), if !paused => {}
-                received = self.source.recv(), if paused => {
-                    if let Ok(record) = received {
-                        self.keep_received(record);
-                    }
-                }
-                _ = shutdown.changed() => break Err(Stop::Signal),
+        let freed = async {
+            while !room() {
+                budget.freed().await;
             }
         };
+        let result = self
+            .polling_while(freed, since + PAUSE_AFTER, &mut paused, shutdown)
+            .await
+            .ok_or(Stop::Signal);
         if paused {
             self.resume_all();
         }
@@ -568,6 +557,42 @@ impl<F: Flow> Dispatcher<F> {
             since.elapsed(),
         );
         result
+    }
+
+    /// Runs `work`. Past `pause_at` it pauses the source and keeps it
+    /// polled, so the group does not evict this instance; what arrives
+    /// meanwhile is kept in order. `None` if a shutdown came first.
+    ///
+    /// Work done before `pause_at` neither pauses nor resumes: librdkafka
+    /// fetches a resumed partition only when its broker thread next wakes,
+    /// and with no fetch in flight that took up to 1 s (0.9 s after every
+    /// restart scan in the latency runs; benches/analysis.md, "A resume
+    /// costs up to a second"). `paused` says whether it paused; the caller
+    /// resumes.
+    async fn polling_while<T>(
+        &mut self,
+        work: impl Future<Output = T>,
+        pause_at: Instant,
+        paused: &mut bool,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<T> {
+        let mut work = std::pin::pin!(work);
+        loop {
+            if !*paused && Instant::now() >= pause_at {
+                *paused = true;
+                self.source.set_paused(true);
+            }
+            tokio::select! {
+                done = &mut work => return Some(done),
+                _ = tokio::time::sleep_until(pause_at.into()), if !*paused => {}
+                received = self.source.recv(), if *paused => {
+                    if let Ok(record) = received {
+                        self.keep_received(record);
+                    }
+                }
+                _ = shutdown.changed() => return None,
+            }
+        }
     }
 
     /// The records' share of the in-flight cap: what librdkafka's prefetch

@@ -178,41 +178,6 @@ impl<F: Flow> Dispatcher<F> {
         }
         by_queue.into_values().collect()
     }
-
-    /// Runs `work`. Past `pause_at` it pauses the source and keeps it
-    /// polled, so the group does not evict this instance; what arrives
-    /// meanwhile is kept in order. `None` if a shutdown came first.
-    ///
-    /// A scan that ends before `pause_at` (the usual one, tens of ms)
-    /// neither pauses nor resumes: librdkafka fetches a resumed partition
-    /// only when its broker thread next wakes, and with no fetch in flight
-    /// that took up to 1 s, 0.9 s on every start in the latency runs
-    /// (benches/analysis.md, "A resume costs up to a second").
-    async fn polling_while<T>(
-        &mut self,
-        work: impl Future<Output = T>,
-        pause_at: Instant,
-        paused: &mut bool,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Option<T> {
-        let mut work = std::pin::pin!(work);
-        loop {
-            if !*paused && Instant::now() >= pause_at {
-                *paused = true;
-                self.source.set_paused(true);
-            }
-            tokio::select! {
-                done = &mut work => return Some(done),
-                _ = tokio::time::sleep_until(pause_at.into()), if !*paused => {}
-                received = self.source.recv(), if *paused => {
-                    if let Ok(record) = received {
-                        self.keep_received(record);
-                    }
-                }
-                _ = shutdown.changed() => return None,
-            }
-        }
-    }
 }
 
 /// The group's committed offsets, then each target lane's tail: the

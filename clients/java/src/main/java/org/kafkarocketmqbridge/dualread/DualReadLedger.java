@@ -59,7 +59,9 @@ public final class DualReadLedger implements AutoCloseable {
         settings.setProperty(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
         settings.setProperty(ProducerConfig.ACKS_CONFIG, "all");
         settings.setProperty(ProducerConfig.LINGER_MS_CONFIG, "20");
-        settings.setProperty(ProducerConfig.MAX_BLOCK_MS_CONFIG, "1000");
+        // The first send waits for the ledger topic's metadata: 1 s was too
+        // short on a busy machine (CI saw "not present in metadata after 1000 ms").
+        settings.setProperty(ProducerConfig.MAX_BLOCK_MS_CONFIG, "10000");
         this.producer = new KafkaProducer<>(settings, new StringSerializer(), new ByteArraySerializer());
         this.topic = topic;
         this.group = group;

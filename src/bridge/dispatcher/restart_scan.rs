@@ -74,7 +74,7 @@ impl<F: Flow> Dispatcher<F> {
             match outcome {
                 Ok(found) => break found,
                 Err(error) => {
-                    tracing::warn!(%error, direction = %F::DIRECTION, retry_in_ms = wait.as_millis() as u64, "restart scan: cannot read the targets' tails to skip records already stored; the source stays paused until it can");
+                    tracing::warn!(%error, direction = %F::DIRECTION, retry_in_ms = wait.as_millis() as u64, "restart scan: cannot read the targets' tails to skip records already stored; the source is not read until it can (paused and polled past one second)");
                     let waited = tokio::time::sleep(wait);
                     let polled = self.polling_while(waited, pause_at, &mut source_paused, shutdown);
                     if polled.await.is_none() {

@@ -98,6 +98,8 @@ struct Args {
     only_way_back: bool,
     /// One RocketMQ master down only.
     only_master_down: bool,
+    /// Pre-load and the rate-limit window at this limit only.
+    only_rate_limit: Option<u32>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -122,6 +124,7 @@ fn parse_args() -> Result<Args> {
         only_restart: false,
         only_way_back: false,
         only_master_down: false,
+        only_rate_limit: None,
     };
     let mut given = std::env::args().skip(1);
     while let Some(flag) = given.next() {
@@ -151,6 +154,7 @@ fn parse_args() -> Result<Args> {
             "--ordering" => args.ordering = value()?,
             "--only-latency" => args.only_latency = Some(value()?.parse()?),
             "--only-master-down" => args.only_master_down = true,
+            "--only-rate-limit" => args.only_rate_limit = Some(value()?.parse()?),
             // cargo bench passes this to every bench target.
             "--bench" => {}
             other => bail!("unknown argument {other}"),
@@ -353,13 +357,21 @@ impl Bench {
         Ok(())
     }
 
+    /// Messages stored in `topic`'s queues; their offsets are asked at once.
     async fn count(&self, topic: &str) -> Result<i64> {
-        let mut total = 0;
-        for queue in self.reader.queues(topic).await? {
-            let (min, max) = self.reader.offsets(&queue).await?;
-            total += max - min;
-        }
-        Ok(total)
+        let queues = self.reader.queues(topic).await?;
+        let offsets = futures::future::try_join_all(queues.iter().map(|q| self.reader.offsets(q)));
+        Ok(offsets.await?.iter().map(|(min, max)| max - min).sum())
+    }
+
+    /// `topic`'s count and the moment it describes: the middle of its
+    /// queries. A window timed from before one count to after the next
+    /// would add the second count's time to the window (it took hundreds
+    /// of milliseconds on a busy machine) without its records.
+    async fn count_at(&self, topic: &str) -> Result<(i64, Instant)> {
+        let asked = Instant::now();
+        let count = self.count(topic).await?;
+        Ok((count, asked + asked.elapsed() / 2))
     }
 }
 
@@ -483,13 +495,17 @@ fn verify_speed(bench: &Bench, config: &Path) -> Result<(f64, f64)> {
     Ok((rate("kafka"), rate("rocketmq")))
 }
 
-/// The achieved rate with a `limit` msg/s, over a steady window.
+/// How long the achieved rate under a limit is measured.
+const RATE_LIMIT_WINDOW: Duration = Duration::from_secs(10);
+
+/// The achieved rate with a `limit` msg/s, over a steady window, and how
+/// the window was counted.
 async fn rate_limit_accuracy(
     bench: &Bench,
     kafka_topic: &str,
     limit: u32,
     window: Duration,
-) -> Result<f64> {
+) -> Result<(f64, String)> {
     let rocketmq_topic = unique("bench_rl_");
     let bridge_lines = format!("  rate_limit:\n    messages_per_second: {limit}\n");
     let variant = Variant {
@@ -508,12 +524,20 @@ async fn rate_limit_accuracy(
         &mut bridge,
     )
     .await?;
-    let (start, before) = (Instant::now(), bench.count(&rocketmq_topic).await?);
+    let asked = Instant::now();
+    let (before, start) = bench.count_at(&rocketmq_topic).await?;
     tokio::time::sleep(window).await;
-    let achieved =
-        (bench.count(&rocketmq_topic).await? - before) as f64 / start.elapsed().as_secs_f64();
+    let (after, end) = bench.count_at(&rocketmq_topic).await?;
+    let counts_took = [start - asked, asked.elapsed() - (end - asked)].map(|half| 2 * half);
+    let seconds = end.duration_since(start).as_secs_f64();
+    let detail = format!(
+        "{} records in {seconds:.3} s; the counts took {:?} and {:?}",
+        after - before,
+        counts_took[0],
+        counts_took[1]
+    );
     bridge.stop()?;
-    Ok(achieved)
+    Ok(((after - before) as f64 / seconds, detail))
 }
 
 async fn fresh_backlog(
@@ -694,6 +718,17 @@ async fn run_all(bench: &mut Bench) -> Result<String> {
         restart::measure(bench, &backlog, records).await?;
         bail!("--only-restart: no report written");
     }
+    if let Some(limit) = bench.args.only_rate_limit {
+        for round in 1..=repeat {
+            let (achieved, detail) =
+                rate_limit_accuracy(bench, &backlog, limit, RATE_LIMIT_WINDOW).await?;
+            let off = 100.0 * (achieved / f64::from(limit) - 1.0);
+            bench.say(format!(
+                "round {round}: rate limit {limit}/s: achieved {achieved:.0}/s ({off:+.1}%): {detail}"
+            ));
+        }
+        bail!("--only-rate-limit: no report written");
+    }
     if bench.args.only_bridge {
         for round in 1..=repeat {
             let variant = Variant {
@@ -845,12 +880,14 @@ async fn run_all(bench: &mut Bench) -> Result<String> {
     let limit_window = if bench.args.smoke {
         Duration::from_secs(2)
     } else {
-        Duration::from_secs(10)
+        RATE_LIMIT_WINDOW
     };
     if (limit as usize) * 3 < records {
-        let achieved = rate_limit_accuracy(bench, &backlog, limit, limit_window).await?;
+        let (achieved, detail) = rate_limit_accuracy(bench, &backlog, limit, limit_window).await?;
         results.limit = Some((limit, achieved));
-        bench.say(format!("rate limit {limit}/s: achieved {achieved:.0}/s"));
+        bench.say(format!(
+            "rate limit {limit}/s: achieved {achieved:.0}/s ({detail})"
+        ));
     } else {
         bench.say(format!(
             "rate limit: backlog too small for a {limit}/s window, skipped"

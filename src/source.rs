@@ -8,6 +8,7 @@
 //! `rocketmq_source` for a RocketMQ consumer group.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::checkpoint::PartitionId;
@@ -71,6 +72,10 @@ pub trait Source: Send + Sync + 'static {
     fn set_lanes_paused(&self, lanes: &[PartitionId], paused: bool) {
         self.set_paused_where(paused, &|lane| lanes.contains(lane));
     }
+
+    /// Called after lanes were resumed: makes the source read them again
+    /// now rather than at its own next timer. Returns at once.
+    fn wake_resumed(self: Arc<Self>) {}
 
     /// Moves `lane`'s next read to `offset`.
     fn seek(&self, lane: &PartitionId, offset: i64) -> Result<(), String>;

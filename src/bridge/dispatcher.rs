@@ -438,6 +438,7 @@ impl<F: Flow> Dispatcher<F> {
                 && self.held.get(&*id.topic).is_none_or(|held| !held.paused)
                 && !self.is_parked(id)
         });
+        Arc::clone(&self.source).wake_resumed();
     }
 
     async fn dispatch(

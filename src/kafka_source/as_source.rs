@@ -1,11 +1,13 @@
 //! Kafka's consumer group as the pipeline's [`Source`]: partitions are its
 //! lanes, and a record is a [`SourceRecord`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 
 use super::consumer::{self, BridgeConsumer};
+use super::fetch_wake;
 use crate::checkpoint::PartitionId;
 use crate::mapping::SourceRecord;
 use crate::source::{Committed, Incoming, Source};
@@ -73,6 +75,12 @@ impl Source for BridgeConsumer {
 
     fn set_lanes_paused(&self, lanes: &[PartitionId], paused: bool) {
         consumer::set_partitions_paused(self, lanes, paused);
+    }
+
+    fn wake_resumed(self: Arc<Self>) {
+        if self.context().fetch_wake.request() {
+            tokio::task::spawn_blocking(move || fetch_wake::serve(&self));
+        }
     }
 
     fn seek(&self, lane: &PartitionId, offset: i64) -> Result<(), String> {

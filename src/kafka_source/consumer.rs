@@ -16,6 +16,7 @@ use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, Statistics, Timestamp, TopicPartitionList};
 
+use super::fetch_wake::FetchWake;
 use crate::checkpoint::{Checkpoints, PartitionId};
 use crate::config::{KafkaConfig, StartFrom};
 use crate::health::{Heartbeat, Readiness, stuck_after};
@@ -46,6 +47,8 @@ pub struct SourceContext {
     /// For messages about refused credentials.
     bootstrap: String,
     last_auth_report: Mutex<Option<std::time::Instant>>,
+    /// Wake-ups of the fetchers after a resume (see `fetch_wake`).
+    pub(super) fetch_wake: FetchWake,
 }
 
 impl SourceContext {
@@ -309,6 +312,7 @@ pub fn subscribe(
         polled,
         bootstrap: kafka.bootstrap_servers.clone(),
         last_auth_report: Mutex::new(None),
+        fetch_wake: FetchWake::default(),
     };
     let consumer: BridgeConsumer = config.create_with_context(context).map_err(|e| {
         format!(

@@ -7,6 +7,7 @@
 mod admin;
 mod as_source;
 pub mod consumer;
+mod fetch_wake;
 pub mod start_position;
 
 use std::time::Duration;

@@ -23,9 +23,10 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::consumer::BridgeConsumer;
 
-/// How long one wake-up query may take; a slower broker is woken by its
-/// answer anyway, or by librdkafka's own timer.
-const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one wake-up query may take. librdkafka's own timer wakes the
+/// fetchers within a second, so waiting longer gains nothing, and a shorter
+/// wait lets a stopping bridge close its consumer sooner.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Whether a wake-up is wanted and whether a thread is serving them.
 #[derive(Debug, Default)]

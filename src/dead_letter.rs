@@ -94,11 +94,8 @@ async fn send(
     let partition = record.partition.to_string();
     let offset = record.offset.to_string();
     let mut headers = OwnedHeaders::new();
-    for (name, value) in &record.headers {
-        headers = headers.insert(Header {
-            key: name,
-            value: value.as_deref(),
-        });
+    for (name, value) in record.headers() {
+        headers = headers.insert(Header { key: name, value });
     }
     let headers = headers
         .insert(Header {
@@ -107,7 +104,7 @@ async fn send(
         })
         .insert(Header {
             key: ORIGIN_TOPIC_HEADER,
-            value: Some(record.topic.as_str()),
+            value: Some(&*record.topic),
         })
         .insert(Header {
             key: ORIGIN_PARTITION_HEADER,
@@ -118,11 +115,11 @@ async fn send(
             value: Some(offset.as_str()),
         });
     let mut message: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
-    if let Some(key) = &record.key {
-        message = message.key(key.as_slice());
+    if let Some(key) = record.key() {
+        message = message.key(key);
     }
-    if let Some(value) = &record.value {
-        message = message.payload(value.as_slice());
+    if let Some(value) = record.value() {
+        message = message.payload(value);
     }
     if let Some((timestamp, _)) = record.timestamp {
         message = message.timestamp(timestamp);

@@ -56,14 +56,15 @@ fn three_topic_scenario(extra_bridge: &str) -> Scenario {
 fn by_coordinates(records: Vec<SourceRecord>) -> BTreeMap<(String, i32, i64), SourceRecord> {
     records
         .into_iter()
-        .map(|r| ((r.topic.clone(), r.partition, r.offset), r))
+        .map(|r| ((r.topic.to_string(), r.partition, r.offset), r))
         .collect()
 }
 
 /// Headers come back sorted by name when all are plain properties.
-fn sorted_headers(mut record: SourceRecord) -> SourceRecord {
-    record.headers.sort();
-    record
+fn sorted_headers(record: SourceRecord) -> SourceRecord {
+    let mut headers: Vec<_> = record.headers().collect();
+    headers.sort();
+    record.clone().with_headers(headers)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,7 +94,10 @@ async fn copies_100k_records_exactly_and_in_order() {
     let reader = Reader::new(&brokers.name_server).await;
     let mut messages = Vec::new();
     for (kafka_topic, rocketmq_topic) in &scenario.topics {
-        let want = expected.iter().filter(|r| &r.topic == kafka_topic).count() as i64;
+        let want = expected
+            .iter()
+            .filter(|r| *r.topic == **kafka_topic)
+            .count() as i64;
         let got = reader
             .wait_for_count(rocketmq_topic, want, Duration::from_secs(300))
             .await;
@@ -116,7 +120,7 @@ async fn copies_100k_records_exactly_and_in_order() {
         let record = message
             .kafka_record()
             .expect("every message carries provenance");
-        let key = (record.topic.clone(), record.partition, record.offset);
+        let key = (record.topic.to_string(), record.partition, record.offset);
         *seen.entry(key.clone()).or_insert(0) += 1;
         let want = expected
             .get(&key)
@@ -159,7 +163,7 @@ async fn copies_100k_records_exactly_and_in_order() {
     }
     // key_hash mode: each key on one queue, its offsets increasing.
     let keys = assert_ordered_by(&messages[1], |r| {
-        String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).into_owned()
+        String::from_utf8_lossy(r.key().unwrap_or_default()).into_owned()
     });
     assert_eq!(keys, 500);
     let queues_used: std::collections::BTreeSet<i32> =

@@ -94,13 +94,12 @@ fn on_rocketmq(messages: &[ReadMessage], header: &str) -> Vec<Handled> {
             };
             let record = message.kafka_record().expect("a copy");
             let seq = record
-                .headers
-                .iter()
-                .find(|(n, _)| n == header)
-                .and_then(|(_, v)| v.as_deref());
+                .headers()
+                .find(|(n, _)| *n == header)
+                .and_then(|(_, v)| v);
             Handled {
                 id: RecordId::of_rocketmq(property).expect("provenance"),
-                result: logic(record.key.as_deref(), record.value.as_deref(), seq),
+                result: logic(record.key(), record.value(), seq),
             }
         })
         .collect()

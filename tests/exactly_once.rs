@@ -108,7 +108,7 @@ async fn kill_restarts_leave_exactly_one_copy(ordering: &str) {
     );
     let groups = match ordering {
         "key_hash" => assert_ordered_by(&messages, |r| {
-            String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).into_owned()
+            String::from_utf8_lossy(r.key().unwrap_or_default()).into_owned()
         }),
         _ => assert_ordered_by(&messages, |r| r.partition.to_string()),
     };

@@ -231,7 +231,7 @@ async fn partition_leader_killed_and_restarted_in_a_three_node_cluster() {
     );
     assert_eq!(assert_complete_and_ordered(&messages, total, PARTITIONS), 0);
     let keys = assert_ordered_by(&messages, |r| {
-        String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).into_owned()
+        String::from_utf8_lossy(r.key().unwrap_or_default()).into_owned()
     });
     assert_eq!(keys, KEYS);
     println!(

@@ -98,7 +98,7 @@ async fn kafka_killed_and_restarted_mid_copy_leaves_one_copy_per_record() {
 
     let wanted: BTreeSet<_> = produced
         .iter()
-        .map(|r| (r.topic.clone(), r.partition, r.offset))
+        .map(|r| (r.topic.to_string(), r.partition, r.offset))
         .collect();
     assert_eq!(wanted.len(), total);
     let mut copies: BTreeMap<(String, i32, i64), usize> = BTreeMap::new();

@@ -175,7 +175,10 @@ async fn a_partition_lane_stores_each_record_once_in_order_across_a_kafka_restar
         .expect("a reverse copy");
         assert_eq!(&copy, message, "in order, exactly as sent");
         assert_eq!(
-            reverse::is_reverse_copy(&rules_topic, &read.headers),
+            reverse::is_reverse_copy(
+                &rules_topic,
+                read.headers.iter().map(|(n, v)| (n.as_str(), v.as_deref()))
+            ),
             Ok(true)
         );
     }

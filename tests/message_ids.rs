@@ -224,11 +224,11 @@ async fn a_key_with_spaces_is_found_by_a_key_query_and_maps_back() {
     assert_eq!(found.len(), 1, "the whole key is one indexed token");
     let record = found[0].kafka_record().expect("unmap");
     assert_eq!(
-        record.key.as_deref(),
+        record.key(),
         Some(key.as_bytes()),
         "maps back to the original key"
     );
-    assert_eq!(record.value.as_deref(), Some(&b"spaced"[..]));
+    assert_eq!(record.value(), Some(&b"spaced"[..]));
     let plain = query_by_key(
         &mut producer,
         &rocketmq_topic,

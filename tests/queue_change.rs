@@ -90,7 +90,7 @@ async fn growing_the_queue_count_replans_without_loss() {
         "every record once"
     );
     let key = |r: &kafka_rocketmq_bridge::mapping::SourceRecord| {
-        String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).into_owned()
+        String::from_utf8_lossy(r.key().unwrap_or_default()).into_owned()
     };
     let before: Vec<_> = messages
         .iter()

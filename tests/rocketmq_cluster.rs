@@ -257,7 +257,7 @@ async fn broker_b_killed_and_restarted_in_a_two_master_cluster() {
     );
     assert_eq!(
         assert_ordered_across_brokers(&queues, |r| {
-            String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).into_owned()
+            String::from_utf8_lossy(r.key().unwrap_or_default()).into_owned()
         }),
         KEYS
     );

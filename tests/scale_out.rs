@@ -233,7 +233,7 @@ async fn instances_added_and_removed_mid_run_copy_each_record_once_in_key_order(
         trail.join("\n")
     );
     let keys = assert_ordered_by(&messages, |r| {
-        String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).into_owned()
+        String::from_utf8_lossy(r.key().unwrap_or_default()).into_owned()
     });
     assert_eq!(keys, 300);
     eprintln!("scale-out with instances added and removed: {total} records, each copied once");

@@ -190,7 +190,7 @@ async fn latest_skips_what_came_before_the_start_and_copies_what_follows_exactly
 fn coordinates_of(records: &[SourceRecord]) -> BTreeSet<(String, i32, i64)> {
     records
         .iter()
-        .map(|r| (r.topic.clone(), r.partition, r.offset))
+        .map(|r| (r.topic.to_string(), r.partition, r.offset))
         .collect()
 }
 

@@ -96,7 +96,7 @@ fn abort(producer: &FutureProducer) {
 fn coordinates_of(records: &[SourceRecord]) -> Vec<Coordinates> {
     records
         .iter()
-        .map(|r| (r.topic.clone(), r.partition, r.offset))
+        .map(|r| (r.topic.to_string(), r.partition, r.offset))
         .collect()
 }
 

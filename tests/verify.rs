@@ -142,8 +142,7 @@ async fn three_days_match_and_tampering_names_the_record() {
     forged.partition = 0;
     forged.offset = 1_000_000;
     write_straight(&brokers.name_server, &rocketmq_topic, 0, &forged).await;
-    let mut altered = stored[10].clone();
-    altered.value = Some(b"not what Kafka holds".to_vec());
+    let altered = stored[10].clone().with_value(Some(b"not what Kafka holds"));
     let queue = altered.partition as usize % 4;
     write_straight(&brokers.name_server, &rocketmq_topic, queue, &altered).await;
 

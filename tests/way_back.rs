@@ -600,7 +600,9 @@ async fn both_directions_on_one_pair_copy_each_record_once_and_never_back() {
         .iter()
         .filter_map(|m| m.kafka_record().ok())
         .fold(BTreeMap::new(), |mut count, r| {
-            *count.entry((r.topic, r.partition, r.offset)).or_default() += 1;
+            *count
+                .entry((r.topic.to_string(), r.partition, r.offset))
+                .or_default() += 1;
             count
         });
     assert_eq!(in_rocketmq.len(), from_kafka + from_rocketmq, "{logs}");

@@ -134,18 +134,19 @@ pub async fn sink_ceiling(
 
 pub fn bench_envelope(topic: &str, i: usize, value_size: usize) -> Envelope {
     let (key, value, _) = record_parts(i, value_size);
-    let record = kafka_rocketmq_bridge::mapping::SourceRecord {
-        topic: topic.to_string(),
-        partition: 0,
-        offset: i as i64,
-        timestamp: Some((now_ms(), mapping::TimestampType::CreateTime)),
-        key: Some(key),
-        value: Some(value),
-        headers: vec![
-            ("trace-id".into(), Some(format!("{i:016x}").into_bytes())),
-            ("source".into(), Some(b"bench".to_vec())),
+    let trace_id = format!("{i:016x}");
+    let record = kafka_rocketmq_bridge::mapping::SourceRecord::new(
+        topic,
+        0,
+        i as i64,
+        Some((now_ms(), mapping::TimestampType::CreateTime)),
+        Some(&key),
+        Some(&value),
+        [
+            ("trace-id", Some(trace_id.as_bytes())),
+            ("source", Some(&b"bench"[..])),
         ],
-    };
+    );
     let rules = MappingRules {
         tag: None,
         tag_header: None,
@@ -180,6 +181,7 @@ pub async fn naive_bridge(
     let runtime = bench.runtime.as_ref().context("runtime")?;
     let producer = rocketmq_sink::start_producer(runtime.client_runtime(), &bench.rocketmq).await?;
     let consumer = kafka_consumer(&bench.args.kafka, kafka_topic)?;
+    let topic_names = kafka_rocketmq_bridge::kafka_source::consumer::TopicNames::default();
     let rules = MappingRules {
         tag: None,
         tag_header: None,
@@ -190,7 +192,7 @@ pub async fn naive_bridge(
     let mut started = None;
     while copied < records {
         let message = consumer.recv().await?;
-        let record = source_record(&message);
+        let record = source_record(&message, &topic_names);
         let outgoing = mapping::map_record(&record, &rules).map_err(|e| anyhow::anyhow!("{e}"))?;
         producer
             .send(to_message(rocketmq_topic, &outgoing))

@@ -16,7 +16,10 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use kafka_rocketmq_bridge::config::{self, BridgeConfig, MappingConfig};
-use kafka_rocketmq_bridge::kafka_source::{self, consumer::source_record};
+use kafka_rocketmq_bridge::kafka_source::{
+    self,
+    consumer::{TopicNames, source_record},
+};
 use kafka_rocketmq_bridge::mapping::SourceRecord;
 use kafka_rocketmq_bridge::rocketmq_reader::{ReadMessage, TopicReader};
 use kafka_rocketmq_bridge::rocketmq_sink::RocketMqRuntime;
@@ -385,6 +388,7 @@ fn read_kafka(config: &BridgeConfig, topic: &str) -> Result<Vec<SourceRecord>, S
     // The queried high watermark is exact (Apache Kafka answers ListOffsets
     // with the partition's end), so reading stops at it.
     let mut records = Vec::new();
+    let topic_names = TopicNames::default();
     let deadline = Instant::now() + Duration::from_secs(120);
     while !ends.is_empty() {
         if Instant::now() >= deadline {
@@ -396,7 +400,7 @@ fn read_kafka(config: &BridgeConfig, topic: &str) -> Result<Vec<SourceRecord>, S
         let Some(message) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
-        let record = source_record(&message.map_err(|e| e.to_string())?);
+        let record = source_record(&message.map_err(|e| e.to_string())?, &topic_names);
         if ends
             .get(&record.partition)
             .is_some_and(|end| record.offset + 1 >= *end)
@@ -433,13 +437,14 @@ fn compare(kafka: &[SourceRecord], stored: &[ReadMessage]) -> Comparison {
             extra += 1;
             continue;
         };
-        let (mut a, mut b) = (want.headers.clone(), record.headers.clone());
+        let (mut a, mut b): (Vec<_>, Vec<_>) =
+            (want.headers().collect(), record.headers().collect());
         a.sort();
         b.sort();
         content_mismatches +=
-            usize::from(!(want.key == record.key && want.value == record.value && a == b));
-        if let Some(key) = record.key {
-            let last = last_offset_per_key.entry(key).or_insert(-1);
+            usize::from(!(want.key() == record.key() && want.value() == record.value() && a == b));
+        if let Some(key) = record.key() {
+            let last = last_offset_per_key.entry(key.to_vec()).or_insert(-1);
             keys_out_of_order += usize::from(record.offset <= *last);
             *last = record.offset;
         }

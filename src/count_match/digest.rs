@@ -22,16 +22,16 @@ pub const BLOCK_OFFSETS: i64 = 1 << 16;
 /// order) and timestamp, each length-prefixed, nulls marked.
 pub fn canonical_form(record: &SourceRecord) -> Vec<u8> {
     let mut out = Vec::with_capacity(
-        64 + record.value.as_ref().map_or(0, Vec::len) + record.key.as_ref().map_or(0, Vec::len),
+        64 + record.value().map_or(0, <[u8]>::len) + record.key().map_or(0, <[u8]>::len),
     );
-    put_nullable(&mut out, record.key.as_deref());
-    put_nullable(&mut out, record.value.as_deref());
-    let mut headers: Vec<_> = record.headers.iter().collect();
-    headers.sort_by(|a, b| a.0.cmp(&b.0));
+    put_nullable(&mut out, record.key());
+    put_nullable(&mut out, record.value());
+    let mut headers: Vec<_> = record.headers().collect();
+    headers.sort_by(|a, b| a.0.cmp(b.0));
     out.extend_from_slice(&(headers.len() as u32).to_le_bytes());
     for (name, value) in headers {
         put_nullable(&mut out, Some(name.as_bytes()));
-        put_nullable(&mut out, value.as_deref());
+        put_nullable(&mut out, value);
     }
     let timestamp = record.timestamp.map_or(-1, |(millis, _)| millis);
     out.extend_from_slice(&timestamp.to_le_bytes());
@@ -122,18 +122,15 @@ mod tests {
     use crate::mapping::TimestampType;
 
     fn record(offset: i64, value: &str, headers: &[(&str, Option<&str>)]) -> SourceRecord {
-        SourceRecord {
-            topic: "t".into(),
-            partition: 0,
+        SourceRecord::new(
+            "t",
+            0,
             offset,
-            timestamp: Some((1_700_000_000_000, TimestampType::CreateTime)),
-            key: Some(b"k".to_vec()),
-            value: Some(value.as_bytes().to_vec()),
-            headers: headers
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.map(|v| v.as_bytes().to_vec())))
-                .collect(),
-        }
+            Some((1_700_000_000_000, TimestampType::CreateTime)),
+            Some(b"k"),
+            Some(value.as_bytes()),
+            headers.iter().map(|(n, v)| (*n, v.map(str::as_bytes))),
+        )
     }
 
     #[test]
@@ -149,11 +146,9 @@ mod tests {
             content_hash(&a),
             content_hash(&record(1, "v", &[("h", None)]))
         );
-        let mut no_key = a.clone();
-        no_key.key = None;
+        let no_key = a.clone().with_key(None);
         assert_ne!(content_hash(&a), content_hash(&no_key));
-        let mut empty_key = a.clone();
-        empty_key.key = Some(Vec::new());
+        let empty_key = a.clone().with_key(Some(b""));
         assert_ne!(
             content_hash(&no_key),
             content_hash(&empty_key),

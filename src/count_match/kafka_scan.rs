@@ -19,7 +19,10 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::VerifyError;
 use super::progress::Progress;
 use crate::config::KafkaConfig;
-use crate::kafka_source::{self, consumer::source_record};
+use crate::kafka_source::{
+    self,
+    consumer::{TopicNames, source_record},
+};
 use crate::mapping::SourceRecord;
 
 /// How long the scan waits for Kafka to deliver anything before giving up.
@@ -89,6 +92,7 @@ pub fn scan(
 ) -> Result<PartitionScans, VerifyError> {
     let started = Instant::now();
     let consumer = scan_consumer(kafka, topic)?;
+    let topic_names = TopicNames::default();
     let mut scans = start_positions(kafka, &consumer, topic, since_ms)?;
     let starts = scans
         .iter()
@@ -132,7 +136,7 @@ pub fn scan(
                     );
                     first_record = Some(last_progress);
                 }
-                let record = source_record(&message);
+                let record = source_record(&message, &topic_names);
                 if let Some(scan) = scans.get_mut(&record.partition) {
                     scan.read += 1;
                     scan.first_timestamp = scan
@@ -333,6 +337,7 @@ pub fn timestamps_at(
     at: &BTreeMap<i32, i64>,
 ) -> Result<BTreeMap<i32, Option<i64>>, VerifyError> {
     let consumer = scan_consumer(kafka, topic)?;
+    let topic_names = TopicNames::default();
     assign_at(kafka, &consumer, topic, at.iter().map(|(p, o)| (*p, *o)))?;
     let mut found: BTreeMap<i32, Option<i64>> = BTreeMap::new();
     let started = Instant::now();
@@ -352,7 +357,7 @@ pub fn timestamps_at(
             }
             Some(Err(error)) => return Err(failed(kafka, topic, "reading failed", error)),
             Some(Ok(message)) => {
-                let record = source_record(&message);
+                let record = source_record(&message, &topic_names);
                 let millis = record.timestamp.map(|(millis, _)| millis);
                 found.entry(record.partition).or_insert(millis);
             }

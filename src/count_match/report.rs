@@ -27,7 +27,7 @@ pub struct Coordinates {
 impl Coordinates {
     pub fn of(record: &SourceRecord) -> Self {
         Coordinates {
-            topic: record.topic.clone(),
+            topic: record.topic.to_string(),
             broker: None,
             partition: record.partition,
             offset: record.offset,

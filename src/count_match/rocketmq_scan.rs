@@ -221,7 +221,7 @@ fn classify(
         Ok(record) => record,
         Err(error) => return Classified::Foreign(error.to_string()),
     };
-    if record.topic != kafka_topic {
+    if &*record.topic != kafka_topic {
         let why = format!(
             "a copy from Kafka topic `{}`, not `{kafka_topic}`",
             record.topic

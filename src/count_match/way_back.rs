@@ -100,15 +100,17 @@ fn carried_hash(message: &RocketMqMessage) -> u64 {
     if let Some(tags) = &message.tags {
         headers.push((ROCKETMQ_TAGS.to_string(), Some(tags.as_bytes().to_vec())));
     }
-    content_hash(&SourceRecord {
-        topic: String::new(),
-        partition: 0,
-        offset: 0,
-        timestamp: Some((message.born_timestamp_ms, TimestampType::CreateTime)),
-        key: message.keys.as_ref().map(|k| k.as_bytes().to_vec()),
-        value: Some(message.body.clone()),
-        headers,
-    })
+    content_hash(&SourceRecord::new(
+        "",
+        0,
+        0,
+        Some((message.born_timestamp_ms, TimestampType::CreateTime)),
+        message.keys.as_ref().map(|k| k.as_bytes()),
+        Some(&message.body),
+        headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_deref())),
+    ))
 }
 
 /// What a Kafka record of the range is to the way back.
@@ -130,17 +132,20 @@ struct Classifier<'a> {
 
 impl Classifier<'_> {
     fn classify(&self, record: &SourceRecord) -> Classified {
-        match is_reverse_copy(&self.mapping.kafka_topic, &record.headers) {
+        match is_reverse_copy(&self.mapping.kafka_topic, record.headers()) {
             Ok(true) => {}
             Ok(false) if self.both_ways => return Classified::Original,
             Ok(false) => return Classified::Foreign("no RocketMQ provenance".into()),
             Err(rejection) => return Classified::Foreign(rejection.to_string()),
         }
         let copy = KafkaCopy {
-            key: record.key.clone(),
-            value: record.value.clone().unwrap_or_default(),
+            key: record.key().map(<[u8]>::to_vec),
+            value: record.value().unwrap_or_default().to_vec(),
             timestamp_ms: record.timestamp.map_or(-1, |(ms, _)| ms),
-            headers: record.headers.clone(),
+            headers: record
+                .headers()
+                .map(|(name, value)| (name.to_string(), value.map(<[u8]>::to_vec)))
+                .collect(),
         };
         let message = match unmap_record(&copy) {
             Ok(message) => message,

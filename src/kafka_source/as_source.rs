@@ -18,7 +18,11 @@ impl Incoming for SourceRecord {
     }
 
     fn lane(&self) -> PartitionId {
-        PartitionId::new(&self.topic, self.partition)
+        PartitionId {
+            topic: Arc::clone(&self.topic),
+            broker: None,
+            partition: self.partition,
+        }
     }
 
     fn offset(&self) -> i64 {
@@ -26,17 +30,11 @@ impl Incoming for SourceRecord {
     }
 
     fn limited_bytes(&self) -> u64 {
-        let headers: usize = self
-            .headers
-            .iter()
-            .map(|(name, value)| name.len() + value.as_ref().map_or(0, Vec::len))
-            .sum();
-        (self.key.as_ref().map_or(0, Vec::len) + self.value.as_ref().map_or(0, Vec::len) + headers)
-            as u64
+        self.content_bytes() as u64
     }
 
     fn value_bytes(&self) -> u64 {
-        self.value.as_ref().map_or(0, Vec::len) as u64
+        self.value().map_or(0, <[u8]>::len) as u64
     }
 
     fn into_dead_letter(self) -> SourceRecord {
@@ -54,7 +52,10 @@ impl Source for BridgeConsumer {
     async fn recv(&self) -> Result<SourceRecord, String> {
         match StreamConsumer::recv(self).await {
             // The one copy of the record out of librdkafka's buffer.
-            Ok(message) => Ok(consumer::source_record(&message)),
+            Ok(message) => Ok(consumer::source_record(
+                &message,
+                &self.context().topic_names,
+            )),
             Err(error) => Err(format!("Kafka consume error: {error}")),
         }
     }

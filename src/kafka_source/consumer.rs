@@ -2,7 +2,7 @@
 //! and on revocation drains and commits what RocketMQ acknowledged before
 //! giving a partition up.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -49,6 +49,8 @@ pub struct SourceContext {
     last_auth_report: Mutex<Option<std::time::Instant>>,
     /// Wake-ups of the fetchers after a resume (see `fetch_wake`).
     pub(super) fetch_wake: FetchWake,
+    /// The topics' names, shared by the records read.
+    pub(super) topic_names: TopicNames,
 }
 
 impl SourceContext {
@@ -313,6 +315,7 @@ pub fn subscribe(
         bootstrap: kafka.bootstrap_servers.clone(),
         last_auth_report: Mutex::new(None),
         fetch_wake: FetchWake::default(),
+        topic_names: TopicNames::default(),
     };
     let consumer: BridgeConsumer = config.create_with_context(context).map_err(|e| {
         format!(
@@ -443,30 +446,44 @@ fn pause_or_resume(consumer: &BridgeConsumer, chosen: &TopicPartitionList, pause
     }
 }
 
-/// Copies a consumed message into the mapping's input.
-pub fn source_record(message: &impl Message) -> SourceRecord {
+/// Copies a consumed message into the mapping's input: one allocation,
+/// with the topic's name taken from `names`.
+pub fn source_record(message: &impl Message, names: &TopicNames) -> SourceRecord {
     let timestamp = match message.timestamp() {
         Timestamp::CreateTime(ms) => Some((ms, TimestampType::CreateTime)),
         Timestamp::LogAppendTime(ms) => Some((ms, TimestampType::LogAppendTime)),
         Timestamp::NotAvailable => None,
     };
-    let headers = message
-        .headers()
-        .map(|headers| {
-            headers
-                .iter()
-                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                .collect()
-        })
-        .unwrap_or_default();
-    SourceRecord {
-        topic: message.topic().to_string(),
-        partition: message.partition(),
-        offset: message.offset(),
+    let headers = message.headers();
+    let count = headers.map_or(0, |headers| headers.count());
+    let headers = (0..count).filter_map(move |i| headers?.try_get(i));
+    SourceRecord::new(
+        names.get(message.topic()),
+        message.partition(),
+        message.offset(),
         timestamp,
-        key: message.key().map(<[u8]>::to_vec),
-        value: message.payload().map(<[u8]>::to_vec),
-        headers,
+        message.key(),
+        message.payload(),
+        headers.map(|header| (header.key, header.value)),
+    )
+}
+
+/// The names of the topics read, shared by their records, so that a
+/// record's topic costs a comparison instead of an allocation.
+#[derive(Debug, Default)]
+pub struct TopicNames {
+    known: Mutex<HashSet<Arc<str>>>,
+}
+
+impl TopicNames {
+    pub fn get(&self, name: &str) -> Arc<str> {
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(shared) = known.get(name) {
+            return Arc::clone(shared);
+        }
+        let shared: Arc<str> = Arc::from(name);
+        known.insert(Arc::clone(&shared));
+        shared
     }
 }
 

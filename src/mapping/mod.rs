@@ -13,7 +13,10 @@ use std::collections::HashSet;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
+mod record;
 pub mod reverse;
+
+pub use record::{HeaderRef, Headers, RecordParts, SourceRecord};
 
 /// Provenance: the Kafka topic the record came from.
 pub const KAFKA_TOPIC: &str = "KAFKA_TOPIC";
@@ -45,19 +48,6 @@ pub const SYSTEM_PROPERTIES_HEADROOM: usize = 512;
 pub enum TimestampType {
     CreateTime,
     LogAppendTime,
-}
-
-/// A Kafka record, owned, as the bridge sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceRecord {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    pub timestamp: Option<(i64, TimestampType)>,
-    pub key: Option<Vec<u8>>,
-    pub value: Option<Vec<u8>>,
-    /// In Kafka order; names may repeat and values may be null.
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
 /// How a mapping turns records into messages.
@@ -209,15 +199,15 @@ pub fn map_record<'a>(
     record: &'a SourceRecord,
     rules: &MappingRules,
 ) -> Result<OutgoingMessage<'a>, Rejection> {
-    if rules.loop_prevention && reverse::is_reverse_copy(&record.topic, &record.headers)? {
+    if rules.loop_prevention && reverse::is_reverse_copy(&record.topic, record.headers())? {
         return Err(Rejection::BridgeCopy);
     }
-    let body = match &record.value {
-        Some(value) if !value.is_empty() => value.as_slice(),
+    let body = match record.value() {
+        Some(value) if !value.is_empty() => value,
         _ => return Err(Rejection::EmptyValue),
     };
     let mut properties = provenance(record);
-    let keys = match &record.key {
+    let keys = match record.key() {
         None => None,
         Some(key) => match carriable_text(key) {
             // RocketMQ's key index splits KEYS on spaces; encoded, the key
@@ -236,11 +226,11 @@ pub fn map_record<'a>(
             }
         },
     };
-    let escaped = carry_headers(&record.headers, &mut properties);
+    let escaped = carry_headers(record.headers(), &mut properties);
     if !escaped.is_empty() {
         properties.push((
             KAFKA_HEADERS_B64.into(),
-            BASE64.encode(encode_header_list(&escaped)).into(),
+            BASE64.encode(encode_header_list(escaped)).into(),
         ));
     }
     let tag = tag_for(record, rules);
@@ -271,11 +261,11 @@ pub fn map_record<'a>(
 /// (the count-match reads millions of records) skip building the message.
 /// `false` decides nothing: ask [`map_record`].
 pub fn surely_mappable(record: &SourceRecord, rules: &MappingRules) -> bool {
-    let Some(value) = record.value.as_ref().filter(|value| !value.is_empty()) else {
+    let Some(value) = record.value().filter(|value| !value.is_empty()) else {
         return false;
     };
-    let provenance_header = |(name, _): &Header| name.starts_with(reverse::RESERVED_PREFIX);
-    if rules.loop_prevention && record.headers.iter().any(provenance_header) {
+    let provenance_header = |(name, _): HeaderRef| name.starts_with(reverse::RESERVED_PREFIX);
+    if rules.loop_prevention && record.headers().any(provenance_header) {
         return false;
     }
     // The five provenance properties: names, separators, three numbers of
@@ -283,12 +273,12 @@ pub fn surely_mappable(record: &SourceRecord, rules: &MappingRules) -> bool {
     let provenance = 160 + record.topic.len();
     // Percent-encoding at most triples a key; base64 and the marker
     // properties fit in the same bound.
-    let key = record.key.as_ref().map_or(0, |key| 3 * key.len() + 40);
+    let key = record.key().map_or(0, |key| 3 * key.len() + 40);
     // A header is a property (name, value, 2 separators) or an entry of the
     // escaped list (8 bytes of lengths, then base64: 4/3).
-    let header_bytes = |(name, value): &Header| name.len() + value.as_ref().map_or(0, Vec::len) + 8;
-    let headers = record.headers.iter().map(header_bytes).sum::<usize>() * 2 + 40;
-    let longest_header = record.headers.iter().map(header_bytes).max().unwrap_or(0);
+    let header_bytes = |(name, value): HeaderRef| name.len() + value.map_or(0, <[u8]>::len) + 8;
+    let headers = record.headers().map(header_bytes).sum::<usize>() * 2 + 40;
+    let longest_header = record.headers().map(header_bytes).max().unwrap_or(0);
     let tag = rules
         .tag
         .as_ref()
@@ -304,7 +294,7 @@ fn provenance(record: &SourceRecord) -> Vec<Property<'_>> {
     // Room for the timestamp pair, a key marker and two headers without growing.
     let mut properties = Vec::with_capacity(8);
     properties.extend([
-        (KAFKA_TOPIC.into(), record.topic.as_str().into()),
+        (KAFKA_TOPIC.into(), (*record.topic).into()),
         (KAFKA_PARTITION.into(), record.partition.to_string().into()),
         (KAFKA_OFFSET.into(), record.offset.to_string().into()),
     ]);
@@ -341,25 +331,28 @@ const FEW_HEADERS: usize = 16;
 /// Adds to `properties` the headers properties can carry (the first header
 /// of each name, when name and value are carriable), and returns the rest,
 /// in Kafka order.
-fn carry_headers<'a>(headers: &'a [Header], properties: &mut Vec<Property<'a>>) -> Vec<Header> {
+fn carry_headers<'a>(
+    headers: Headers<'a>,
+    properties: &mut Vec<Property<'a>>,
+) -> Vec<HeaderRef<'a>> {
     let mut escaped = Vec::new();
     // Records carry a few headers as a rule: looking through the earlier
     // names is cheaper for them than hashing every name.
     let mut seen = (headers.len() > FEW_HEADERS).then(HashSet::new);
-    for (i, (name, value)) in headers.iter().enumerate() {
+    let all = headers.clone();
+    for (i, (name, value)) in headers.enumerate() {
         // Every name counts, carried or not: only a name's first header
         // may become a property, or a later one would be read back ahead of
         // an earlier escaped one (`a: null, a: "x"` came back as `a: "x", a: null`).
         let first = match seen.as_mut() {
-            Some(seen) => seen.insert(name.as_str()),
-            None => !headers[..i].iter().any(|(earlier, _)| earlier == name),
+            Some(seen) => seen.insert(name),
+            None => !all.clone().take(i).any(|(earlier, _)| earlier == name),
         };
-        let text = value.as_deref().and_then(carriable_text);
-        match text {
+        match value.and_then(carriable_text) {
             Some(text) if first && is_carriable_name(name) => {
-                properties.push((name.as_str().into(), text.into()));
+                properties.push((name.into(), text.into()));
             }
-            _ => escaped.push((name.clone(), value.clone())),
+            _ => escaped.push((name, value)),
         }
     }
     escaped
@@ -367,12 +360,8 @@ fn carry_headers<'a>(headers: &'a [Header], properties: &mut Vec<Property<'a>>) 
 
 fn tag_for<'a>(record: &'a SourceRecord, rules: &MappingRules) -> Option<Cow<'a, str>> {
     let from_header = rules.tag_header.as_ref().and_then(|wanted| {
-        let (_, value) = record
-            .headers
-            .iter()
-            .rev()
-            .find(|(name, _)| name == wanted)?;
-        let text = carriable_text(value.as_deref()?)?;
+        let (_, value) = record.headers().filter(|(name, _)| name == wanted).last()?;
+        let text = carriable_text(value?)?;
         (!text.contains("||")).then_some(Cow::Borrowed(text))
     });
     from_header.or_else(|| rules.tag.clone().map(Cow::Owned))
@@ -388,7 +377,7 @@ fn properties_size(message: &OutgoingMessage) -> usize {
 
 /// The escaped-header list: for each header, a 4-byte big-endian name
 /// length, the name, a 4-byte big-endian value length (-1 for null), the value.
-pub fn encode_header_list(headers: &[Header]) -> Vec<u8> {
+pub fn encode_header_list<'h>(headers: impl IntoIterator<Item = HeaderRef<'h>>) -> Vec<u8> {
     let mut out = Vec::new();
     for (name, value) in headers {
         out.extend_from_slice(&(name.len() as u32).to_be_bytes());
@@ -496,15 +485,17 @@ pub fn unmap(message: &StoredMessage) -> Result<SourceRecord, UnmapError> {
     }
     let partition = i32::try_from(number(KAFKA_PARTITION)?)
         .map_err(|_| UnmapError("KAFKA_PARTITION out of range".into()))?;
-    Ok(SourceRecord {
-        topic: require(KAFKA_TOPIC)?.to_string(),
+    Ok(SourceRecord::new(
+        require(KAFKA_TOPIC)?,
         partition,
-        offset: number(KAFKA_OFFSET)?,
+        number(KAFKA_OFFSET)?,
         timestamp,
-        key,
-        value: Some(message.body.to_vec()),
-        headers,
-    })
+        key.as_deref(),
+        Some(message.body),
+        headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_deref())),
+    ))
 }
 
 #[cfg(test)]
@@ -520,8 +511,8 @@ mod tests {
         }
     }
 
-    fn record() -> SourceRecord {
-        SourceRecord {
+    fn record() -> RecordParts {
+        RecordParts {
             topic: "orders.v1".into(),
             partition: 3,
             offset: 42,
@@ -535,30 +526,36 @@ mod tests {
     #[test]
     fn ordinary_records_are_surely_mappable_and_edge_cases_are_left_to_map_record() {
         let ordinary = record();
-        assert!(surely_mappable(&ordinary, &rules()));
-        assert!(map_record(&ordinary, &rules()).is_ok());
+        assert!(surely_mappable(&source(&ordinary), &rules()));
+        assert!(map_record(&source(&ordinary), &rules()).is_ok());
         let mut empty = record();
         empty.value = Some(Vec::new());
-        assert!(!surely_mappable(&empty, &rules()));
+        assert!(!surely_mappable(&source(&empty), &rules()));
         let tight = MappingRules {
             max_message_size: ordinary.value.as_ref().map_or(0, Vec::len) + 10,
             ..rules()
         };
         assert!(
-            !surely_mappable(&ordinary, &tight),
+            !surely_mappable(&source(&ordinary), &tight),
             "near the limit: ask map_record"
         );
     }
 
-    fn roundtrip(record: &SourceRecord, rules: &MappingRules) -> SourceRecord {
-        let message = map_record(record, rules).expect("mappable");
-        unmap(&message.as_stored()).expect("unmappable")
+    fn source(record: &RecordParts) -> SourceRecord {
+        record.clone().into()
+    }
+
+    fn roundtrip(record: &RecordParts, rules: &MappingRules) -> RecordParts {
+        let record = source(record);
+        let message = map_record(&record, rules).expect("mappable");
+        RecordParts::from(&unmap(&message.as_stored()).expect("unmappable"))
     }
 
     #[test]
     fn plain_record_maps_to_keys_properties_and_provenance() {
         let record = record();
-        let message = map_record(&record, &rules()).unwrap();
+        let record_source = source(&record);
+        let message = map_record(&record_source, &rules()).unwrap();
         assert_eq!(message.body, b"{\"amount\":5}");
         assert_eq!(message.keys.as_deref(), Some("customer-7"));
         let expected: Vec<Property> = [
@@ -584,7 +581,8 @@ mod tests {
         ] {
             let mut r = record();
             r.key = Some(key.as_bytes().to_vec());
-            let message = map_record(&r, &rules()).unwrap();
+            let r_source = source(&r);
+            let message = map_record(&r_source, &rules()).unwrap();
             assert_eq!(message.keys.as_deref(), Some(keys));
             assert!(
                 message
@@ -596,7 +594,8 @@ mod tests {
         // Without a space, even a `%` stays verbatim and unmarked.
         let mut r = record();
         r.key = Some(b"100%20".to_vec());
-        let message = map_record(&r, &rules()).unwrap();
+        let r_source = source(&r);
+        let message = map_record(&r_source, &rules()).unwrap();
         assert_eq!(message.keys.as_deref(), Some("100%20"));
         assert!(
             message
@@ -612,7 +611,8 @@ mod tests {
         for key in [vec![0xff, 0x00, 0x41], vec![], b"a\x01b".to_vec()] {
             let mut r = record();
             r.key = Some(key.clone());
-            let message = map_record(&r, &rules()).unwrap();
+            let r_source = source(&r);
+            let message = map_record(&r_source, &rules()).unwrap();
             assert_eq!(message.keys, None);
             let b64 = message
                 .properties
@@ -649,7 +649,8 @@ mod tests {
             ("KAFKA_OFFSET".into(), Some(b"spoof".to_vec())),
             ("a".into(), Some(b"0".to_vec())),
         ];
-        let message = map_record(&r, &rules()).unwrap();
+        let r_source = source(&r);
+        let message = map_record(&r_source, &rules()).unwrap();
         let names: Vec<&str> = message
             .properties
             .iter()
@@ -681,12 +682,12 @@ mod tests {
         rules.tag_header = Some("type".into());
         let mut r = record();
         assert_eq!(
-            map_record(&r, &rules).unwrap().tag.as_deref(),
+            map_record(&source(&r), &rules).unwrap().tag.as_deref(),
             Some("orders")
         );
         r.headers.push(("type".into(), Some(b"refund".to_vec())));
         assert_eq!(
-            map_record(&r, &rules).unwrap().tag.as_deref(),
+            map_record(&source(&r), &rules).unwrap().tag.as_deref(),
             Some("refund")
         );
         assert_eq!(roundtrip(&r, &rules).headers.len(), 2);
@@ -709,21 +710,29 @@ mod tests {
     fn records_rocketmq_cannot_take_are_rejected_with_a_reason() {
         let mut r = record();
         r.value = None;
-        assert_eq!(map_record(&r, &rules()), Err(Rejection::EmptyValue));
+        assert_eq!(
+            map_record(&source(&r), &rules()),
+            Err(Rejection::EmptyValue)
+        );
         r.value = Some(vec![]);
-        assert_eq!(map_record(&r, &rules()), Err(Rejection::EmptyValue));
+        assert_eq!(
+            map_record(&source(&r), &rules()),
+            Err(Rejection::EmptyValue)
+        );
 
         let mut small = rules();
         small.max_message_size = 100;
         r.value = Some(vec![b'x'; 100]);
-        let Err(Rejection::OversizedBody { size, limit: 100 }) = map_record(&r, &small) else {
+        let Err(Rejection::OversizedBody { size, limit: 100 }) = map_record(&source(&r), &small)
+        else {
             panic!()
         };
         assert!(size > 100);
 
         r.value = Some(b"v".to_vec());
         r.headers = vec![("big".into(), Some(vec![b'h'; 33_000]))];
-        let Err(rejection @ Rejection::OversizedProperties { .. }) = map_record(&r, &rules())
+        let Err(rejection @ Rejection::OversizedProperties { .. }) =
+            map_record(&source(&r), &rules())
         else {
             panic!()
         };
@@ -760,21 +769,24 @@ mod tests {
             .collect();
         let mut guarded = rules();
         guarded.loop_prevention = true;
-        assert_eq!(map_record(&r, &guarded), Err(Rejection::BridgeCopy));
+        assert_eq!(
+            map_record(&source(&r), &guarded),
+            Err(Rejection::BridgeCopy)
+        );
         assert!(
-            !surely_mappable(&r, &guarded),
+            !surely_mappable(&source(&r), &guarded),
             "a copy is never surely mappable"
         );
         // Without loop prevention the headers are ordinary headers.
-        assert!(map_record(&r, &rules()).is_ok());
+        assert!(map_record(&source(&r), &rules()).is_ok());
         r.headers
             .retain(|(name, _)| name != reverse::ROCKETMQ_COPY_ID);
-        let Err(rejection) = map_record(&r, &guarded) else {
+        let Err(rejection) = map_record(&source(&r), &guarded) else {
             panic!("partial provenance is not a copy")
         };
         assert_eq!(rejection.reason(), "suspect_provenance");
         r.headers.clear();
-        assert!(map_record(&r, &guarded).is_ok());
+        assert!(map_record(&source(&r), &guarded).is_ok());
     }
 
     #[test]
@@ -784,7 +796,7 @@ mod tests {
             ("".into(), Some(vec![])),
             ("é".into(), Some(vec![1, 2])),
         ];
-        let bytes = encode_header_list(&headers);
+        let bytes = encode_header_list(headers.iter().map(|(n, v)| (n.as_str(), v.as_deref())));
         assert_eq!(decode_header_list(&bytes), Some(headers));
         assert_eq!(decode_header_list(&bytes[..bytes.len() - 1]), None);
     }

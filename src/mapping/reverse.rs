@@ -17,8 +17,8 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::{
-    KAFKA_OFFSET, KAFKA_PARTITION, KAFKA_TIMESTAMP, KAFKA_TOPIC, Rejection, SourceRecord,
-    TimestampType,
+    HeaderRef, KAFKA_OFFSET, KAFKA_PARTITION, KAFKA_TIMESTAMP, KAFKA_TOPIC, Rejection,
+    SourceRecord, TimestampType,
 };
 use crate::checkpoint::PartitionId;
 use crate::config::MessageIds;
@@ -187,20 +187,20 @@ fn headers<'a>(message: &'a RocketMqMessage, kafka_topic: &str) -> Vec<OutgoingH
 /// letter never passes for a copy. Its coordinates are the message's topic,
 /// queue id and queue offset (the broker is in `ROCKETMQ_BROKER`).
 pub fn as_dead_letter(message: &RocketMqMessage) -> SourceRecord {
-    let headers = headers(message, "")
-        .into_iter()
+    let headers = headers(message, "");
+    let kept = headers
+        .iter()
         .filter(|(name, _)| name != ROCKETMQ_COPY_ID)
-        .map(|(name, value)| (name.into_owned(), Some(value.into_owned())))
-        .collect();
-    SourceRecord {
-        topic: message.topic.to_string(),
-        partition: message.queue_id,
-        offset: message.queue_offset,
-        timestamp: Some((message.born_timestamp_ms, TimestampType::CreateTime)),
-        key: message.keys.as_ref().map(|keys| keys.as_bytes().to_vec()),
-        value: Some(message.body.clone()),
-        headers,
-    }
+        .map(|(name, value)| (name.as_ref(), Some(value.as_ref())));
+    SourceRecord::new(
+        &*message.topic,
+        message.queue_id,
+        message.queue_offset,
+        Some((message.born_timestamp_ms, TimestampType::CreateTime)),
+        message.keys.as_ref().map(|keys| keys.as_bytes()),
+        Some(&message.body),
+        kept,
+    )
 }
 
 /// The check a reverse copy carries: 32 hex digits of SHA-256 over the
@@ -285,15 +285,15 @@ fn is_forward_copy(message: &RocketMqMessage, ids: MessageIds) -> Result<bool, R
 /// Whether a Kafka record in `kafka_topic` with these headers is a copy the
 /// bridge made from RocketMQ: never copied forward. Headers in the
 /// bridge's namespace that do not add up to a checked copy are a rejection.
-pub fn is_reverse_copy(
+pub fn is_reverse_copy<'h>(
     kafka_topic: &str,
-    headers: &[(String, Option<Vec<u8>>)],
+    headers: impl Iterator<Item = HeaderRef<'h>> + Clone,
 ) -> Result<bool, Rejection> {
     let header = |name: &str| {
         headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .and_then(|(_, v)| v.as_deref())
+            .clone()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| v)
             .and_then(|v| std::str::from_utf8(v).ok())
     };
     let suspect = |reason| Err(Rejection::SuspectProvenance { reason });
@@ -429,6 +429,11 @@ pub fn unmap_record(record: &KafkaCopy) -> Result<RocketMqMessage, UnmapRecordEr
 mod tests {
     use super::*;
 
+    /// Owned headers as `is_reverse_copy` reads them.
+    fn refs(headers: &[(String, Option<Vec<u8>>)]) -> impl Iterator<Item = HeaderRef<'_>> + Clone {
+        headers.iter().map(|(n, v)| (n.as_str(), v.as_deref()))
+    }
+
     /// The id is SHA-256 over the documented text, so any reader can check
     /// it: pinned to a value computed outside Rust (Python's hashlib).
     #[test]
@@ -531,21 +536,24 @@ mod tests {
         let original = message();
         let rules = rules(1 << 20);
         let read = as_read_back(&copy(&original, &rules));
-        assert_eq!(is_reverse_copy("orders-back", &read.headers), Ok(true));
+        assert_eq!(
+            is_reverse_copy("orders-back", refs(&read.headers)),
+            Ok(true)
+        );
         // The same headers in another topic were not written there by the bridge.
-        assert!(is_reverse_copy("elsewhere", &read.headers).is_err());
+        assert!(is_reverse_copy("elsewhere", refs(&read.headers)).is_err());
         let mut forged = read.headers.clone();
         for (name, value) in &mut forged {
             if name == ROCKETMQ_QUEUE_OFFSET {
                 *value = Some(b"43".to_vec());
             }
         }
-        let rejection = is_reverse_copy("orders-back", &forged).unwrap_err();
+        let rejection = is_reverse_copy("orders-back", refs(&forged)).unwrap_err();
         assert_eq!(rejection.reason(), "suspect_provenance");
         let partial = vec![(ROCKETMQ_TOPIC.to_string(), Some(b"orders".to_vec()))];
-        assert!(is_reverse_copy("orders-back", &partial).is_err());
+        assert!(is_reverse_copy("orders-back", refs(&partial)).is_err());
         let plain = vec![("zone".to_string(), Some(b"eu".to_vec()))];
-        assert_eq!(is_reverse_copy("orders-back", &plain), Ok(false));
+        assert_eq!(is_reverse_copy("orders-back", refs(&plain)), Ok(false));
     }
 
     #[test]

@@ -242,7 +242,7 @@ async fn read_queue(
             let record = message
                 .kafka_record()
                 .ok()
-                .filter(|r| r.topic == kafka_topic);
+                .filter(|r| &*r.topic == kafka_topic);
             let seen = match record {
                 Some(r) if is_consumed(r.partition, r.offset) => Seen::Consumed,
                 record => Seen::Unconsumed(record.as_ref().map(Coordinates::of)),

@@ -208,7 +208,7 @@ impl<'a> LedgerReader<'a> {
         };
         kafka_scan::scan(&config.kafka, self.topic, self.since, progress, |record| {
             summary.records += 1;
-            let value = record.value.as_deref().unwrap_or_default();
+            let value = record.value().unwrap_or_default();
             for (line_number, line) in entry::lines(value).enumerate() {
                 summary.entries += 1;
                 match self.usable(entry::decode(line)) {

@@ -356,18 +356,21 @@ pub async fn produce(
             .await
             .expect("delivery future")
             .expect("Kafka stored the record");
-        stored.push(SourceRecord {
-            topic: topic.to_string(),
-            partition: delivered.partition,
-            offset: delivered.offset,
-            timestamp: delivered
+        stored.push(SourceRecord::new(
+            topic,
+            delivered.partition,
+            delivered.offset,
+            delivered
                 .timestamp
                 .to_millis()
                 .map(|ms| (ms, TimestampType::CreateTime)),
-            key: record.key.clone(),
-            value: record.value.clone(),
-            headers: record.headers.clone(),
-        });
+            record.key.as_deref(),
+            record.value.as_deref(),
+            record
+                .headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_deref())),
+        ));
     }
     stored
 }
@@ -560,7 +563,7 @@ impl Reader {
 /// Kafka coordinates of a message, from its provenance.
 pub fn coordinates(message: &ReadMessage) -> (String, i32, i64) {
     let record = message.kafka_record().expect("bridge message");
-    (record.topic, record.partition, record.offset)
+    (record.topic.to_string(), record.partition, record.offset)
 }
 
 /// Checks that each queue holds each Kafka partition's (or key's) records

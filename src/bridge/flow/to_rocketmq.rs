@@ -71,7 +71,7 @@ impl Flow for ToRocketMq {
         let outgoing = mapping::map_record(record, &mapping.rules)?;
         let queue = mapping
             .router
-            .route(record.partition, record.offset, record.key.as_deref());
+            .route(record.partition, record.offset, record.key());
         let timestamp = record.timestamp.map(|(ms, _)| ms);
         let message_id = message_id::message_id(
             self.message_ids,

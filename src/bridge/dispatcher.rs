@@ -485,8 +485,8 @@ impl<F: Flow> Dispatcher<F> {
         match self.sender_parts.flow.encode(mapping, &record, &id) {
             Ok((lane, outgoing)) => {
                 let sender = mapping.senders[lane].clone();
-                let label = mapping.label.clone();
-                self.wait_for_in_flight_room(outgoing.footprint() as i64, &label, shutdown)
+                let size = outgoing.footprint() as i64;
+                self.wait_for_in_flight_room(size, record.topic(), shutdown)
                     .await?;
                 self.hand_over(&sender, outgoing, lane)
             }
@@ -522,7 +522,7 @@ impl<F: Flow> Dispatcher<F> {
     async fn wait_for_in_flight_room(
         &mut self,
         size: i64,
-        label: &str,
+        topic: &str,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), Stop> {
         let budget = Arc::clone(&self.in_flight);
@@ -552,7 +552,7 @@ impl<F: Flow> Dispatcher<F> {
             self.resume_all();
         }
         count_throttled(
-            label,
+            &self.mapping_label(topic),
             F::DIRECTION,
             LimiterKind::InFlightBytes,
             since.elapsed(),
@@ -564,12 +564,9 @@ impl<F: Flow> Dispatcher<F> {
     /// polled, so the group does not evict this instance; what arrives
     /// meanwhile is kept in order. `None` if a shutdown came first.
     ///
-    /// Work done before `pause_at` neither pauses nor resumes: librdkafka
-    /// fetches a resumed partition only when its broker thread next wakes,
-    /// and with no fetch in flight that took up to 1 s (0.9 s after every
-    /// restart scan in the latency runs; benches/analysis.md, "A resume
-    /// costs up to a second"). `paused` says whether it paused; the caller
-    /// resumes.
+    /// Work done before `pause_at` neither pauses nor resumes: a pause
+    /// drops what librdkafka prefetched, and the resume fetches it again.
+    /// `paused` says whether it paused; the caller resumes.
     async fn polling_while<T>(
         &mut self,
         work: impl Future<Output = T>,

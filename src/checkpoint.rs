@@ -25,9 +25,9 @@ pub struct PartitionId {
 
 impl PartitionId {
     /// A Kafka partition.
-    pub fn new(topic: &str, partition: i32) -> Self {
+    pub fn new(topic: impl Into<Arc<str>>, partition: i32) -> Self {
         PartitionId {
-            topic: Arc::from(topic),
+            topic: topic.into(),
             broker: None,
             partition,
         }

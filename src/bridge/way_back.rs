@@ -81,7 +81,7 @@ pub(super) async fn start(
     for mapping in mappings {
         let kafka_topic = &mapping.kafka_topic;
         let targets: Vec<PartitionId> = (0..partitions[kafka_topic])
-            .map(|partition| PartitionId::new(kafka_topic, partition as i32))
+            .map(|partition| PartitionId::new(kafka_topic.as_str(), partition as i32))
             .collect();
         let (router, senders) = start_senders(
             &sender_parts,

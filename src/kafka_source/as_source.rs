@@ -18,11 +18,7 @@ impl Incoming for SourceRecord {
     }
 
     fn lane(&self) -> PartitionId {
-        PartitionId {
-            topic: Arc::clone(&self.topic),
-            broker: None,
-            partition: self.partition,
-        }
+        PartitionId::new(Arc::clone(&self.topic), self.partition)
     }
 
     fn offset(&self) -> i64 {

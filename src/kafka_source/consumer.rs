@@ -127,7 +127,7 @@ impl ClientContext for SourceContext {
                 if stats.hi_offset >= 0 {
                     let committed = Some(stats.committed_offset).filter(|o| *o >= 0);
                     self.status.offsets(
-                        PartitionId::new(topic, *partition),
+                        PartitionId::new(topic.as_str(), *partition),
                         stats.hi_offset,
                         committed,
                     );

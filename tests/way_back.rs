@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use kafka_rocketmq_bridge::checkpoint::PartitionId;
 use kafka_rocketmq_bridge::config::RocketMqConfig;
 use kafka_rocketmq_bridge::mapping::OutgoingMessage;
+use kafka_rocketmq_bridge::rocketmq_sink::RocketMqAdmin;
 use kafka_rocketmq_bridge::rocketmq_sink::encode::{Envelope, build_batch};
 use kafka_rocketmq_bridge::rocketmq_sink::{RocketMqRuntime, start_producer};
 use kafka_rocketmq_bridge::rocketmq_source::RocketMqSource;
@@ -175,6 +176,45 @@ async fn committed_offsets(config: &std::path::Path, topic: &str) -> Vec<i64> {
         .collect()
 }
 
+/// Waits until the way back's group has committed `total` messages on
+/// `topic`, read from the broker without joining the group (the bridge is
+/// still its member). A bridge started when every copy was already stored
+/// commits them only once its restart scan has skipped them.
+async fn wait_for_commits(
+    config: &std::path::Path,
+    topic: &str,
+    total: i64,
+    bridge: &BridgeProcess,
+) {
+    let config = parse_config(&std::fs::read_to_string(config).expect("config")).rocketmq;
+    let runtime = RocketMqRuntime::start(1).expect("runtime");
+    let admin = RocketMqAdmin::connect(runtime.client_runtime(), &config, Duration::from_secs(10))
+        .await
+        .expect("admin");
+    let queues = admin.topic_queues(topic).await.expect("the topic's queues");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let committed: i64 = admin
+            .consumer_offsets(&config.consumer_group, &queues)
+            .await
+            .expect("the group's offsets")
+            .into_iter()
+            .flatten()
+            .sum();
+        if committed >= total {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{committed} of {total} committed after 60 s: {}",
+            bridge.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    admin.shutdown().await;
+    runtime.shutdown().await;
+}
+
 async fn wait_for_copies(
     bootstrap: &str,
     topic: &str,
@@ -232,6 +272,7 @@ async fn kill_restarts_copy_each_message_back_once(ordering: &str) {
         &bridge,
     )
     .await;
+    wait_for_commits(file.path(), &rocketmq_topic, total as i64, &bridge).await;
     bridge.stop_gracefully(Duration::from_secs(30));
     logs.push(bridge.logs());
 
@@ -255,7 +296,7 @@ async fn kill_restarts_copy_each_message_back_once(ordering: &str) {
         kills.len()
     );
     assert_eq!(copies.len(), total);
-    // Every queue's end is committed in the consumer group.
+    // Every queue's end is still committed once the bridge has left the group.
     let committed = committed_offsets(file.path(), &rocketmq_topic).await;
     assert_eq!(
         committed.iter().sum::<i64>(),

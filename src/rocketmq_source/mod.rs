@@ -24,7 +24,7 @@ use rocketmq_client_rust::{
 use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
 use rocketmq_model::message::MessageQueue;
 use rocketmq_protocol::protocol::heartbeat::message_model::MessageModel;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::checkpoint::PartitionId;
@@ -56,6 +56,9 @@ const POLL_WAIT_MS: u64 = 20;
 pub const HANDOFF_GRACE: Duration = Duration::from_secs(3);
 /// How long leaving the group may take (see [`Source::close`]).
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// How often a read holding a message of a queue not announced yet looks
+/// again, should it miss the announcement's wake-up.
+const ANNOUNCE_RECHECK: Duration = Duration::from_millis(50);
 
 /// Starting the consumer failed; the text names the name server and group.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +98,9 @@ pub type OnRebalance = Arc<dyn Fn(&[PartitionId], usize) + Send + Sync>;
 /// stopped reading the queues, on the client's runtime.
 struct RebalanceListener {
     ownership: Arc<Mutex<Ownership>>,
+    /// Wakes a read holding a message of a queue the client reads already
+    /// and this listener has not announced yet.
+    announced: Arc<Notify>,
     on_rebalance: OnRebalance,
 }
 
@@ -135,6 +141,7 @@ impl MessageQueueListener for RebalanceListener {
         // The callback may wait for the lost queues to drain: not under
         // the lock, which the pipeline's reads take.
         drop(ownership);
+        self.announced.notify_waiters();
         (self.on_rebalance)(&gone, owned);
     }
 }
@@ -164,6 +171,7 @@ fn queue_of(lane: &PartitionId) -> Option<MessageQueue> {
 pub struct RocketMqSource {
     consumer: Arc<DefaultLitePullConsumer>,
     ownership: Arc<Mutex<Ownership>>,
+    announced: Arc<Notify>,
     records: tokio::sync::Mutex<Untaken>,
     commands: mpsc::UnboundedSender<Command>,
     poller: JoinHandle<()>,
@@ -205,6 +213,7 @@ impl RocketMqSource {
         }
         let consumer = builder.build().map_err(|e| failed(failure_text(&e)))?;
         let ownership = Arc::new(Mutex::new(Ownership::default()));
+        let announced = Arc::new(Notify::new());
         for topic in topics {
             consumer
                 .subscribe_with_listener(
@@ -212,6 +221,7 @@ impl RocketMqSource {
                     "*",
                     RebalanceListener {
                         ownership: Arc::clone(&ownership),
+                        announced: Arc::clone(&announced),
                         on_rebalance: Arc::clone(&on_rebalance),
                     },
                 )
@@ -229,6 +239,7 @@ impl RocketMqSource {
         Ok(RocketMqSource {
             consumer,
             ownership,
+            announced,
             records: tokio::sync::Mutex::new(Untaken {
                 channel: records,
                 waiting: None,
@@ -271,6 +282,19 @@ impl RocketMqSource {
             .owned
             .get(lane.topic.as_ref())
             .is_some_and(|owned| owned.contains(lane))
+    }
+
+    /// Whether the client reads `lane` now. It starts a queue's pulls
+    /// before it tells the listener (as the Java client does), so under
+    /// load a queue's first messages can come before its announcement.
+    async fn client_reads(&self, lane: &PartitionId) -> bool {
+        let Some(queue) = queue_of(lane) else {
+            return false;
+        };
+        self.consumer
+            .assignment()
+            .await
+            .is_ok_and(|queues| queues.contains(&queue))
     }
 
     /// Until when `lane`'s messages wait, if it was gained lately.
@@ -372,10 +396,13 @@ impl Source for RocketMqSource {
     }
 
     /// Messages of queues revoked after they were polled are dropped: the
-    /// queue's next owner reads them again. The first message of a queue
-    /// gained lately waits out the handoff (`HANDOFF_GRACE`), and every
-    /// message behind it too: a rebalance is rare, and one wait keeps the
-    /// order simple. Cancel-safe: a waiting message stays in `waiting`.
+    /// queue's next owner reads them again. A message of a queue the client
+    /// reads but has not announced yet waits for the announcement: dropping
+    /// it would lose it, as the client reads on past it. The first message
+    /// of a queue gained lately waits out the handoff (`HANDOFF_GRACE`),
+    /// and every message behind it too: a rebalance is rare, and one wait
+    /// keeps the order simple. Cancel-safe: a waiting message stays in
+    /// `waiting`.
     async fn recv(&self) -> Result<RocketMqMessage, String> {
         let mut records = self.records.lock().await;
         loop {
@@ -389,6 +416,13 @@ impl Source for RocketMqSource {
             };
             let lane = message.lane();
             if !self.owns(&lane) {
+                if self.client_reads(&lane).await {
+                    tracing::debug!(queue = %lane, offset = message.queue_offset, "a message of a queue the client reads before it announced the queue waits for the announcement");
+                    records.waiting = Some(message);
+                    let _ = tokio::time::timeout(ANNOUNCE_RECHECK, self.announced.notified()).await;
+                    continue;
+                }
+                tracing::debug!(queue = %lane, offset = message.queue_offset, "dropping a message of a queue this member lost; its next owner reads it again");
                 continue;
             }
             if let Some(until) = self.handoff_until(&lane) {

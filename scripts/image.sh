@@ -181,6 +181,9 @@ build_full() {
     podman image prune --force >/dev/null
 }
 
+# Where cargo puts its builds: target/ unless CARGO_TARGET_DIR says otherwise.
+TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
+
 # The Dockerfile's last stage, its one `COPY --from=builder` of the binary
 # replaced by the binary built here: the runtime image as shipped, in minutes.
 build_fast() {
@@ -188,7 +191,7 @@ build_fast() {
     cargo build --locked --bins
     local context=$WORK/runtime-context
     mkdir -p "$context/config"
-    cp target/debug/kafka-rocketmq-bridge "$context/"
+    cp "$TARGET_DIR/debug/kafka-rocketmq-bridge" "$context/"
     cp config/example.yaml "$context/config/"
     awk '/^FROM /{stage=$0; lines=""} {lines = lines $0 "\n"} END {printf "%s", lines}' Dockerfile |
         sed 's#^COPY --from=builder /src/target/release/kafka-rocketmq-bridge #COPY kafka-rocketmq-bridge #' \
@@ -205,7 +208,7 @@ build_fast() {
 debian_base
 if [ "$MODE" = full ]; then build_full; else build_fast; fi
 cargo build --locked --bins >/dev/null 2>&1 || cargo build --locked --bins
-BIN=$REPO/target/debug
+BIN=$TARGET_DIR/debug
 size=$(podman image inspect --format '{{.Size}}' "$IMAGE")
 echo "image $IMAGE: $((size / 1024 / 1024)) MiB"
 

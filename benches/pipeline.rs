@@ -311,10 +311,12 @@ impl Bench {
                 format!("  consumer_group: \"{}\"\n", unique("bench_back_group_")),
             )
         };
+        // The default, written out: the runs measure the bridge's defaults.
+        let commit_interval = default_commit_interval().as_millis();
         let text = format!(
             "kafka:\n  bootstrap_servers: \"{}\"\n  group_id: \"{}\"\n{kafka_keys}  properties:\n    session.timeout.ms: 6000\n{kafka}\
              metrics:\n  listen: \"127.0.0.1:0\"\n\
-             rocketmq:\n  name_server: \"{}\"\n{consumer_group}{rocketmq}bridge:\n  commit_interval: 1s\n{bridge}\
+             rocketmq:\n  name_server: \"{}\"\n{consumer_group}{rocketmq}bridge:\n  commit_interval: {commit_interval}ms\n{bridge}\
              mappings:\n  - kafka_topic: \"{kafka_topic}\"\n    rocketmq_topic: \"{rocketmq_topic}\"\n    ordering: {ordering}\n{direction}",
             self.args.kafka,
             unique("bench-group-"),
@@ -373,6 +375,13 @@ impl Bench {
         let count = self.count(topic).await?;
         Ok((count, asked + asked.elapsed() / 2))
     }
+}
+
+/// The bridge's default `commit_interval`.
+pub fn default_commit_interval() -> Duration {
+    kafka_rocketmq_bridge::config::BridgeSettings::default()
+        .commit_interval
+        .0
 }
 
 fn kafka_producer(bootstrap: &str) -> Result<FutureProducer> {

@@ -7,7 +7,9 @@
 //! sender, so the copies of one partition appear in a queue in offset order.
 //! Reading a queue backwards from its end until a copy from before the
 //! committed offset shows up therefore finds every copy the commit does not
-//! cover. The dispatcher acknowledges those offsets without sending them.
+//! cover. The copies read first say how far back that is (their Kafka
+//! offsets against the commit), so the read jumps there rather than
+//! stepping. The dispatcher acknowledges those offsets without sending them.
 //!
 //! This holds only while the bridge is the only writer of its target topics;
 //! `docs/reliability.md` says what happens otherwise.
@@ -22,9 +24,12 @@ use crate::checkpoint::PartitionId;
 use crate::mapping::{KAFKA_OFFSET, KAFKA_PARTITION, KAFKA_TOPIC};
 use crate::rocketmq_reader::{ReadError, TopicReader};
 
-/// Messages read in the first step back from a queue's end; each further
-/// step doubles, up to [`MAX_STEP`].
-const FIRST_STEP: i64 = 1024;
+/// Messages read in the first step back from a queue's end: one pull,
+/// enough to see how far each partition's copies are past its commit.
+const FIRST_STEP: i64 = 32;
+/// Each further step reads as far back as the copies seen say the commits
+/// are, plus this; where they say nothing, it doubles, up to [`MAX_STEP`].
+const STEP_MARGIN: i64 = 32;
 const MAX_STEP: i64 = 16 * 1024;
 
 /// A set of offsets kept as sorted, disjoint, inclusive ranges: what a
@@ -163,10 +168,14 @@ pub async fn scan_queue_tail(
     if max <= min || wanted.is_empty() {
         return Ok(Vec::new());
     }
+    let started = std::time::Instant::now();
     let floor = window_start(reader, queue, min, max, window).await?;
+    let window_ms = started.elapsed().as_millis() as u64;
     // Partitions that have not yet shown a copy from before their commit.
     let mut open: HashSet<usize> = (0..wanted.len()).collect();
     let uncommitted = wanted.iter().any(|w| w.committed.is_none());
+    // Per partition: the lowest Kafka offset seen so far, and how many copies.
+    let mut seen: HashMap<usize, (i64, i64)> = HashMap::new();
     let mut found = Vec::new();
     let (mut end, mut step) = (max, FIRST_STEP);
     while end > floor && (uncommitted || !open.is_empty()) {
@@ -180,6 +189,9 @@ pub async fn scan_queue_tail(
                     if *want.partition.topic != *topic || want.partition.partition != partition {
                         continue;
                     }
+                    let (low, copies) = seen.entry(index).or_insert((offset, 0));
+                    *low = (*low).min(offset);
+                    *copies += 1;
                     match want.committed {
                         Some(committed) if offset < committed => {
                             open.remove(&index);
@@ -190,9 +202,34 @@ pub async fn scan_queue_tail(
             })
             .await?;
         end = start;
-        step = (step * 2).min(MAX_STEP);
+        step = match reach_back(wanted, &open, &seen, max - end) {
+            Some(reach) if !uncommitted => (reach + STEP_MARGIN).min(MAX_STEP),
+            _ => (step * 2).min(MAX_STEP),
+        };
     }
+    tracing::debug!(queue = %queue, window_ms, took_ms = started.elapsed().as_millis() as u64, read = max - end, found = found.len(), "restart scan: queue tail read");
     Ok(found)
+}
+
+/// About how many queue offsets further back the copies from before the
+/// commits of the `open` partitions are, if every one of them has shown a
+/// copy in the `read` offsets behind the queue's end: a queue holds each
+/// partition's copies in offset order, so the copy of `committed - 1` is
+/// `lowest - committed + 1` of that partition's copies before the lowest
+/// one seen, spread as densely as those seen so far (one per queue offset
+/// when the queue holds that one partition).
+fn reach_back(
+    wanted: &[Wanted],
+    open: &HashSet<usize>,
+    seen: &HashMap<usize, (i64, i64)>,
+    read: i64,
+) -> Option<i64> {
+    open.iter().try_fold(0, |reach, index| {
+        let committed = wanted[*index].committed?;
+        let (low, copies) = seen.get(index)?;
+        let behind = (low - committed + 1).max(1);
+        Some(reach.max(behind.saturating_mul(read) / copies.max(&1)))
+    })
 }
 
 /// The queue offset `window` of store time before the queue's newest
@@ -236,6 +273,44 @@ fn provenance(message: &MessageExt) -> Option<(String, i32, i64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn wanted(committed: &[Option<i64>]) -> Vec<Wanted> {
+        committed
+            .iter()
+            .enumerate()
+            .map(|(p, committed)| Wanted {
+                partition: PartitionId::new("t", p as i32),
+                committed: *committed,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_next_step_reaches_back_to_the_commit_at_the_density_seen() {
+        // One partition per queue: its copies of 960..1000 in the last 40
+        // offsets; the copy of 899 is 61 further back.
+        let one = wanted(&[Some(900)]);
+        let seen = HashMap::from([(0, (960, 40))]);
+        assert_eq!(reach_back(&one, &HashSet::from([0]), &seen, 40), Some(61));
+        // Four partitions interleaved: 10 copies of partition 1 in the last
+        // 40 offsets, the lowest 20 past its commit: 84 offsets back.
+        let four = wanted(&[Some(0), Some(100)]);
+        let seen = HashMap::from([(0, (5, 10)), (1, (120, 10))]);
+        assert_eq!(reach_back(&four, &HashSet::from([1]), &seen, 40), Some(84));
+        // The farthest open partition decides.
+        assert_eq!(
+            reach_back(&four, &HashSet::from([0, 1]), &seen, 40),
+            Some(84)
+        );
+        // A partition not seen yet, or with nothing committed, says nothing.
+        let seen_one = HashMap::from([(0, (5, 10))]);
+        assert_eq!(reach_back(&four, &HashSet::from([1]), &seen_one, 40), None);
+        let uncommitted = wanted(&[None]);
+        assert_eq!(
+            reach_back(&uncommitted, &HashSet::from([0]), &seen_one, 40),
+            None
+        );
+    }
 
     #[test]
     fn everything_below_a_commit_joins_the_stored_offsets() {

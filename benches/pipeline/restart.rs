@@ -92,9 +92,10 @@ impl Restarts {
             out,
             "\n## Restart after kill -9 (one run each)\n\n\
              The bridge killed with -9 halfway through the backlog, then restarted on the same group \
-             (`commit_interval: 1s`, `session.timeout.ms: 6000`).\n\n\
+             (`commit_interval: {}ms`, the default; `session.timeout.ms: 6000`).\n\n\
              | restarts | copying again after | partitions assigned after | restart scan | records found stored, skipped | duplicates at the end |\n\
-             | --- | --- | --- | --- | --- | --- |"
+             | --- | --- | --- | --- | --- | --- |",
+            crate::default_commit_interval().as_millis()
         );
         for (name, cost) in self.rows() {
             let _ = writeln!(

@@ -98,12 +98,15 @@ impl Flow for ToRocketMq {
     ) -> Result<Vec<(PartitionId, i64)>, String> {
         let group = format!("{}{READER_GROUP_SUFFIX}", self.rocketmq.producer_group);
         let fence = &self.fence;
+        let started = std::time::Instant::now();
         with_reader(&self.rocketmq, &group, async |reader| {
+            let reader_ms = started.elapsed().as_millis() as u64;
             // The reader learns where each topic's queues live from its route.
             let topics: BTreeSet<&str> = scans.iter().map(|(q, _)| q.topic_str()).collect();
             for topic in topics {
                 reader.queues(topic).await?;
             }
+            let routes_ms = started.elapsed().as_millis() as u64;
             let brokers: BTreeSet<&str> = scans
                 .iter()
                 .map(|(q, _)| q.broker_name().as_str())
@@ -111,6 +114,13 @@ impl Flow for ToRocketMq {
             for broker in brokers {
                 fence.pass(reader, broker).await?;
             }
+            let fences_ms = started.elapsed().as_millis() as u64;
+            tracing::debug!(
+                reader_ms,
+                routes_ms,
+                fences_ms,
+                "restart scan: reader started, routes read, fences passed"
+            );
             // Every queue at once: each pull is a round trip for a few dozen messages.
             let tails = scans.iter().map(|(queue, wanted)| async move {
                 let found = scan_queue_tail(reader, queue, wanted, window).await?;

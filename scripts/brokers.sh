@@ -68,6 +68,8 @@ fi
 # which is df's Use%. Past 85% (diskSpaceCleanForciblyRatio) it would delete commit-log files
 # early, so cleanFileForciblyEnable is off in its config below.
 DISK_REFUSAL_PERCENT=90
+# A port held by a closed connection (TIME-WAIT, 60 s on Linux) is waited for this long.
+PORT_WAIT_SECONDS=90
 
 log() { printf '[brokers] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -206,7 +208,53 @@ probe() {
     esac
 }
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# What the kernel says of local port $1: "listening" (a process accepts on it),
+# "held" (another socket has it, e.g. in TIME-WAIT, so a server cannot bind it
+# yet) or "free". Asked of the kernel, not by connecting: a connect to a port
+# nobody listens on can pick that very port as its source and connect to
+# itself, and the port then stays in TIME-WAIT for a minute. (RocketMQ clients
+# retrying a stopped name server do that too.)
+port_state() {
+    python3 - "$1" <<'PY'
+import socket, sys
+port = int(sys.argv[1])
+for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    try:
+        rows = open(table).read().splitlines()[1:]
+    except OSError:
+        continue
+    for row in rows:
+        fields = row.split()
+        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
+            print("listening")
+            sys.exit()
+probe = socket.socket()
+try:
+    probe.bind(("127.0.0.1", port))
+    print("free")
+except OSError:
+    print("held")
+PY
+}
+
+# Waits until local port $1 is free, at most PORT_WAIT_SECONDS; fails at once
+# if a process listens on it.
+wait_for_port() {
+    local port=$1 name=$2 waited=0 state
+    while :; do
+        state=$(port_state "$port")
+        case $state in
+            free) return 0 ;;
+            listening) die "port $port for $name is already in use by another process; choose other ports with BRIDGE_KAFKA_PORT, BRIDGE_NAMESRV_PORT or BRIDGE_BROKER_PORT" ;;
+        esac
+        if [ "$waited" -ge "$PORT_WAIT_SECONDS" ]; then
+            die "port $port for $name is still held by a closed connection (TIME-WAIT) after ${PORT_WAIT_SECONDS}s; see ss -tan | grep :$port"
+        fi
+        [ "$waited" = 0 ] && log "port $port for $name is held by a closed connection (TIME-WAIT); waiting for it"
+        sleep 1
+        waited=$((waited + 1))
+    done
+}
 
 # ---- Kafka ------------------------------------------------------------------
 
@@ -444,9 +492,7 @@ check_disk() {
 launch() {
     local name=$1 port
     for port in $(ports_of "$name"); do
-        if port_busy "$port"; then
-            die "port $port for $name is already in use by another process; choose other ports with BRIDGE_KAFKA_PORT, BRIDGE_NAMESRV_PORT or BRIDGE_BROKER_PORT"
-        fi
+        wait_for_port "$port" "$name"
     done
     case $name in
         kafka-*) launch_kafka "$name" ;;

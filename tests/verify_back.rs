@@ -8,7 +8,7 @@
 //! RocketMQ sets a message's born timestamp itself at send, so the day is
 //! today's, judged with `--as-of` once the bridge has copied everything.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kafka_rocketmq_bridge::mapping::reverse::{self, RocketMqMessage};
 use rocketmq_model::common::message::message_single::Message;
@@ -54,19 +54,8 @@ fn verify_today(config: &std::path::Path) -> (i32, Value, String) {
 }
 
 async fn wait_for_copies(bootstrap: &str, topic: &str, at_least: i64, bridge: &BridgeProcess) {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let copied: i64 = high_watermarks(bootstrap, topic, 1).iter().sum();
-        if copied >= at_least {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{copied} of {at_least} copies after 180 s: {}",
-            bridge.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let copied = async || high_watermarks(bootstrap, topic, 1).iter().sum();
+    wait_for_count("copies", at_least, Duration::from_secs(180), bridge, copied).await;
 }
 
 fn header<'a>(record: &'a ReadBack, name: &str) -> Option<&'a str> {

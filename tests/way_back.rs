@@ -192,25 +192,24 @@ async fn wait_for_commits(
         .await
         .expect("admin");
     let queues = admin.topic_queues(topic).await.expect("the topic's queues");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let committed: i64 = admin
+    let committed = async || {
+        let offsets = admin
             .consumer_offsets(&config.consumer_group, &queues)
-            .await
+            .await;
+        offsets
             .expect("the group's offsets")
             .into_iter()
             .flatten()
-            .sum();
-        if committed >= total {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{committed} of {total} committed after 60 s: {}",
-            bridge.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+            .sum()
+    };
+    wait_for_count(
+        "committed",
+        total,
+        Duration::from_secs(60),
+        bridge,
+        committed,
+    )
+    .await;
     admin.shutdown().await;
     runtime.shutdown().await;
 }
@@ -222,19 +221,8 @@ async fn wait_for_copies(
     at_least: i64,
     bridge: &BridgeProcess,
 ) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let copied: i64 = high_watermarks(bootstrap, topic, partitions).iter().sum();
-        if copied >= at_least {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{copied} of {at_least} copies after 300 s: {}",
-            bridge.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let copied = async || high_watermarks(bootstrap, topic, partitions).iter().sum();
+    wait_for_count("copies", at_least, Duration::from_secs(300), bridge, copied).await;
 }
 
 async fn kill_restarts_copy_each_message_back_once(ordering: &str) {

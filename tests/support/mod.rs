@@ -471,6 +471,31 @@ impl BridgeProcess {
     }
 }
 
+/// Polls `count` every 200 ms until it reaches `at_least`; fails after
+/// `within` with the last count, what was counted, and `bridge`'s log.
+pub async fn wait_for_count(
+    what: &str,
+    at_least: i64,
+    within: Duration,
+    bridge: &BridgeProcess,
+    mut count: impl AsyncFnMut() -> i64,
+) {
+    let deadline = Instant::now() + within;
+    loop {
+        let counted = count().await;
+        if counted >= at_least {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{counted} of {at_least} {what} after {} s: {}",
+            within.as_secs(),
+            bridge.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 impl Drop for BridgeProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();

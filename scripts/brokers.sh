@@ -208,7 +208,8 @@ probe() {
     esac
 }
 
-# What the kernel says of local port $1: "listening" (a process accepts on it),
+# What the kernel says of local port $1: "listening" (a process accepts on it
+# where a server binding 127.0.0.1 would clash),
 # "held" (another socket has it, e.g. in TIME-WAIT, so a server cannot bind it
 # yet) or "free". Asked of the kernel, not by connecting: a connect to a port
 # nobody listens on can pick that very port as its source and connect to
@@ -218,6 +219,10 @@ port_state() {
     python3 - "$1" <<'PY'
 import socket, sys
 port = int(sys.argv[1])
+# Listeners that keep a server from binding 127.0.0.1: on that address or on a
+# wildcard (IPv4, IPv6, IPv4-mapped). One on another loopback address, such as
+# a test's proxy on 127.0.0.2, does not.
+CLASHING = {"0100007F", "00000000", "0" * 32, "0000000000000000FFFF00000100007F"}
 for table in ("/proc/net/tcp", "/proc/net/tcp6"):
     try:
         rows = open(table).read().splitlines()[1:]
@@ -225,7 +230,8 @@ for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         continue
     for row in rows:
         fields = row.split()
-        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
+        address, hex_port = fields[1].rsplit(":", 1)
+        if int(hex_port, 16) == port and fields[3] == "0A" and address in CLASHING:
             print("listening")
             sys.exit()
 probe = socket.socket()

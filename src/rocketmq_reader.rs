@@ -407,19 +407,31 @@ pub async fn query_by_key(
 }
 
 /// What the mapping needs of `message` to recover its Kafka record,
-/// borrowed: user properties only, sorted by name.
+/// borrowed: user properties only, in no particular order.
 pub fn stored_message(message: &MessageExt) -> StoredMessage<'_> {
     let props = message.properties();
-    let mut properties: Vec<(&str, &str)> = props
-        .iter()
-        .filter(|(name, _)| !STRING_HASH_SET.contains(name.as_str()))
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    properties.sort_unstable();
+    let mut properties = Vec::with_capacity(props.len());
+    properties.extend(
+        props
+            .iter()
+            .filter(|(name, _)| !is_system_property(name.as_str()))
+            .map(|(n, v)| (n.as_str(), v.as_str())),
+    );
     StoredMessage {
         body: message.message.body_slice(),
         keys: props.get("KEYS").map(|keys| keys.as_str()),
         properties,
+    }
+}
+
+/// Whether `name` is one of RocketMQ's own properties. The bridge's
+/// provenance and the names every pulled message carries are told without
+/// hashing: `verify` reads millions of messages.
+fn is_system_property(name: &str) -> bool {
+    match name {
+        _ if name.starts_with(mapping::RESERVED_PREFIX) => false,
+        "UNIQ_KEY" | "KEYS" | "TAGS" | "WAIT" | "MIN_OFFSET" | "MAX_OFFSET" | "CLUSTER" => true,
+        _ => STRING_HASH_SET.contains(name),
     }
 }
 
@@ -439,11 +451,12 @@ fn to_read_message(queue_id: i32, message: &MessageExt) -> ReadMessage {
             .find(|(n, _)| n.as_str() == name)
             .map(|(_, v)| v.to_string())
     };
-    let properties = stored_message(message)
+    let mut properties: Vec<(String, String)> = stored_message(message)
         .properties
         .into_iter()
         .map(|(n, v)| (n.to_string(), v.to_string()))
         .collect();
+    properties.sort_unstable();
     ReadMessage {
         queue_id,
         queue_offset: message.queue_offset(),
@@ -459,6 +472,31 @@ fn to_read_message(queue_id: i32, message: &MessageExt) -> ReadMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_unhashed_system_names_are_rocketmqs_and_provenance_is_not() {
+        for name in [
+            "UNIQ_KEY",
+            "KEYS",
+            "TAGS",
+            "WAIT",
+            "MIN_OFFSET",
+            "MAX_OFFSET",
+            "CLUSTER",
+        ] {
+            assert!(STRING_HASH_SET.contains(name), "{name}");
+            assert!(is_system_property(name), "{name}");
+        }
+        assert!(is_system_property("DELAY"));
+        for name in [
+            mapping::KAFKA_TOPIC,
+            mapping::KAFKA_OFFSET,
+            "trace-id",
+            "keys",
+        ] {
+            assert!(!is_system_property(name), "{name}");
+        }
+    }
 
     fn at_offsets(offsets: impl IntoIterator<Item = i64>) -> Vec<MessageExt> {
         offsets

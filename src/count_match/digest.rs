@@ -7,6 +7,7 @@
 //! order in which queues and partitions are read. `docs/count-match.md`
 //! documents the same, for anyone who wants to recompute it.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use sha2::{Digest as _, Sha256};
@@ -21,21 +22,41 @@ pub const BLOCK_OFFSETS: i64 = 1 << 16;
 /// Key, value, headers (stable-sorted by name, so repeated names keep their
 /// order) and timestamp, each length-prefixed, nulls marked.
 pub fn canonical_form(record: &SourceRecord) -> Vec<u8> {
-    let mut out = Vec::with_capacity(
-        64 + record.value().map_or(0, <[u8]>::len) + record.key().map_or(0, <[u8]>::len),
-    );
-    put_nullable(&mut out, record.key());
-    put_nullable(&mut out, record.value());
+    let mut out = Vec::new();
+    write_canonical(record, &mut out);
+    out
+}
+
+/// The record's 64-bit content hash.
+pub fn content_hash(record: &SourceRecord) -> u64 {
+    // One buffer per thread, reused: `verify` hashes millions of records.
+    thread_local! {
+        static CANONICAL: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    let digest = CANONICAL.with_borrow_mut(|canonical| {
+        canonical.clear();
+        write_canonical(record, canonical);
+        Sha256::digest(&canonical[..])
+    });
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(first)
+}
+
+/// Appends [`canonical_form`] to `out`.
+fn write_canonical(record: &SourceRecord, out: &mut Vec<u8>) {
+    out.reserve(64 + record.value().map_or(0, <[u8]>::len) + record.key().map_or(0, <[u8]>::len));
+    put_nullable(out, record.key());
+    put_nullable(out, record.value());
     let mut headers: Vec<_> = record.headers().collect();
     headers.sort_by(|a, b| a.0.cmp(b.0));
     out.extend_from_slice(&(headers.len() as u32).to_le_bytes());
     for (name, value) in headers {
-        put_nullable(&mut out, Some(name.as_bytes()));
-        put_nullable(&mut out, value);
+        put_nullable(out, Some(name.as_bytes()));
+        put_nullable(out, value);
     }
     let timestamp = record.timestamp.map_or(-1, |(millis, _)| millis);
     out.extend_from_slice(&timestamp.to_le_bytes());
-    out
 }
 
 fn put_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
@@ -47,14 +68,6 @@ fn put_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
             out.extend_from_slice(bytes);
         }
     }
-}
-
-/// The record's 64-bit content hash.
-pub fn content_hash(record: &SourceRecord) -> u64 {
-    let digest = Sha256::digest(canonical_form(record));
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    u64::from_le_bytes(first)
 }
 
 /// Binds a content hash to its coordinates, for the per-block tallies: a
@@ -157,6 +170,23 @@ mod tests {
         let mut later = a.clone();
         later.timestamp = Some((1_700_000_000_001, TimestampType::CreateTime));
         assert_ne!(content_hash(&a), content_hash(&later));
+    }
+
+    #[test]
+    fn the_hash_is_the_documented_sha256_of_the_canonical_form() {
+        let sorted = record(5, "v", &[("a", Some("1")), ("b", None)]);
+        let unsorted = record(5, "v", &[("b", None), ("a", Some("1"))]);
+        let mut expected = Vec::new();
+        expected.extend_from_slice(&[1, 1, 0, 0, 0, b'k', 1, 1, 0, 0, 0, b'v', 2, 0, 0, 0]);
+        expected.extend_from_slice(&[1, 1, 0, 0, 0, b'a', 1, 1, 0, 0, 0, b'1']);
+        expected.extend_from_slice(&[1, 1, 0, 0, 0, b'b', 0]);
+        expected.extend_from_slice(&1_700_000_000_000i64.to_le_bytes());
+        for record in [&sorted, &unsorted] {
+            assert_eq!(canonical_form(record), expected);
+            let digest = Sha256::digest(&expected);
+            let first = u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"));
+            assert_eq!(content_hash(record), first);
+        }
     }
 
     #[test]

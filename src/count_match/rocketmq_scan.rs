@@ -213,11 +213,12 @@ fn classify(
     kafka_topic: &str,
     highest: &mut HashMap<i32, i64>,
 ) -> Classified {
-    let has = |name: &str| message.properties().contains_key(name);
+    let stored = stored_message(message);
+    let has = |name: &str| stored.properties.iter().any(|(n, _)| *n == name);
     if !(has(KAFKA_TOPIC) && has(KAFKA_PARTITION) && has(KAFKA_OFFSET)) {
         return Classified::Foreign("no Kafka provenance".into());
     }
-    let record = match mapping::unmap(&stored_message(message)) {
+    let record = match mapping::unmap(&stored) {
         Ok(record) => record,
         Err(error) => return Classified::Foreign(error.to_string()),
     };

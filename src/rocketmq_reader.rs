@@ -18,7 +18,6 @@ use rocketmq_client_rust::{
     AclClientRPCHook, ClientRuntime, DefaultMQProducer, DefaultMQPullConsumer, PullStatus,
     SessionCredentials,
 };
-use rocketmq_model::common::message::STRING_HASH_SET;
 use rocketmq_model::common::message::message_ext::MessageExt;
 use rocketmq_model::message::MessageQueue;
 
@@ -414,24 +413,13 @@ pub fn stored_message(message: &MessageExt) -> StoredMessage<'_> {
     properties.extend(
         props
             .iter()
-            .filter(|(name, _)| !is_system_property(name.as_str()))
+            .filter(|(name, _)| !mapping::is_system_property(name.as_str()))
             .map(|(n, v)| (n.as_str(), v.as_str())),
     );
     StoredMessage {
         body: message.message.body_slice(),
         keys: props.get("KEYS").map(|keys| keys.as_str()),
         properties,
-    }
-}
-
-/// Whether `name` is one of RocketMQ's own properties. The bridge's
-/// provenance and the names every pulled message carries are told without
-/// hashing: `verify` reads millions of messages.
-fn is_system_property(name: &str) -> bool {
-    match name {
-        _ if name.starts_with(mapping::RESERVED_PREFIX) => false,
-        "UNIQ_KEY" | "KEYS" | "TAGS" | "WAIT" | "MIN_OFFSET" | "MAX_OFFSET" | "CLUSTER" => true,
-        _ => STRING_HASH_SET.contains(name),
     }
 }
 
@@ -472,31 +460,6 @@ fn to_read_message(queue_id: i32, message: &MessageExt) -> ReadMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_unhashed_system_names_are_rocketmqs_and_provenance_is_not() {
-        for name in [
-            "UNIQ_KEY",
-            "KEYS",
-            "TAGS",
-            "WAIT",
-            "MIN_OFFSET",
-            "MAX_OFFSET",
-            "CLUSTER",
-        ] {
-            assert!(STRING_HASH_SET.contains(name), "{name}");
-            assert!(is_system_property(name), "{name}");
-        }
-        assert!(is_system_property("DELAY"));
-        for name in [
-            mapping::KAFKA_TOPIC,
-            mapping::KAFKA_OFFSET,
-            "trace-id",
-            "keys",
-        ] {
-            assert!(!is_system_property(name), "{name}");
-        }
-    }
 
     fn at_offsets(offsets: impl IntoIterator<Item = i64>) -> Vec<MessageExt> {
         offsets

@@ -319,7 +319,19 @@ fn carriable_text(bytes: &[u8]) -> Option<&str> {
 fn is_carriable_name(name: &str) -> bool {
     carriable_text(name.as_bytes()).is_some()
         && !name.starts_with(RESERVED_PREFIX)
-        && !rocketmq_model::common::message::STRING_HASH_SET.contains(name)
+        && !is_system_property(name)
+}
+
+/// Whether `name` is one of RocketMQ's own properties rather than the
+/// user's or the bridge's. The bridge's provenance and the names every
+/// pulled message carries are told without hashing: readers call this for
+/// each property of millions of messages.
+pub fn is_system_property(name: &str) -> bool {
+    match name {
+        _ if name.starts_with(RESERVED_PREFIX) => false,
+        "UNIQ_KEY" | "KEYS" | "TAGS" | "WAIT" | "MIN_OFFSET" | "MAX_OFFSET" | "CLUSTER" => true,
+        _ => rocketmq_model::common::message::STRING_HASH_SET.contains(name),
+    }
 }
 
 /// A Kafka header: name and nullable value.
@@ -507,6 +519,29 @@ pub fn unmap(message: &StoredMessage) -> Result<SourceRecord, UnmapError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_unhashed_system_names_are_rocketmqs_and_provenance_is_not() {
+        for name in [
+            "UNIQ_KEY",
+            "KEYS",
+            "TAGS",
+            "WAIT",
+            "MIN_OFFSET",
+            "MAX_OFFSET",
+            "CLUSTER",
+        ] {
+            assert!(
+                rocketmq_model::common::message::STRING_HASH_SET.contains(name),
+                "{name}"
+            );
+            assert!(is_system_property(name), "{name}");
+        }
+        assert!(is_system_property("DELAY"));
+        for name in [KAFKA_TOPIC, KAFKA_OFFSET, "trace-id", "keys"] {
+            assert!(!is_system_property(name), "{name}");
+        }
+    }
 
     fn rules() -> MappingRules {
         MappingRules {

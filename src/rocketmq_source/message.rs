@@ -2,10 +2,9 @@
 
 use std::sync::Arc;
 
-use rocketmq_model::common::message::STRING_HASH_SET;
 use rocketmq_model::common::message::message_ext::MessageExt;
 
-use crate::mapping::reverse::RocketMqMessage;
+use crate::mapping::{self, reverse::RocketMqMessage};
 
 /// The topic and broker names of the messages read last, shared by the
 /// messages that follow: a queue's messages come in runs, and one shared
@@ -38,7 +37,7 @@ pub fn to_message_sharing(message: &MessageExt, names: &mut SharedNames) -> Rock
     let system = |name: &str| properties.get(name).map(|value| value.to_string());
     let user = properties
         .iter()
-        .filter(|(name, _)| !STRING_HASH_SET.contains(name.as_str()))
+        .filter(|(name, _)| !mapping::is_system_property(name.as_str()))
         .map(|(name, value)| (name.to_string(), value.to_string()))
         .collect();
     RocketMqMessage {

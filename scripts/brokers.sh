@@ -566,6 +566,7 @@ stop_one() {
         log "$name (pid $pid) ignored SIG$signal for 20s; sending SIGKILL"
         kill -KILL "$pid" 2>/dev/null || true
         while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+        signal=KILL
     fi
     rm -f "$(pid_file "$name")"
     log "$name stopped (pid $pid, SIG$signal)"

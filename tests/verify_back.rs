@@ -53,11 +53,6 @@ fn verify_today(config: &std::path::Path) -> (i32, Value, String) {
     (output.status.code().unwrap_or(-1), report, stderr(&output))
 }
 
-async fn wait_for_copies(bootstrap: &str, topic: &str, at_least: i64, bridge: &BridgeProcess) {
-    let copied = async || high_watermarks(bootstrap, topic, 1).iter().sum();
-    wait_for_count("copies", at_least, Duration::from_secs(180), bridge, copied).await;
-}
-
 fn header<'a>(record: &'a ReadBack, name: &str) -> Option<&'a str> {
     record
         .headers
@@ -121,7 +116,7 @@ async fn a_day_the_way_back_has_not_copied_yet_is_incomplete() {
     );
 
     let mut bridge = BridgeProcess::start(file.path());
-    wait_for_copies(&brokers.kafka, &kafka_topic, total, &bridge).await;
+    wait_for_kafka_copies(&brokers.kafka, &kafka_topic, 1, total, &bridge).await;
     // The graceful stop commits what was copied.
     bridge.stop_gracefully(Duration::from_secs(30));
     let (code, report, _) = verify_today(file.path());
@@ -161,7 +156,7 @@ async fn copied_messages_match_and_a_tampered_copy_is_named() {
     send_to_queue(&brokers.name_server, &rocketmq_topic, 0, messages, None).await;
 
     let mut bridge = BridgeProcess::start(file.path());
-    wait_for_copies(&brokers.kafka, &kafka_topic, total as i64, &bridge).await;
+    wait_for_kafka_copies(&brokers.kafka, &kafka_topic, 1, total as i64, &bridge).await;
     bridge.stop_gracefully(Duration::from_secs(30));
 
     let (code, report, errors) = verify_today(file.path());

@@ -214,17 +214,6 @@ async fn wait_for_commits(
     runtime.shutdown().await;
 }
 
-async fn wait_for_copies(
-    bootstrap: &str,
-    topic: &str,
-    partitions: i32,
-    at_least: i64,
-    bridge: &BridgeProcess,
-) {
-    let copied = async || high_watermarks(bootstrap, topic, partitions).iter().sum();
-    wait_for_count("copies", at_least, Duration::from_secs(300), bridge, copied).await;
-}
-
 async fn kill_restarts_copy_each_message_back_once(ordering: &str) {
     let total: usize = 20_000;
     let brokers = brokers();
@@ -248,11 +237,11 @@ async fn kill_restarts_copy_each_message_back_once(ordering: &str) {
     let mut logs = Vec::new();
     for point in &kills {
         let bridge = BridgeProcess::start(file.path());
-        wait_for_copies(&brokers.kafka, &kafka_topic, partitions, *point, &bridge).await;
+        wait_for_kafka_copies(&brokers.kafka, &kafka_topic, partitions, *point, &bridge).await;
         logs.push(bridge.kill9());
     }
     let mut bridge = BridgeProcess::start(file.path());
-    wait_for_copies(
+    wait_for_kafka_copies(
         &brokers.kafka,
         &kafka_topic,
         partitions,
@@ -482,7 +471,7 @@ async fn bad_messages_go_to_their_policies_counted_and_logged() {
     // The dead-letter topic may have several partitions: no order across them.
     letters.sort_by_key(|(_, offset)| *offset);
     assert_eq!(letters, expected_letters, "{}", bridge.logs());
-    wait_for_copies(&brokers.kafka, &kafka_topic, 1, 2, &bridge).await;
+    wait_for_kafka_copies(&brokers.kafka, &kafka_topic, 1, 2, &bridge).await;
     bridge.stop_gracefully(Duration::from_secs(30));
     let logs = bridge.logs();
     let copies = read_partition(&brokers.kafka, &kafka_topic, 0);
@@ -691,7 +680,7 @@ async fn two_instances_split_the_queues_and_one_takes_over_when_the_other_dies()
     produce_messages(&brokers.name_server, &rocketmq_topic, total).await;
 
     let first = BridgeProcess::start(file.path());
-    wait_for_copies(&brokers.kafka, &kafka_topic, QUEUES, 2_000, &first).await;
+    wait_for_kafka_copies(&brokers.kafka, &kafka_topic, QUEUES, 2_000, &first).await;
     let mut second = BridgeProcess::start(other_file.path());
     // The group splits the queues between the two.
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -712,7 +701,7 @@ async fn two_instances_split_the_queues_and_one_takes_over_when_the_other_dies()
     let (code, body) = http_get(port, "/readyz").expect("/readyz answers");
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("\"assigned_queues\":2"), "{body}");
-    wait_for_copies(
+    wait_for_kafka_copies(
         &brokers.kafka,
         &kafka_topic,
         QUEUES,
@@ -736,7 +725,7 @@ async fn two_instances_split_the_queues_and_one_takes_over_when_the_other_dies()
         "throttle time {throttled:?}:\n{metrics}"
     );
     let first_logs = first.kill9();
-    wait_for_copies(&brokers.kafka, &kafka_topic, QUEUES, total as i64, &second).await;
+    wait_for_kafka_copies(&brokers.kafka, &kafka_topic, QUEUES, total as i64, &second).await;
     assert_eq!(
         owned_queues(&second.logs()).len(),
         QUEUES as usize,
@@ -778,6 +767,74 @@ async fn two_instances_split_the_queues_and_one_takes_over_when_the_other_dies()
         "{} copies of {total}; duplicated: {duplicated:?}\nfirst:\n{first_logs}\nsecond:\n{}",
         copies.len(),
         second.logs()
+    );
+}
+
+/// Kafka partitions' record count over `window`, per second.
+async fn kafka_rate(bootstrap: &str, topic: &str, window: Duration) -> f64 {
+    let count = || {
+        high_watermarks(bootstrap, topic, QUEUES)
+            .iter()
+            .sum::<i64>()
+    };
+    let (start, before) = (Instant::now(), count());
+    tokio::time::sleep(window).await;
+    let (elapsed, after) = (start.elapsed(), count());
+    (after - before) as f64 / elapsed.as_secs_f64()
+}
+
+/// SIGHUP changes a way-back mapping's rate limit live, as it does a
+/// forward one's, and the copy loses and repeats nothing across it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_changes_the_way_back_rate_limit_live() {
+    let total: usize = 10_000;
+    let brokers = brokers();
+    let base = unique("backhup");
+    let (rocketmq_topic, kafka_topic) = (format!("{base}_src"), format!("{base}.copy"));
+    let port = closed_port();
+    let slow = way_back_config(&brokers, &rocketmq_topic, &kafka_topic, "partition", port).replace(
+        "    ordering: partition\n",
+        "    ordering: partition\n    rate_limit:\n      messages_per_second: 200\n",
+    );
+    let file = config_file(&slow);
+    create_topics(file.path(), QUEUES as u32, QUEUES as u32);
+    produce_messages(&brokers.name_server, &rocketmq_topic, total).await;
+
+    let mut bridge = BridgeProcess::start(file.path());
+    wait_for_kafka_copies(&brokers.kafka, &kafka_topic, QUEUES, 400, &bridge).await;
+    let before = kafka_rate(&brokers.kafka, &kafka_topic, Duration::from_secs(4)).await;
+    assert!(
+        (150.0..=250.0).contains(&before),
+        "limit 200, measured {before:.0}: {}",
+        bridge.logs()
+    );
+
+    let fast = slow.replace("messages_per_second: 200", "messages_per_second: 2000");
+    std::fs::write(file.path(), fast).expect("rewrite config");
+    bridge.signal("HUP");
+    assert!(
+        bridge.wait_for_log("new limits applied", 1, Duration::from_secs(10)),
+        "{}",
+        bridge.logs()
+    );
+    let after = kafka_rate(&brokers.kafka, &kafka_topic, Duration::from_secs(2)).await;
+    assert!(
+        (1500.0..=2500.0).contains(&after),
+        "limit 2000 after SIGHUP, measured {after:.0}: {}",
+        bridge.logs()
+    );
+    wait_for_kafka_copies(&brokers.kafka, &kafka_topic, QUEUES, total as i64, &bridge).await;
+    bridge.stop_gracefully(Duration::from_secs(30));
+    let count = copies_per_message(read_all(&brokers.kafka, &kafka_topic, QUEUES).iter());
+    assert_eq!(count.len(), total, "messages missing");
+    assert!(
+        count.values().all(|&n| n == 1),
+        "duplicated: {:?}",
+        count
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .take(5)
+            .collect::<Vec<_>>()
     );
 }
 
@@ -840,7 +897,7 @@ async fn cutover_check_waits_for_the_way_back_to_catch_up() {
     assert_eq!(before.status.code(), Some(1), "{}", stdout(&before));
 
     let mut bridge = BridgeProcess::start(file.path());
-    wait_for_copies(&brokers.kafka, &kafka_topic, QUEUES, 400, &bridge).await;
+    wait_for_kafka_copies(&brokers.kafka, &kafka_topic, QUEUES, 400, &bridge).await;
     bridge.stop_gracefully(Duration::from_secs(30));
     let after = check();
     let line = way_back_line(&after);

@@ -496,6 +496,19 @@ pub async fn wait_for_count(
     }
 }
 
+/// Waits until `topic`'s partitions hold at least `at_least` records in
+/// all (the way back's copies), for up to 300 s.
+pub async fn wait_for_kafka_copies(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    at_least: i64,
+    bridge: &BridgeProcess,
+) {
+    let copied = async || high_watermarks(bootstrap, topic, partitions).iter().sum();
+    wait_for_count("copies", at_least, Duration::from_secs(300), bridge, copied).await;
+}
+
 impl Drop for BridgeProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();

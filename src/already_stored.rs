@@ -106,7 +106,7 @@ impl OffsetRanges {
 /// what was found there.
 #[derive(Debug, Default)]
 pub struct AlreadyStored {
-    scanned: HashMap<PartitionId, OffsetRanges>,
+    scanned: foldhash::HashMap<PartitionId, OffsetRanges>,
 }
 
 impl AlreadyStored {

@@ -6,7 +6,9 @@
 //! (in `key_hash` mode they go to several queues), so each partition keeps
 //! the set of offsets still in flight; the commit point is the lowest of them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use foldhash::HashMap;
 use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};

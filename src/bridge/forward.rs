@@ -2,7 +2,7 @@
 //! RocketMQ producer and each mapping's queues, the senders, the Kafka
 //! consumer group, and the watcher that follows queue count changes.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 use std::time::Duration;
 

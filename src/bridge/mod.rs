@@ -16,11 +16,11 @@ mod forward;
 mod queue_watcher;
 mod way_back;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::time::Duration;
 
+use foldhash::HashMap;
 use metrics::Counter;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;

@@ -2,7 +2,9 @@
 //! and each mapping's partitions, the senders, and the RocketMQ consumer
 //! group whose consumer offsets are the checkpoints.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 use std::sync::atomic::Ordering as AtomicOrdering;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! and on revocation drains and commits what RocketMQ acknowledged before
 //! giving a partition up.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -472,7 +472,7 @@ pub fn source_record(message: &impl Message, names: &TopicNames) -> SourceRecord
 /// record's topic costs a comparison instead of an allocation.
 #[derive(Debug, Default)]
 pub struct TopicNames {
-    known: Mutex<HashSet<Arc<str>>>,
+    known: Mutex<foldhash::HashSet<Arc<str>>>,
 }
 
 impl TopicNames {

@@ -215,7 +215,7 @@ impl<F: Flow> Dispatcher<F> {
 
     /// Drops the parked records of revoked partitions; they were never in
     /// flight, and the partition's next owner reads them again.
-    pub(super) fn forget_parked(&mut self, gone: &std::collections::HashSet<PartitionId>) {
+    pub(super) fn forget_parked(&mut self, gone: &foldhash::HashSet<PartitionId>) {
         self.parked.retain(|id, _| !gone.contains(id));
         self.parked_bytes = self
             .parked

@@ -7,11 +7,11 @@
 //! the set of offsets still in flight; the commit point is the lowest of them.
 
 use std::collections::BTreeSet;
-
-use foldhash::HashMap;
 use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use foldhash::HashMap;
 
 /// An ordered lane of a source, whose offsets are checkpointed: a Kafka
 /// topic and partition, or a RocketMQ queue (topic, broker name, queue id)

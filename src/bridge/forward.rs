@@ -2,10 +2,10 @@
 //! RocketMQ producer and each mapping's queues, the senders, the Kafka
 //! consumer group, and the watcher that follows queue count changes.
 
-use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 use std::time::Duration;
 
+use foldhash::{HashMap, HashMapExt};
 use tokio::sync::mpsc;
 
 use super::dispatcher::{Dispatcher, DispatcherParts};

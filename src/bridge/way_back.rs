@@ -3,12 +3,11 @@
 //! group whose consumer offsets are the checkpoints.
 
 use std::collections::BTreeMap;
-
-use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 use std::sync::atomic::Ordering as AtomicOrdering;
 use std::time::Duration;
 
+use foldhash::{HashMap, HashMapExt};
 use tokio::sync::mpsc;
 
 use super::dispatcher::{Dispatcher, DispatcherParts};

@@ -45,6 +45,17 @@ fn way_back_config(
     )
 }
 
+/// `config` (a [`way_back_config`] in `partition` order) with a rate limit
+/// of `per_second` messages on its mapping.
+fn rate_limited(config: String, per_second: u32) -> String {
+    config.replace(
+        "    ordering: partition\n",
+        &format!(
+            "    ordering: partition\n    rate_limit:\n      messages_per_second: {per_second}\n"
+        ),
+    )
+}
+
 /// The key index whose messages go without a key.
 const UNKEYED: usize = 7;
 
@@ -665,9 +676,9 @@ async fn two_instances_split_the_queues_and_one_takes_over_when_the_other_dies()
     let base = unique("backscale");
     let (rocketmq_topic, kafka_topic) = (format!("{base}_src"), format!("{base}.copy"));
     let port = closed_port();
-    let text = way_back_config(&brokers, &rocketmq_topic, &kafka_topic, "partition", port).replace(
-        "    ordering: partition\n",
-        "    ordering: partition\n    rate_limit:\n      messages_per_second: 1500\n",
+    let text = rate_limited(
+        way_back_config(&brokers, &rocketmq_topic, &kafka_topic, "partition", port),
+        1500,
     );
     // One config per instance, the same groups: each serves its metrics
     // on its own port.
@@ -693,9 +704,7 @@ async fn two_instances_split_the_queues_and_one_takes_over_when_the_other_dies()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let copied: i64 = high_watermarks(&brokers.kafka, &kafka_topic, QUEUES)
-        .iter()
-        .sum();
+    let copied = kafka_record_count(&brokers.kafka, &kafka_topic, QUEUES);
     assert!(copied < total as i64, "the copy ended before the split");
     // A way-back-only instance is ready once it owns queues.
     let (code, body) = http_get(port, "/readyz").expect("/readyz answers");
@@ -772,11 +781,7 @@ async fn two_instances_split_the_queues_and_one_takes_over_when_the_other_dies()
 
 /// Kafka partitions' record count over `window`, per second.
 async fn kafka_rate(bootstrap: &str, topic: &str, window: Duration) -> f64 {
-    let count = || {
-        high_watermarks(bootstrap, topic, QUEUES)
-            .iter()
-            .sum::<i64>()
-    };
+    let count = || kafka_record_count(bootstrap, topic, QUEUES);
     let (start, before) = (Instant::now(), count());
     tokio::time::sleep(window).await;
     let (elapsed, after) = (start.elapsed(), count());
@@ -787,14 +792,14 @@ async fn kafka_rate(bootstrap: &str, topic: &str, window: Duration) -> f64 {
 /// forward one's, and the copy loses and repeats nothing across it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_changes_the_way_back_rate_limit_live() {
-    let total: usize = 10_000;
+    let total: usize = 20_000;
     let brokers = brokers();
     let base = unique("backhup");
     let (rocketmq_topic, kafka_topic) = (format!("{base}_src"), format!("{base}.copy"));
     let port = closed_port();
-    let slow = way_back_config(&brokers, &rocketmq_topic, &kafka_topic, "partition", port).replace(
-        "    ordering: partition\n",
-        "    ordering: partition\n    rate_limit:\n      messages_per_second: 200\n",
+    let slow = rate_limited(
+        way_back_config(&brokers, &rocketmq_topic, &kafka_topic, "partition", port),
+        200,
     );
     let file = config_file(&slow);
     create_topics(file.path(), QUEUES as u32, QUEUES as u32);
@@ -817,7 +822,11 @@ async fn sighup_changes_the_way_back_rate_limit_live() {
         "{}",
         bridge.logs()
     );
-    let after = kafka_rate(&brokers.kafka, &kafka_topic, Duration::from_secs(2)).await;
+    // The held messages are released and the paused queues pulled again
+    // first: measured once copies flow at the new limit.
+    let resumed = kafka_record_count(&brokers.kafka, &kafka_topic, QUEUES) + 500;
+    wait_for_kafka_copies(&brokers.kafka, &kafka_topic, QUEUES, resumed, &bridge).await;
+    let after = kafka_rate(&brokers.kafka, &kafka_topic, Duration::from_secs(3)).await;
     assert!(
         (1500.0..=2500.0).contains(&after),
         "limit 2000 after SIGHUP, measured {after:.0}: {}",

@@ -496,6 +496,11 @@ pub async fn wait_for_count(
     }
 }
 
+/// How many records `topic`'s partitions `0..partitions` hold in all.
+pub fn kafka_record_count(bootstrap: &str, topic: &str, partitions: i32) -> i64 {
+    high_watermarks(bootstrap, topic, partitions).iter().sum()
+}
+
 /// Waits until `topic`'s partitions hold at least `at_least` records in
 /// all (the way back's copies), for up to 300 s.
 pub async fn wait_for_kafka_copies(
@@ -505,7 +510,7 @@ pub async fn wait_for_kafka_copies(
     at_least: i64,
     bridge: &BridgeProcess,
 ) {
-    let copied = async || high_watermarks(bootstrap, topic, partitions).iter().sum();
+    let copied = async || kafka_record_count(bootstrap, topic, partitions);
     wait_for_count("copies", at_least, Duration::from_secs(300), bridge, copied).await;
 }
 

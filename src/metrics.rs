@@ -6,7 +6,7 @@
 //! cardinality is bounded by the configuration.
 
 use std::fmt::Write as _;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use metrics::{Label, Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -48,6 +48,14 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
+/// How often recorded histogram samples are folded into their buckets.
+/// The recorder keeps each sample (16 bytes, one per copied record for the
+/// end-to-end latency) until a scrape or an upkeep folds it, so without
+/// this a bridge nobody scrapes grows by the records it copies. The
+/// exporter's own upkeep task uses 5 s too; this recorder is installed
+/// without it because the bridge serves `/metrics` on its own listener.
+pub const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
 /// The installed recorder, and when the process started.
 #[derive(Clone)]
 pub struct Metrics {
@@ -56,7 +64,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Installs the process-wide recorder. Call once, before recording.
+    /// Installs the process-wide recorder and starts its upkeep. Call once,
+    /// before recording, inside the Tokio runtime.
     pub fn install() -> Result<Self, String> {
         let handle = PrometheusBuilder::new()
             .set_buckets_for_metric(
@@ -72,6 +81,7 @@ impl Metrics {
             .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
         describe();
         metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+        tokio::spawn(keep_up(handle.clone()));
         Ok(Metrics {
             handle,
             started: Instant::now(),
@@ -88,6 +98,17 @@ impl Metrics {
         let mut text = self.handle.render();
         text.push_str(&render_limits(limits));
         text
+    }
+}
+
+/// Folds the recorded histogram samples into their buckets every
+/// [`UPKEEP_EVERY`], for as long as the process runs.
+async fn keep_up(handle: PrometheusHandle) {
+    let mut every = tokio::time::interval(UPKEEP_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        handle.run_upkeep();
     }
 }
 

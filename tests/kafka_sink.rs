@@ -57,13 +57,13 @@ fn messages() -> Vec<RocketMqMessage> {
             broker: "broker-a".into(),
             queue_id: (n % 2) as i32,
             queue_offset: n / 2,
-            msg_id: Some(format!("ID{n:08}")),
-            keys: Some(format!("key-{}", n % 7)),
-            tags: (n % 3 == 0).then(|| "eu".to_string()),
+            msg_id: Some(format!("ID{n:08}").into()),
+            keys: Some(format!("key-{}", n % 7).into()),
+            tags: (n % 3 == 0).then(|| "eu".into()),
             born_timestamp_ms: 1_764_900_000_000 + n,
             store_timestamp_ms: 1_764_900_000_500 + n,
-            body: format!("body {n}").into_bytes(),
-            properties: vec![("n".into(), n.to_string())],
+            body: format!("body {n}").into_bytes().into(),
+            properties: vec![("n".into(), n.to_string().into())],
         })
         .collect()
 }

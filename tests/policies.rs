@@ -272,7 +272,7 @@ fn reverse_copy_headers(kafka_topic: &str, queue_offset: i64) -> Vec<(String, Op
         tags: None,
         born_timestamp_ms: 1,
         store_timestamp_ms: 2,
-        body: b"copied back".to_vec(),
+        body: b"copied back".to_vec().into(),
         properties: vec![],
     };
     let rules = ReverseRules {

@@ -119,10 +119,10 @@ async fn a_group_member_reads_each_queue_in_order_and_resumes_from_its_commits()
         .expect("message 4 of queue 2");
     assert_eq!(*sample.topic, *topic);
     assert_eq!(&*sample.broker, "broker-a");
-    assert_eq!(sample.body, b"2-4");
+    assert_eq!(&sample.body[..], b"2-4");
     assert_eq!(sample.keys.as_deref(), Some("k1"));
     assert_eq!(sample.tags.as_deref(), Some("t2"));
-    assert_eq!(sample.properties, vec![("n".to_string(), "4".to_string())]);
+    assert_eq!(sample.properties, vec![("n".into(), "4".into())]);
     assert!(sample.msg_id.is_some(), "the producer's msgId is kept");
     assert!(sample.store_timestamp_ms >= sample.born_timestamp_ms);
     assert_eq!(sample.lane(), PartitionId::queue(&topic, "broker-a", 2));

@@ -213,7 +213,7 @@ async fn copied_messages_match_and_a_tampered_copy_is_named() {
         tags: None,
         born_timestamp_ms: copy.timestamp.expect("a timestamp"),
         store_timestamp_ms: copy.timestamp.expect("a timestamp"),
-        body: b"phantom".to_vec(),
+        body: b"phantom".to_vec().into(),
         properties: Vec::new(),
     };
     let headers = [

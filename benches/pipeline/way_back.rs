@@ -470,14 +470,14 @@ async fn produce(
                     broker: queue.broker_name().as_str().into(),
                     queue_id: queue.queue_id(),
                     queue_offset: offset as i64,
-                    msg_id: Some(format!("{i:032X}")),
-                    keys: Some(String::from_utf8_lossy(&key).into_owned()),
+                    msg_id: Some(format!("{i:032X}").into()),
+                    keys: Some(String::from_utf8_lossy(&key).into_owned().into()),
                     tags: None,
                     born_timestamp_ms: now,
                     store_timestamp_ms: now,
-                    body: value,
+                    body: value.into(),
                     properties: vec![
-                        ("trace-id".into(), format!("{i:016x}")),
+                        ("trace-id".into(), format!("{i:016x}").into()),
                         ("source".into(), "bench".into()),
                     ],
                 };

@@ -92,7 +92,7 @@ fn carried_hash(message: &RocketMqMessage) -> u64 {
             let name = if name.starts_with(reverse::RESERVED_PREFIX) {
                 format!("{}{name}", reverse::ESCAPED_PROPERTY_PREFIX)
             } else {
-                name.clone()
+                name.to_string()
             };
             (name, Some(value.as_bytes().to_vec()))
         })
@@ -585,7 +585,7 @@ mod tests {
             tags: Some("t".into()),
             born_timestamp_ms: 1_764_900_000_000,
             store_timestamp_ms: 1_764_900_000_005,
-            body: b"body".to_vec(),
+            body: b"body".to_vec().into(),
             properties: vec![("a".into(), "1".into()), ("ROCKETMQ_X".into(), "2".into())],
         }
     }

@@ -14,6 +14,8 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use bytes::Bytes;
+use cheetah_string::CheetahString;
 use sha2::{Digest, Sha256};
 
 use super::{
@@ -53,14 +55,16 @@ pub struct RocketMqMessage {
     pub queue_id: i32,
     pub queue_offset: i64,
     /// `UNIQ_KEY`, what consumers call msgId.
-    pub msg_id: Option<String>,
-    pub keys: Option<String>,
-    pub tags: Option<String>,
+    pub msg_id: Option<CheetahString>,
+    pub keys: Option<CheetahString>,
+    pub tags: Option<CheetahString>,
     pub born_timestamp_ms: i64,
     pub store_timestamp_ms: i64,
-    pub body: Vec<u8>,
+    /// Shared with the pulled message it was read from, as are the texts:
+    /// reading a message allocates only its property list.
+    pub body: Bytes,
     /// User properties (no system property), names unique, in any order.
-    pub properties: Vec<(String, String)>,
+    pub properties: Vec<(CheetahString, CheetahString)>,
 }
 
 /// A header as a record carries it: name and value, borrowed from the
@@ -152,12 +156,14 @@ fn headers<'a>(message: &'a RocketMqMessage, kafka_topic: &str) -> Vec<OutgoingH
         |name: &'static str, value: String| (Cow::Borrowed(name), Cow::Owned(value.into_bytes()));
     let borrowed =
         |name: &'static str, value: &'a str| (Cow::Borrowed(name), Cow::Borrowed(value.as_bytes()));
-    let mut headers = vec![
+    // The provenance (at most 8 headers) and the properties: no regrowth.
+    let mut headers = Vec::with_capacity(8 + message.properties.len());
+    headers.extend([
         borrowed(ROCKETMQ_TOPIC, &message.topic),
         borrowed(ROCKETMQ_BROKER, &message.broker),
         text(ROCKETMQ_QUEUE_ID, message.queue_id.to_string()),
         text(ROCKETMQ_QUEUE_OFFSET, message.queue_offset.to_string()),
-    ];
+    ]);
     if let Some(id) = &message.msg_id {
         headers.push(borrowed(ROCKETMQ_MSG_ID, id));
     }
@@ -169,8 +175,13 @@ fn headers<'a>(message: &'a RocketMqMessage, kafka_topic: &str) -> Vec<OutgoingH
         ROCKETMQ_STORE_TIMESTAMP,
         message.store_timestamp_ms.to_string(),
     ));
-    let mut properties: Vec<&(String, String)> = message.properties.iter().collect();
-    properties.sort();
+    let mut properties: Vec<(&'a str, &'a str)> = message
+        .properties
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    // Names are unique: sorting by name orders them fully.
+    properties.sort_unstable_by_key(|(name, _)| *name);
     for (name, value) in properties {
         let name: Cow<'a, str> = if name.starts_with(RESERVED_PREFIX) {
             Cow::Owned(format!("{ESCAPED_PROPERTY_PREFIX}{name}"))
@@ -376,13 +387,13 @@ pub fn unmap_record(record: &KafkaCopy) -> Result<RocketMqMessage, UnmapRecordEr
         tags: None,
         born_timestamp_ms: record.timestamp_ms,
         store_timestamp_ms: -1,
-        body: record.value.clone(),
+        body: Bytes::from(record.value.clone()),
         properties: Vec::new(),
     };
     if let Some(key) = &record.key {
         let keys = String::from_utf8(key.clone())
             .map_err(|_| UnmapRecordError("the key is not UTF-8".to_string()))?;
-        message.keys = Some(keys);
+        message.keys = Some(keys.into());
     }
     for (name, value) in &record.headers {
         let value = value
@@ -403,8 +414,8 @@ pub fn unmap_record(record: &KafkaCopy) -> Result<RocketMqMessage, UnmapRecordEr
                     .map_err(|_| UnmapRecordError("ROCKETMQ_QUEUE_ID is out of range".into()))?;
             }
             ROCKETMQ_QUEUE_OFFSET => message.queue_offset = number(&value)?,
-            ROCKETMQ_MSG_ID => message.msg_id = Some(value),
-            ROCKETMQ_TAGS => message.tags = Some(value),
+            ROCKETMQ_MSG_ID => message.msg_id = Some(value.into()),
+            ROCKETMQ_TAGS => message.tags = Some(value.into()),
             ROCKETMQ_STORE_TIMESTAMP => message.store_timestamp_ms = number(&value)?,
             ROCKETMQ_COPY_ID => {}
             _ => {
@@ -412,7 +423,7 @@ pub fn unmap_record(record: &KafkaCopy) -> Result<RocketMqMessage, UnmapRecordEr
                     .strip_prefix(ESCAPED_PROPERTY_PREFIX)
                     .unwrap_or(name)
                     .to_string();
-                message.properties.push((name, value));
+                message.properties.push((name.into(), value.into()));
             }
         }
     }
@@ -455,7 +466,7 @@ mod tests {
             tags: Some("eu".into()),
             born_timestamp_ms: 1_764_900_000_000,
             store_timestamp_ms: 1_764_900_000_123,
-            body: b"{\"total\":12}".to_vec(),
+            body: b"{\"total\":12}".to_vec().into(),
             properties: vec![
                 ("zone".into(), "eu-west".into()),
                 ("ROCKETMQ_TOPIC".into(), "set by a producer".into()),
@@ -497,7 +508,7 @@ mod tests {
         let original = message();
         let rules = rules(1 << 20);
         let record = copy(&original, &rules);
-        assert_eq!(record.value, original.body.as_slice());
+        assert_eq!(record.value, &original.body[..]);
         assert_eq!(record.key, Some(&b"order-9 customer-2"[..]));
         assert_eq!(record.timestamp_ms, original.born_timestamp_ms);
         let names: Vec<&str> = record.headers.iter().map(|(n, _)| n.as_ref()).collect();
@@ -565,13 +576,8 @@ mod tests {
             (KAFKA_OFFSET.into(), "17".into()),
             (KAFKA_TIMESTAMP.into(), "1764900000000".into()),
         ];
-        forward.msg_id = Some(deterministic_id(
-            &forward.topic,
-            "orders",
-            2,
-            17,
-            Some(1_764_900_000_000),
-        ));
+        forward.msg_id =
+            Some(deterministic_id(&forward.topic, "orders", 2, 17, Some(1_764_900_000_000)).into());
         let rules = rules(1 << 20);
         assert_eq!(map_message(&forward, &rules), Err(Rejection::BridgeCopy));
 

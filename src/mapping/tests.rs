@@ -272,7 +272,7 @@ fn with_loop_prevention_reverse_copies_stay_and_forgeries_are_rejected() {
         tags: None,
         born_timestamp_ms: 1,
         store_timestamp_ms: 2,
-        body: b"v".to_vec(),
+        body: b"v".to_vec().into(),
         properties: vec![],
     };
     let back = reverse::ReverseRules {

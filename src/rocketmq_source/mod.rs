@@ -375,7 +375,7 @@ impl Incoming for RocketMqMessage {
             .iter()
             .map(|(name, value)| name.len() + value.len())
             .sum();
-        let keys = self.keys.as_ref().map_or(0, String::len);
+        let keys = self.keys.as_ref().map_or(0, |keys| keys.len());
         (keys + self.body.len() + properties) as u64
     }
 

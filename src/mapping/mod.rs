@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::sync::LazyLock;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -325,14 +326,24 @@ fn is_carriable_name(name: &str) -> bool {
 /// Whether `name` is one of RocketMQ's own properties rather than the
 /// user's or the bridge's. The bridge's provenance and the names every
 /// pulled message carries are told without hashing: readers call this for
-/// each property of millions of messages.
+/// each property of millions of messages, and the forward mapping for each
+/// header of every record.
 pub fn is_system_property(name: &str) -> bool {
     match name {
         _ if name.starts_with(RESERVED_PREFIX) => false,
         "UNIQ_KEY" | "KEYS" | "TAGS" | "WAIT" | "MIN_OFFSET" | "MAX_OFFSET" | "CLUSTER" => true,
-        _ => rocketmq_model::common::message::STRING_HASH_SET.contains(name),
+        _ => SYSTEM_PROPERTIES.contains(name),
     }
 }
+
+/// The client's set of system property names, hashed with foldhash: its
+/// own set uses SipHash, which was 1.6% of a forward copy's samples.
+static SYSTEM_PROPERTIES: LazyLock<foldhash::HashSet<&'static str>> = LazyLock::new(|| {
+    rocketmq_model::common::message::STRING_HASH_SET
+        .iter()
+        .copied()
+        .collect()
+});
 
 /// A Kafka header: name and nullable value.
 type Header = (String, Option<Vec<u8>>);

@@ -374,7 +374,12 @@ impl<F: Flow> Dispatcher<F> {
         if let Some(ThrottleChange::Started { limiter }) =
             self.status.throttled(&label, limiter.label())
         {
-            tracing::info!(mapping = %label, limiter, "mapping throttled by a rate limit; its records wait, Kafka pauses if they pile up");
+            let source = F::DIRECTION.source_system();
+            tracing::info!(
+                mapping = %label,
+                limiter,
+                "mapping throttled by a rate limit; its records wait, reading from {source} pauses if they pile up"
+            );
         }
     }
 

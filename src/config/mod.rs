@@ -274,6 +274,14 @@ impl Direction {
             Direction::RocketmqToKafka => "rocketmq_to_kafka",
         }
     }
+
+    /// The system this direction reads from, as log lines name it.
+    pub fn source_system(self) -> &'static str {
+        match self {
+            Direction::KafkaToRocketmq => "Kafka",
+            Direction::RocketmqToKafka => "RocketMQ",
+        }
+    }
 }
 
 impl fmt::Display for Direction {

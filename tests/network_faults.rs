@@ -47,8 +47,27 @@ struct FaultBrokers {
     broker: FaultProxy,
 }
 
+/// How often the brokers start on new ports when a port chosen free was
+/// taken by another process before they bound it (tests run in parallel,
+/// and each binds ports of its own).
+const START_ATTEMPTS: usize = 3;
+
 impl FaultBrokers {
     async fn start() -> Self {
+        for attempt in 1..=START_ATTEMPTS {
+            match Self::try_start().await {
+                Ok(brokers) => return brokers,
+                Err(failure) if failure.contains("already in use by another process") => {
+                    eprintln!("attempt {attempt} of {START_ATTEMPTS}: {failure}");
+                }
+                Err(failure) => panic!("{failure}"),
+            }
+        }
+        panic!("the brokers found a port taken in each of {START_ATTEMPTS} attempts")
+    }
+
+    /// Dropping what was made on failure stops and removes it.
+    async fn try_start() -> Result<Self, String> {
         let kafka_port = closed_kafka_port();
         let kafka = FaultProxy::start(
             localhost([127, 0, 0, 1], 0),
@@ -78,18 +97,24 @@ impl FaultBrokers {
         );
         // Blocking, while this runtime serves the proxies the start-up
         // probes go through.
-        let own = tokio::task::spawn_blocking(move || {
-            own.run("start", &[]);
-            own
+        let (own, started) = tokio::task::spawn_blocking(move || {
+            let (started, stderr) = own.try_run("start", &[]);
+            let started = if started {
+                Ok(())
+            } else {
+                Err(format!("brokers.sh start failed: {stderr}"))
+            };
+            (own, started)
         })
         .await
         .expect("brokers.sh start");
-        FaultBrokers {
+        started?;
+        Ok(FaultBrokers {
             own,
             kafka,
             namesrv,
             broker,
-        }
+        })
     }
 
     fn proxy(&self, target: Target) -> &FaultProxy {

@@ -47,17 +47,12 @@ struct FaultBrokers {
     broker: FaultProxy,
 }
 
-/// How often the brokers start on new ports when a port chosen free was
-/// taken by another process before they bound it (tests run in parallel,
-/// and each binds ports of its own).
-const START_ATTEMPTS: usize = 3;
-
 impl FaultBrokers {
     async fn start() -> Self {
         for attempt in 1..=START_ATTEMPTS {
             match Self::try_start().await {
                 Ok(brokers) => return brokers,
-                Err(failure) if failure.contains("already in use by another process") => {
+                Err(failure) if port_taken(&failure) => {
                     eprintln!("attempt {attempt} of {START_ATTEMPTS}: {failure}");
                 }
                 Err(failure) => panic!("{failure}"),

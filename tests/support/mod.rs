@@ -753,6 +753,16 @@ pub fn metric_sum(port: u16, name: &str) -> f64 {
         .sum()
 }
 
+/// How often a test's own brokers start again on new ports when one chosen
+/// free was bound by another process first.
+pub const START_ATTEMPTS: usize = 3;
+
+/// Whether `brokers.sh start` refused because a port it was given is
+/// listened on by another process.
+pub fn port_taken(stderr: &str) -> bool {
+    stderr.contains("already in use by another process")
+}
+
 /// Brokers of a test's own, started by `scripts/brokers.sh` on ports and
 /// with a state directory of their own, for tests that need brokers set up
 /// differently from the shared ones (or that fault them). Dropping it stops
@@ -780,9 +790,28 @@ impl OwnBrokers {
                         .all(|q| TcpListener::bind(("127.0.0.1", *q)).is_ok())
             })
             .expect("a free broker port");
-        let brokers = Self::on_ports(closed_kafka_port(), closed_port(), broker_port, settings);
-        brokers.run("start", components);
-        brokers
+        Self::start_placed(components, || {
+            Self::on_ports(closed_kafka_port(), closed_port(), broker_port, settings)
+        })
+    }
+
+    /// Starts `components` of the brokers `place` puts on free ports, and
+    /// places them again when one of those ports was bound by another
+    /// process before the brokers bound it (tests run in parallel).
+    fn start_placed(components: &[&str], place: impl Fn() -> Self) -> Self {
+        for attempt in 1..=START_ATTEMPTS {
+            let brokers = place();
+            let (started, stderr) = brokers.try_run("start", components);
+            if started {
+                return brokers;
+            }
+            assert!(
+                port_taken(&stderr),
+                "brokers.sh start {components:?} failed: {stderr}"
+            );
+            eprintln!("attempt {attempt} of {START_ATTEMPTS}: {stderr}");
+        }
+        panic!("a port of the brokers was taken in each of {START_ATTEMPTS} attempts")
     }
 
     /// Not started yet: the caller chose the ports (to put proxies in front).
@@ -1101,9 +1130,9 @@ impl OwnBrokers {
         broker_masters: usize,
         settings: &[(&str, &str)],
     ) -> Self {
-        let brokers = Self::cluster_on_free_ports(kafka_nodes, broker_masters, settings);
-        brokers.run("start", components);
-        brokers
+        Self::start_placed(components, || {
+            Self::cluster_on_free_ports(kafka_nodes, broker_masters, settings)
+        })
     }
 
     /// `start_cluster`, not started yet.

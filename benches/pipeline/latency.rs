@@ -20,11 +20,12 @@ pub async fn latency(
     bench.create_topics(&config, bench.args.partitions, bench.args.queues)?;
     let mut bridge = BridgeProcess::start_with_env(bench, &config, variant.env)?;
     let producer = latency_producer(bench, &kafka_topic).await?;
-    // Ready once the probe record went through.
+    let probes = bench.args.partitions as i64;
+    // Ready once every partition's probe record went through.
     wait_for_copy(
         bench,
         Target::RocketMq(&rocketmq_topic),
-        1,
+        probes,
         Duration::from_secs(60),
         &mut bridge,
     )
@@ -33,7 +34,7 @@ pub async fn latency(
     wait_for_copy(
         bench,
         Target::RocketMq(&rocketmq_topic),
-        total as i64 + 1,
+        total as i64 + probes,
         Duration::from_secs(300),
         &mut bridge,
     )
@@ -76,20 +77,28 @@ pub async fn latency(
 }
 
 /// A producer with a 1 ms linger (small produce requests, as a
-/// latency-minded producer sends), after it stored one probe record.
+/// latency-minded producer sends), after it stored one probe record in each
+/// partition. The measured window starts once every probe went through:
+/// the first record of each partition (and of each RocketMQ queue) pays
+/// one-time costs, such as the broker creating the queue's files, that
+/// belong to a new topic, not to the load.
 pub async fn latency_producer(bench: &Bench, kafka_topic: &str) -> Result<FutureProducer> {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &bench.args.kafka)
         .set("linger.ms", "1")
         .set("queue.buffering.max.messages", "1000000")
         .create()?;
-    producer
-        .send(
-            FutureRecord::<[u8], [u8]>::to(kafka_topic).payload(b"probe"),
-            Duration::from_secs(10),
-        )
-        .await
-        .map_err(|(e, _)| e)?;
+    for partition in 0..bench.args.partitions as i32 {
+        producer
+            .send(
+                FutureRecord::<[u8], [u8]>::to(kafka_topic)
+                    .partition(partition)
+                    .payload(b"probe"),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)?;
+    }
     Ok(producer)
 }
 
@@ -151,10 +160,12 @@ pub async fn kafka_latency(
         .create()?;
     consumer.subscribe(&[&kafka_topic])?;
     let producer = latency_producer(bench, &kafka_topic).await?;
-    // Ready once the consumer got the probe record.
-    tokio::time::timeout(Duration::from_secs(60), consumer.recv())
-        .await
-        .context("the Kafka consumer got nothing within 60 s")??;
+    // Ready once the consumer got every partition's probe record.
+    for _ in 0..bench.args.partitions {
+        tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+            .await
+            .context("the Kafka consumer did not get every probe within 60 s")??;
+    }
     let expected = (rate * duration.as_secs_f64()) as usize;
     let reader = tokio::spawn(async move {
         let mut latencies = Vec::with_capacity(expected);

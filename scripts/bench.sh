@@ -76,6 +76,11 @@ else
     namesrv=127.0.0.1:$BRIDGE_NAMESRV_PORT
     step "benchmark brokers (Kafka $kafka, RocketMQ name server $namesrv)"
     started_brokers=1
+    # Every run starts on empty brokers: data left in this directory (by
+    # brokers started by hand on these ports, or a run that was killed) would
+    # be measured with, and would count against the disk-space limit above
+    # which RocketMQ refuses writes (90% used).
+    "$HERE/brokers.sh" clean >/dev/null
     "$HERE/brokers.sh" start >/dev/null
 fi
 

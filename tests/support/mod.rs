@@ -780,17 +780,10 @@ impl OwnBrokers {
     /// Starts `components` (`kafka`, `namesrv`, `broker`; none means all)
     /// on free ports, with `settings` (brokers.sh environment) added.
     pub fn start(components: &[&str], settings: &[(&str, &str)]) -> Self {
-        // The broker also binds its port - 2 and + 1.
-        let broker_port = (0..100)
-            .map(|_| closed_port())
-            .find(|p| {
-                *p > 1100
-                    && [p - 2, p + 1]
-                        .iter()
-                        .all(|q| TcpListener::bind(("127.0.0.1", *q)).is_ok())
-            })
-            .expect("a free broker port");
+        // Every port is chosen again on each attempt. The broker also binds
+        // its port - 2 and + 1.
         Self::start_placed(components, || {
+            let broker_port = free_base(&[-2, 0, 1]);
             Self::on_ports(closed_kafka_port(), closed_port(), broker_port, settings)
         })
     }
